@@ -1,0 +1,5 @@
+//! fastrec's recovery engine.
+pub mod error;
+pub mod format;
+pub mod image;
+pub use error::{Error, Result};
