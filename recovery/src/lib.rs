@@ -1,4 +1,5 @@
 //! fastrec's recovery engine.
+pub mod dir;
 pub mod error;
 pub mod format;
 pub mod image;

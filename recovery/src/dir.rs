@@ -1,0 +1,26 @@
+//! Names of the files in a recovery directory.
+//!
+//! ```text
+//! DIR/image.img          the home location (see `image`)
+//! DIR/journal/seg-*.wal  journal segments (see `format`)
+//! DIR/LOCK               exclusive lock held by a running recovery
+//! DIR/recovered.json     written after a successful recovery (see `marker`)
+//! DIR/manifest.json      generator parameters and seed (crash states only)
+//! DIR/expected.json      oracle: expected image digest (crash states only)
+//! DIR/expected.digests   oracle: per-block xxh3-64 digests, little-endian u64 each
+//! ```
+
+/// The image file.
+pub const IMAGE_FILE: &str = "image.img";
+/// The journal directory.
+pub const JOURNAL_DIR: &str = "journal";
+/// The lock file.
+pub const LOCK_FILE: &str = "LOCK";
+/// The recovery marker.
+pub const MARKER_FILE: &str = "recovered.json";
+/// Generator manifest.
+pub const MANIFEST_FILE: &str = "manifest.json";
+/// Oracle summary.
+pub const EXPECTED_FILE: &str = "expected.json";
+/// Oracle per-block digests.
+pub const EXPECTED_DIGESTS_FILE: &str = "expected.digests";
