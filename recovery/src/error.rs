@@ -39,6 +39,8 @@ pub enum CorruptKind {
     UnknownRecordType(u8),
     /// The file is shorter than a segment header.
     TruncatedHeader,
+    /// Zero-filled bytes where records should be, with valid records after them.
+    Hole,
 }
 
 impl std::fmt::Display for CorruptKind {
@@ -59,6 +61,7 @@ impl std::fmt::Display for CorruptKind {
             }
             CorruptKind::UnknownRecordType(t) => write!(f, "unknown mandatory record type {t:#04x}"),
             CorruptKind::TruncatedHeader => write!(f, "truncated segment header"),
+            CorruptKind::Hole => write!(f, "zero-filled bytes followed by valid records"),
         }
     }
 }

@@ -1,6 +1,36 @@
-//! fastrec's recovery engine.
+//! fastrec's recovery engine: turns a crashed image and its write-ahead journal into exactly
+//! the committed state.
+//!
+//! Data flows through these modules, in order:
+//!
+//! - [`format`]: the on-disk journal format (segments, fragments, records) and its writer.
+//! - [`image`]: the home location's layout (superblock, bitmaps, orphan list, data).
+//! - [`journal`]: locating and validating segments; the single I/O seam for reading them.
+//! - [`scan`]: walking records in LSN order, finding the durable end, applying the
+//!   [`RecoveryMode`] to damage.
+//! - [`analysis`]: the transaction table (winners, aborted, losers) and what redo may skip.
+//! - [`replay`]: redo, undo and orphan cleanup over a windowed block cache, then write-back.
+//! - [`recover`]: the pipeline that ties them together under an exclusive lock, and the
+//!   [`RecoveryReport`].
+//!
+//! ```no_run
+//! use recovery::{recover, RecoverOptions};
+//! let report = recover(std::path::Path::new("/tmp/crash"), &RecoverOptions::default())?;
+//! println!("{report}");
+//! # Ok::<(), recovery::Error>(())
+//! ```
+
+pub mod analysis;
 pub mod dir;
 pub mod error;
 pub mod format;
 pub mod image;
-pub use error::{Error, Result};
+pub mod journal;
+pub mod recover;
+pub mod replay;
+pub mod scan;
+
+pub use error::{CorruptKind, Error, Result};
+pub use journal::IoBackend;
+pub use recover::{analyze_dir, recover, RecoverOptions, RecoveryMode, RecoveryReport};
+pub use replay::FaultPoint;

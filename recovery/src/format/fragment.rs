@@ -131,7 +131,7 @@ impl<'a> SegmentDecoder<'a> {
     /// its header is structurally valid and its checksum matches.
     pub fn valid_fragment_at(&self, pos: usize) -> Option<(u8, usize)> {
         let end = self.block_end(pos);
-        if end - pos < FRAGMENT_HEADER_LEN || pos + FRAGMENT_HEADER_LEN > self.data.len() {
+        if end - pos <= FRAGMENT_HEADER_LEN || pos + FRAGMENT_HEADER_LEN > self.data.len() {
             return None;
         }
         let h = &self.data[pos..pos + FRAGMENT_HEADER_LEN];
@@ -182,7 +182,7 @@ impl<'a> SegmentDecoder<'a> {
         loop {
             let pos = self.pos;
             let block_end = self.block_end(pos);
-            if block_end - pos < FRAGMENT_HEADER_LEN {
+            if block_end - pos <= FRAGMENT_HEADER_LEN {
                 self.pos = block_end;
                 continue;
             }

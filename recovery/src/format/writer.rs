@@ -118,9 +118,9 @@ impl JournalWriter {
             return Err(Error::Config(format!("journal block size {} is not a power of two in 4 KiB..1 MiB", cfg.block_size)));
         }
         let usable = cfg.segment_blocks.saturating_mul(u64::from(cfg.block_size) - FRAGMENT_HEADER_LEN as u64 * 2);
-        if usable < 2 * RECORD_LEN_MAX as u64 {
+        if usable < RECORD_LEN_MAX as u64 {
             return Err(Error::Config(format!(
-                "segment of {} blocks of {} bytes cannot hold two records of the maximum size",
+                "segment of {} blocks of {} bytes cannot hold a record of the maximum size",
                 cfg.segment_blocks, cfg.block_size
             )));
         }
@@ -156,7 +156,7 @@ impl JournalWriter {
         let mut rem = len;
         loop {
             let space = bs - offset % bs;
-            if space < FRAGMENT_HEADER_LEN as u64 {
+            if space <= FRAGMENT_HEADER_LEN as u64 {
                 offset += space;
                 continue;
             }
@@ -247,7 +247,7 @@ impl JournalWriter {
         let mut first = true;
         while !rest.is_empty() {
             let space = bs - seg.len % bs;
-            if space < FRAGMENT_HEADER_LEN as u64 {
+            if space <= FRAGMENT_HEADER_LEN as u64 {
                 seg.pending.extend(std::iter::repeat_n(0u8, space as usize));
                 seg.len += space;
                 continue;

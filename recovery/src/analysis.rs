@@ -1,0 +1,334 @@
+//! Analysis: the transaction table (committed, aborted, in flight), the validity of every
+//! record against the image layout, and the facts redo needs: the last full-block write and the
+//! newest committed revoke of every block.
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::error::{Error, Result};
+use crate::format::record::{AllocTarget, Record, RecordHeader};
+use crate::image::{BitRegion, Layout};
+use crate::journal::Journal;
+use crate::scan::RecordCtx;
+use crate::RecoveryMode;
+
+/// What became of a transaction by the durable end of the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TxnOutcome {
+    /// Its commit record is durable: a winner, redone.
+    Committed,
+    /// Its abort record is durable: its compensation records already undid it.
+    Aborted,
+    /// Neither: a loser, rolled back (steal) or discarded (no-steal).
+    InFlight,
+    /// Skip-corrupt lost some of its records: treated as a loser, never half-applied.
+    Damaged,
+}
+
+/// Where an undoable record of a possible loser lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UndoLoc {
+    /// The record's LSN.
+    pub lsn: u64,
+    /// Its segment index.
+    pub segment: u32,
+    /// Offset of its first fragment.
+    pub start: u64,
+}
+
+/// One transaction's entry in the table.
+#[derive(Debug, Clone)]
+pub struct TxnEntry {
+    /// Outcome so far (final once the scan ends).
+    pub outcome: TxnOutcome,
+    /// Records seen before its commit or abort.
+    pub records: u32,
+    /// ALLOC records it logged (not compensation).
+    pub allocs: u32,
+    full_writes: Vec<(u64, u64)>,
+    revokes: Vec<(u64, u64)>,
+    undo: Vec<UndoLoc>,
+}
+
+impl TxnEntry {
+    fn new() -> Self {
+        TxnEntry {
+            outcome: TxnOutcome::InFlight,
+            records: 0,
+            allocs: 0,
+            full_writes: Vec::new(),
+            revokes: Vec::new(),
+            undo: Vec::new(),
+        }
+    }
+}
+
+/// A record skip-corrupt passed over because it describes an impossible operation.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct InvalidNote {
+    /// Its LSN.
+    pub lsn: u64,
+    /// Its transaction.
+    pub txid: u64,
+    /// Why it is invalid.
+    pub reason: String,
+}
+
+/// Counts of records by type.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RecordCounts {
+    /// WRITE records (compensation included).
+    pub writes: u64,
+    /// Of which full-block.
+    pub full_writes: u64,
+    /// ALLOC and FREE records.
+    pub bitmap: u64,
+    /// ORPHAN_ADD and ORPHAN_REMOVE records.
+    pub orphan: u64,
+    /// REVOKE records.
+    pub revokes: u64,
+    /// COMMIT records.
+    pub commits: u64,
+    /// ABORT records.
+    pub aborts: u64,
+    /// Compensation records of any type.
+    pub compensation: u64,
+    /// Optional records of unknown type.
+    pub optional: u64,
+}
+
+/// Checks a record against the layout; `Some(reason)` when it cannot be applied.
+pub fn invalid_reason(layout: &Layout, steal: bool, rec: &Record<'_>) -> Option<String> {
+    let bs = layout.block_size();
+    let data = layout.data_start()..layout.block_count();
+    match *rec {
+        Record::Write { block, offset, redo, undo, full, compensation } => {
+            if !data.contains(&block) {
+                return Some(format!("write to block {block} outside the data region {data:?}"));
+            }
+            if offset as usize + redo.len() > bs {
+                return Some(format!("write of {} bytes at offset {offset} overruns a {bs}-byte block", redo.len()));
+            }
+            if full && redo.len() != bs {
+                return Some(format!("full-block write of {} bytes to {bs}-byte blocks", redo.len()));
+            }
+            if steal && !compensation && undo.is_none() {
+                return Some("write without undo bytes in a steal-policy journal".into());
+            }
+            None
+        }
+        Record::Bitmap { target: AllocTarget::Block, index, .. } | Record::Revoke { block: index } => {
+            (!data.contains(&index)).then(|| format!("block {index} outside the data region {data:?}"))
+        }
+        Record::Bitmap { target: AllocTarget::Inode, index, .. } | Record::Orphan { ino: index, .. } => {
+            (index >= layout.geometry.inode_count).then(|| format!("inode {index} beyond the {} inode slots", layout.geometry.inode_count))
+        }
+        Record::Commit { .. } | Record::Abort { .. } | Record::Optional { .. } => None,
+    }
+}
+
+/// The image blocks a record changes (at most one).
+pub fn target_block(layout: &Layout, rec: &Record<'_>) -> Option<u64> {
+    match *rec {
+        Record::Write { block, .. } => Some(block),
+        Record::Bitmap { target, index, .. } => {
+            let region = match target {
+                AllocTarget::Block => BitRegion::Blocks,
+                AllocTarget::Inode => BitRegion::Inodes,
+            };
+            layout.bit(region, index).map(|p| p.block)
+        }
+        Record::Orphan { ino, .. } => layout.bit(BitRegion::Orphans, ino).map(|p| p.block),
+        _ => None,
+    }
+}
+
+/// Builds the transaction table during the first scan.
+pub struct Analyzer<'a> {
+    layout: &'a Layout,
+    journal: &'a Journal,
+    mode: RecoveryMode,
+    steal: bool,
+    txns: FxHashMap<u64, TxnEntry>,
+    touched: FxHashSet<u64>,
+    invalid: Vec<InvalidNote>,
+    counts: RecordCounts,
+}
+
+/// The finished analysis.
+pub struct Analysis {
+    /// The transaction table.
+    pub txns: FxHashMap<u64, TxnEntry>,
+    /// Journal written under the steal policy.
+    pub steal: bool,
+    /// Every image block some record changes, plus the bitmaps orphan cleanup reads.
+    pub touched: Vec<u64>,
+    /// Newest full-block write to each block among the records redo applies.
+    pub last_full: FxHashMap<u64, u64>,
+    /// Newest revoke of each block by a committed transaction.
+    pub revoked: FxHashMap<u64, u64>,
+    /// Undoable records of losers, newest first (steal only).
+    pub undo: Vec<UndoLoc>,
+    /// Records skip-corrupt passed over as invalid.
+    pub invalid: Vec<InvalidNote>,
+    /// Record counts by type.
+    pub counts: RecordCounts,
+}
+
+impl Analysis {
+    /// Whether redo applies the records of transaction `txid`.
+    pub fn redo_applies(&self, txid: u64) -> bool {
+        if self.steal {
+            // Repeat history: winners, losers and compensation records alike.
+            true
+        } else {
+            self.txns.get(&txid).is_some_and(|t| t.outcome == TxnOutcome::Committed)
+        }
+    }
+
+    /// Number of transactions with the given outcome.
+    pub fn count(&self, outcome: TxnOutcome) -> u64 {
+        self.txns.values().filter(|t| t.outcome == outcome).count() as u64
+    }
+
+    /// ALLOC records logged by losers (rolled back under steal, never applied under no-steal).
+    pub fn loser_allocs(&self) -> u64 {
+        self.txns
+            .values()
+            .filter(|t| matches!(t.outcome, TxnOutcome::InFlight | TxnOutcome::Damaged))
+            .map(|t| u64::from(t.allocs))
+            .sum()
+    }
+}
+
+impl<'a> Analyzer<'a> {
+    /// A new, empty analysis for `journal` against `layout`.
+    pub fn new(layout: &'a Layout, journal: &'a Journal, mode: RecoveryMode) -> Self {
+        Analyzer {
+            layout,
+            journal,
+            mode,
+            steal: journal.steal(),
+            txns: FxHashMap::default(),
+            touched: FxHashSet::default(),
+            invalid: Vec::new(),
+            counts: RecordCounts::default(),
+        }
+    }
+
+    fn reject(&mut self, ctx: &RecordCtx, h: &RecordHeader, reason: String) -> Result<()> {
+        if self.mode == RecoveryMode::SkipCorrupt {
+            self.txns.entry(h.txid).or_insert_with(TxnEntry::new).outcome = TxnOutcome::Damaged;
+            self.invalid.push(InvalidNote { lsn: h.lsn, txid: h.txid, reason });
+            return Ok(());
+        }
+        Err(Error::InvalidRecord {
+            path: self.journal.segments[ctx.segment].path.clone(),
+            offset: ctx.start,
+            lsn: h.lsn,
+            reason,
+        })
+    }
+
+    /// Takes one record, in LSN order.
+    pub fn visit(&mut self, ctx: &RecordCtx, h: &RecordHeader, rec: &Record<'_>) -> Result<()> {
+        let c = &mut self.counts;
+        match rec {
+            Record::Write { full, .. } => {
+                c.writes += 1;
+                c.full_writes += u64::from(*full);
+            }
+            Record::Bitmap { .. } => c.bitmap += 1,
+            Record::Orphan { .. } => c.orphan += 1,
+            Record::Revoke { .. } => c.revokes += 1,
+            Record::Commit { .. } => c.commits += 1,
+            Record::Abort { .. } => c.aborts += 1,
+            Record::Optional { .. } => {
+                c.optional += 1;
+                return Ok(());
+            }
+        }
+        c.compensation += u64::from(rec.is_compensation());
+        if let Some(reason) = invalid_reason(self.layout, self.steal, rec) {
+            return self.reject(ctx, h, reason);
+        }
+        let entry = self.txns.entry(h.txid).or_insert_with(TxnEntry::new);
+        if matches!(entry.outcome, TxnOutcome::Committed | TxnOutcome::Aborted) {
+            let reason = format!("record of transaction {} after its commit or abort", h.txid);
+            return self.reject(ctx, h, reason);
+        }
+        match *rec {
+            Record::Commit { records } | Record::Abort { records } => {
+                if entry.outcome == TxnOutcome::Damaged {
+                    // Half of it is gone: it stays a loser, whatever its end record says.
+                    return Ok(());
+                }
+                if records != entry.records {
+                    let reason = format!("transaction {} ends claiming {records} records, the journal holds {}", h.txid, entry.records);
+                    return self.reject(ctx, h, reason);
+                }
+                entry.outcome = if matches!(rec, Record::Commit { .. }) { TxnOutcome::Committed } else { TxnOutcome::Aborted };
+                // Only losers are undone; a finished transaction's locations are not needed.
+                entry.undo = Vec::new();
+                return Ok(());
+            }
+            Record::Revoke { block } => entry.revokes.push((block, h.lsn)),
+            Record::Write { block, full, .. } if full => entry.full_writes.push((block, h.lsn)),
+            Record::Bitmap { set: true, compensation: false, .. } => entry.allocs += 1,
+            _ => {}
+        }
+        entry.records += 1;
+        if self.steal && !rec.is_compensation() && !matches!(rec, Record::Revoke { .. }) {
+            entry.undo.push(UndoLoc { lsn: h.lsn, segment: ctx.segment as u32, start: ctx.start });
+        }
+        if let Some(b) = target_block(self.layout, rec) {
+            self.touched.insert(b);
+        }
+        Ok(())
+    }
+
+    /// Finishes the table: decides what redo skips and what undo restores.
+    pub fn finish(self) -> Analysis {
+        let steal = self.steal;
+        let mut last_full: FxHashMap<u64, u64> = FxHashMap::default();
+        let mut revoked: FxHashMap<u64, u64> = FxHashMap::default();
+        let mut undo = Vec::new();
+        for t in self.txns.values() {
+            let redone = steal || t.outcome == TxnOutcome::Committed;
+            if redone {
+                for &(b, lsn) in &t.full_writes {
+                    let e = last_full.entry(b).or_insert(lsn);
+                    *e = (*e).max(lsn);
+                }
+            }
+            // jbd2 honours only revokes of committed transactions: a loser never freed the
+            // block, so nobody can have reused it.
+            if t.outcome == TxnOutcome::Committed {
+                for &(b, lsn) in &t.revokes {
+                    let e = revoked.entry(b).or_insert(lsn);
+                    *e = (*e).max(lsn);
+                }
+            }
+            if steal && matches!(t.outcome, TxnOutcome::InFlight | TxnOutcome::Damaged) {
+                undo.extend_from_slice(&t.undo);
+            }
+        }
+        undo.sort_unstable_by_key(|u| std::cmp::Reverse(u.lsn));
+        let mut touched = self.touched;
+        // Orphan cleanup reads the whole orphan bitmap and may clear inode bits anywhere.
+        touched.extend(self.layout.orphan_bitmap.clone());
+        touched.extend(self.layout.inode_bitmap.clone());
+        let mut touched: Vec<u64> = touched.into_iter().collect();
+        touched.sort_unstable();
+        Analysis {
+            txns: self.txns,
+            steal,
+            touched,
+            last_full,
+            revoked,
+            undo,
+            invalid: self.invalid,
+            counts: self.counts,
+        }
+    }
+}

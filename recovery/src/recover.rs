@@ -1,0 +1,429 @@
+//! The recovery pipeline: lock -> locate -> scan + analysis -> (per window) redo, undo,
+//! orphan cleanup, write-back -> fsync -> mark recovered.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::analysis::{Analysis, Analyzer, InvalidNote, RecordCounts, TxnOutcome};
+use crate::dir::{IMAGE_FILE, JOURNAL_DIR, LOCK_FILE, MARKER_FILE};
+use crate::error::{Error, Result};
+use crate::image::Layout;
+use crate::journal::{IoBackend, Journal, LocateNote};
+use crate::replay::{self, BlockCache, FaultPoint, ReplayStats};
+use crate::scan::{self, SkippedRange, TailCut};
+
+/// What recovery may do with damaged journal bytes. Each mode states exactly what it may
+/// lose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecoveryMode {
+    /// Default. Damage after which nothing valid follows is a torn tail: the journal is cut at
+    /// the last valid record and what follows is treated as never written (it was never
+    /// acknowledged as durable). A last segment with a short header is ignored the same way.
+    /// Damage followed by valid records is an error: the image is left untouched.
+    #[default]
+    TolerateTail,
+    /// Any damage, a torn tail included, is an error and the image is left byte-for-byte
+    /// untouched. Zero fill after the last record (unwritten space) is not damage.
+    Absolute,
+    /// Damaged records and segment headers are skipped and each is reported. Loses the
+    /// skipped records; a transaction that lost any record, or logged an impossible one, is
+    /// treated as a loser (never half-applied), even if its commit survived.
+    SkipCorrupt,
+}
+
+impl std::str::FromStr for RecoveryMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "tolerate-tail" => Ok(RecoveryMode::TolerateTail),
+            "absolute" => Ok(RecoveryMode::Absolute),
+            "skip-corrupt" => Ok(RecoveryMode::SkipCorrupt),
+            _ => Err(Error::Config(format!("unknown recovery mode `{s}` (expected tolerate-tail, absolute or skip-corrupt)"))),
+        }
+    }
+}
+
+impl std::fmt::Display for RecoveryMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RecoveryMode::TolerateTail => "tolerate-tail",
+            RecoveryMode::Absolute => "absolute",
+            RecoveryMode::SkipCorrupt => "skip-corrupt",
+        })
+    }
+}
+
+/// Smallest accepted memory budget.
+pub const MEMORY_BUDGET_MIN: u64 = 1 << 20;
+
+/// Recovery settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecoverOptions {
+    /// Damage handling. Default [`RecoveryMode::TolerateTail`].
+    pub mode: RecoveryMode,
+    /// How journal segments are read. Default [`IoBackend::Mmap`].
+    pub io: IoBackend,
+    /// Bytes the image block cache may use; more touched blocks than fit are recovered in
+    /// several windows. Default 1 GiB, minimum 1 MiB.
+    pub memory_budget_bytes: u64,
+    /// Replay even when the marker says this journal was already recovered. Default false.
+    pub force: bool,
+    /// Test hook: simulate a crash at a named point. Default none.
+    pub fault: Option<FaultPoint>,
+}
+
+impl Default for RecoverOptions {
+    fn default() -> Self {
+        RecoverOptions {
+            mode: RecoveryMode::default(),
+            io: IoBackend::default(),
+            memory_budget_bytes: 1 << 30,
+            force: false,
+            fault: None,
+        }
+    }
+}
+
+/// Transactions by outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TxnCounts {
+    /// Committed: redone, completed where the image lacked their changes.
+    pub committed: u64,
+    /// Aborted before the crash: already compensated in the journal.
+    pub aborted: u64,
+    /// In flight at the crash and rolled back with undo images (steal).
+    pub rolled_back: u64,
+    /// In flight at the crash and discarded (no-steal: never in the image).
+    pub discarded: u64,
+    /// Lost records to skip-corrupt; treated as losers.
+    pub damaged: u64,
+}
+
+/// Wall time of one phase.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PhaseTime {
+    /// Phase name.
+    pub phase: &'static str,
+    /// Milliseconds spent in it.
+    pub ms: f64,
+}
+
+/// Everything a recovery did, for people (`Display`) and programs (JSON).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RecoveryReport {
+    /// Report schema version.
+    pub schema: u32,
+    /// The recovered directory.
+    pub dir: PathBuf,
+    /// Mode used.
+    pub mode: RecoveryMode,
+    /// Backend used.
+    pub io: IoBackend,
+    /// Buffer policy the journal was written under.
+    pub policy: &'static str,
+    /// True when the marker showed this journal was already recovered and nothing was done.
+    pub already_recovered: bool,
+    /// Segments read.
+    pub segments: u64,
+    /// Total bytes of those segments.
+    pub journal_bytes: u64,
+    /// Bytes up to the durable end.
+    pub bytes_scanned: u64,
+    /// Durable records.
+    pub records_scanned: u64,
+    /// First and last durable LSN.
+    pub lsn_range: (u64, u64),
+    /// Record counts by type.
+    pub record_counts: RecordCounts,
+    /// Transactions by outcome.
+    pub txns: TxnCounts,
+    /// What replay did.
+    pub replay: ReplayStats,
+    /// ALLOC records of losers: undone (steal) or never applied (no-steal).
+    pub loser_allocations_freed: u64,
+    /// Where the torn tail was cut, if it was.
+    pub tail: Option<TailCut>,
+    /// Segments passed over while locating (torn last header, or skip-corrupt).
+    pub segment_notes: Vec<LocateNote>,
+    /// Damage skipped (skip-corrupt).
+    pub skipped: Vec<SkippedRange>,
+    /// Impossible records skipped (skip-corrupt).
+    pub invalid: Vec<InvalidNote>,
+    /// Cache windows (1 unless the memory budget forced more).
+    pub windows: u64,
+    /// Time per phase.
+    pub phases: Vec<PhaseTime>,
+    /// Total wall time in milliseconds.
+    pub total_ms: f64,
+    /// Journal bytes scanned per second of total time, in MB/s (10^6 bytes).
+    pub throughput_mb_s: f64,
+}
+
+impl std::fmt::Display for RecoveryReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.already_recovered {
+            return writeln!(f, "{}: already recovered (journal unchanged since); nothing to do. Use --force to replay anyway.", self.dir.display());
+        }
+        let mib = |b: u64| b as f64 / (1 << 20) as f64;
+        writeln!(f, "recovered {} ({} mode, {} policy, {} I/O)", self.dir.display(), self.mode, self.policy, serde_json::to_string(&self.io).unwrap_or_default().trim_matches('"'))?;
+        writeln!(
+            f,
+            "  scanned    {} records, {:.1} MiB of {:.1} MiB in {} segments, LSN {}..{}",
+            self.records_scanned, mib(self.bytes_scanned), mib(self.journal_bytes), self.segments, self.lsn_range.0, self.lsn_range.1
+        )?;
+        let t = &self.txns;
+        writeln!(
+            f,
+            "  txns       {} committed, {} aborted, {} rolled back, {} discarded, {} damaged",
+            t.committed, t.aborted, t.rolled_back, t.discarded, t.damaged
+        )?;
+        let r = &self.replay;
+        writeln!(
+            f,
+            "  redo       {} applied, {} superseded by full-block writes, {} revoked, {} loser records not applied",
+            r.redo_applied, r.redo_skipped_superseded, r.redo_skipped_revoked, r.redo_skipped_losers
+        )?;
+        writeln!(f, "  undo       {} changes restored", r.undo_applied)?;
+        writeln!(f, "  orphans    {} freed; {} loser allocations freed", r.orphans_freed, self.loser_allocations_freed)?;
+        writeln!(f, "  image      {} blocks written in {} window(s)", r.blocks_written, self.windows)?;
+        match &self.tail {
+            Some(t) => writeln!(
+                f,
+                "  tail       cut at {} offset {} ({}), {} bytes discarded",
+                t.path.display(),
+                t.offset,
+                t.damage.as_ref().map_or("zero fill".to_string(), |k| k.to_string()),
+                t.bytes_discarded
+            )?,
+            None => writeln!(f, "  tail       clean")?,
+        }
+        for n in &self.segment_notes {
+            writeln!(f, "  segment    {} ignored: {} at offset {}", n.path.display(), n.kind, n.offset)?;
+        }
+        for s in &self.skipped {
+            writeln!(f, "  skipped    {} offset {}: {} (after LSN {})", s.path.display(), s.offset, s.kind, s.lsn_before)?;
+        }
+        for i in &self.invalid {
+            writeln!(f, "  invalid    LSN {} (txn {}): {}", i.lsn, i.txid, i.reason)?;
+        }
+        let phases: Vec<String> = self.phases.iter().map(|p| format!("{} {:.1}", p.phase, p.ms)).collect();
+        writeln!(f, "  time (ms)  {}; total {:.1}", phases.join(", "), self.total_ms)?;
+        write!(f, "  throughput {:.0} MB/s of journal", self.throughput_mb_s)
+    }
+}
+
+/// The marker written after a successful recovery: which journal files, at which lengths,
+/// were recovered.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Marker {
+    version: u32,
+    files: Vec<(String, u64)>,
+    last_lsn: u64,
+}
+
+fn journal_fingerprint(journal: &Journal) -> Vec<(String, u64)> {
+    let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut files: Vec<(String, u64)> = journal
+        .segments
+        .iter()
+        .map(|s| (name(&s.path), s.len))
+        .chain(journal.notes.iter().map(|n| (name(&n.path), n.bytes)))
+        .collect();
+    files.sort();
+    files.dedup();
+    files
+}
+
+fn read_marker(path: &Path) -> Option<Marker> {
+    let bytes = std::fs::read(path).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn fsync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, "fsync directory", e))
+}
+
+/// Writes `bytes` to `path` atomically: temporary file, fsync, rename, directory fsync.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, "create", e))?;
+        std::io::Write::write_all(&mut f, bytes).map_err(|e| Error::io(&tmp, "write", e))?;
+        f.sync_all().map_err(|e| Error::io(&tmp, "fsync", e))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, "rename", e))?;
+    fsync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Takes the directory's exclusive recovery lock; released when the returned file drops.
+pub fn lock_dir(dir: &Path) -> Result<File> {
+    let path = dir.join(LOCK_FILE);
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, "open lock file", e))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path }),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, "lock", e)),
+    }
+}
+
+struct Timer {
+    phases: Vec<PhaseTime>,
+    at: Instant,
+}
+
+impl Timer {
+    fn lap(&mut self, phase: &'static str) {
+        let now = Instant::now();
+        let ms = (now - self.at).as_secs_f64() * 1e3;
+        match self.phases.iter_mut().find(|p| p.phase == phase) {
+            Some(p) => p.ms += ms,
+            None => self.phases.push(PhaseTime { phase, ms }),
+        }
+        self.at = now;
+    }
+}
+
+/// Opens the image and journal of `dir` without changing anything.
+pub fn open_dir(dir: &Path, mode: RecoveryMode, io: IoBackend) -> Result<(Layout, Journal)> {
+    if !dir.is_dir() {
+        return Err(Error::io(dir, "open directory", std::io::Error::from(std::io::ErrorKind::NotFound)));
+    }
+    let layout = Layout::read_from(&dir.join(IMAGE_FILE))?;
+    let journal = Journal::open(&dir.join(JOURNAL_DIR), layout.geometry.image_id, layout.geometry.block_size, mode, io)?;
+    Ok((layout, journal))
+}
+
+/// Scans and analyses the journal of `dir` without touching the image (used by `inspect`).
+pub fn analyze_dir(dir: &Path, mode: RecoveryMode, io: IoBackend) -> Result<(Layout, Journal, scan::ScanOutcome, Analysis)> {
+    let (layout, journal) = open_dir(dir, mode, io)?;
+    let mut analyzer = Analyzer::new(&layout, &journal, mode);
+    let outcome = scan::scan(&journal, mode, |ctx, h, rec| analyzer.visit(ctx, h, rec))?;
+    let analysis = analyzer.finish();
+    Ok((layout, journal, outcome, analysis))
+}
+
+/// Recovers `dir` in place: afterwards its image holds exactly the committed state.
+pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
+    if opts.memory_budget_bytes < MEMORY_BUDGET_MIN {
+        return Err(Error::Config(format!("memory budget {} bytes is below the minimum {MEMORY_BUDGET_MIN}", opts.memory_budget_bytes)));
+    }
+    let started = Instant::now();
+    let mut timer = Timer { phases: Vec::new(), at: started };
+    let _lock = lock_dir(dir)?;
+    let (layout, journal) = open_dir(dir, opts.mode, opts.io)?;
+    let marker_path = dir.join(MARKER_FILE);
+    let fingerprint = journal_fingerprint(&journal);
+    let policy = if journal.steal() { "steal" } else { "no-steal" };
+    let mut report = RecoveryReport {
+        schema: 1,
+        dir: dir.to_path_buf(),
+        mode: opts.mode,
+        io: opts.io,
+        policy,
+        already_recovered: false,
+        segments: journal.segments.len() as u64,
+        journal_bytes: journal.bytes(),
+        bytes_scanned: 0,
+        records_scanned: 0,
+        lsn_range: (0, 0),
+        record_counts: RecordCounts::default(),
+        txns: TxnCounts::default(),
+        replay: ReplayStats::default(),
+        loser_allocations_freed: 0,
+        tail: None,
+        segment_notes: journal.notes.clone(),
+        skipped: Vec::new(),
+        invalid: Vec::new(),
+        windows: 0,
+        phases: Vec::new(),
+        total_ms: 0.0,
+        throughput_mb_s: 0.0,
+    };
+    timer.lap("locate");
+    if !opts.force && read_marker(&marker_path).is_some_and(|m| m.files == fingerprint) {
+        report.already_recovered = true;
+        report.phases = timer.phases;
+        report.total_ms = started.elapsed().as_secs_f64() * 1e3;
+        return Ok(report);
+    }
+
+    let mut analyzer = Analyzer::new(&layout, &journal, opts.mode);
+    let outcome = scan::scan(&journal, opts.mode, |ctx, h, rec| analyzer.visit(ctx, h, rec))?;
+    let analysis = analyzer.finish();
+    timer.lap("scan");
+
+    // From here on the image changes; a marker left from an earlier journal must not survive.
+    if marker_path.exists() {
+        std::fs::remove_file(&marker_path).map_err(|e| Error::io(&marker_path, "remove stale marker", e))?;
+        fsync_dir(dir)?;
+    }
+    let image_path = dir.join(IMAGE_FILE);
+    let image = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&image_path)
+        .map_err(|e| Error::io(&image_path, "open image for writing", e))?;
+    let bs = layout.block_size();
+    let blocks_max = (opts.memory_budget_bytes / (bs as u64 + 64)).max(1) as usize;
+    let windows = replay::plan_windows(&analysis.touched, blocks_max, &layout);
+    let mut stats = ReplayStats::default();
+    for (wi, window) in windows.iter().enumerate() {
+        let in_window = analysis.touched.iter().filter(|b| window.contains(b)).count();
+        let mut cache = BlockCache::new(&image, &image_path, bs, in_window);
+        replay::redo_window(&mut cache, &layout, &journal, opts.mode, &analysis, window, &mut stats)?;
+        timer.lap("redo");
+        if analysis.steal {
+            replay::undo_losers(&mut cache, &layout, &journal, &analysis, window, &mut stats)?;
+            timer.lap("undo");
+        }
+        if wi == 0 {
+            replay::clean_orphans(&mut cache, &layout, &mut stats)?;
+            timer.lap("orphans");
+        }
+        stats.bytes_read += cache.bytes_read;
+        stats.blocks_written += cache.write_back(stats.blocks_written, opts.fault)?;
+        timer.lap("write-back");
+    }
+    image.sync_all().map_err(|e| Error::io(&image_path, "fsync image", e))?;
+    timer.lap("flush");
+    if opts.fault == Some(FaultPoint::BeforeMarker) {
+        return Err(Error::InjectedFault("before-marker"));
+    }
+    let marker = Marker { version: 1, files: fingerprint, last_lsn: outcome.last_lsn };
+    let marker_bytes = serde_json::to_vec_pretty(&marker).map_err(|e| Error::io(&marker_path, "encode marker", std::io::Error::other(e)))?;
+    write_atomic(&marker_path, &marker_bytes)?;
+    timer.lap("mark");
+
+    let steal = analysis.steal;
+    let losers = analysis.count(TxnOutcome::InFlight);
+    report.txns = TxnCounts {
+        committed: analysis.count(TxnOutcome::Committed),
+        aborted: analysis.count(TxnOutcome::Aborted),
+        rolled_back: if steal { losers } else { 0 },
+        discarded: if steal { 0 } else { losers },
+        damaged: analysis.count(TxnOutcome::Damaged),
+    };
+    report.loser_allocations_freed = analysis.loser_allocs();
+    report.bytes_scanned = outcome.bytes;
+    report.records_scanned = outcome.records;
+    report.lsn_range = (outcome.first_lsn, outcome.last_lsn);
+    report.record_counts = analysis.counts;
+    report.replay = stats;
+    report.tail = outcome.tail;
+    report.skipped = outcome.skipped;
+    report.invalid = analysis.invalid;
+    report.windows = windows.len() as u64;
+    report.phases = timer.phases;
+    report.total_ms = started.elapsed().as_secs_f64() * 1e3;
+    report.throughput_mb_s = report.bytes_scanned as f64 / 1e6 / (report.total_ms / 1e3).max(1e-9);
+    Ok(report)
+}

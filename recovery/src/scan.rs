@@ -1,0 +1,241 @@
+//! Scan: walk every segment in order, verify checksums and LSN sequence, find the durable end,
+//! and apply the recovery mode to damage.
+//!
+//! The same scan runs once per pass (analysis, then redo); it is deterministic, so every pass
+//! sees exactly the same records.
+
+use std::path::PathBuf;
+
+use crate::error::{CorruptKind, Error, Result};
+use crate::format::fragment::{SegmentDecoder, Step};
+use crate::format::record::{decode_body, decode_header, Record, RecordHeader};
+use crate::journal::Journal;
+use crate::RecoveryMode;
+
+/// Where a record lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordCtx {
+    /// Index of its segment in [`Journal::segments`].
+    pub segment: usize,
+    /// Offset of its first fragment in the segment file.
+    pub start: u64,
+    /// Offset just past its last fragment.
+    pub end: u64,
+}
+
+/// Where the durable journal ended and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TailCut {
+    /// Segment file where the durable part ends.
+    pub path: PathBuf,
+    /// Offset in that file where the non-durable bytes start.
+    pub offset: u64,
+    /// What was found there (`None`: zero fill, i.e. unwritten space).
+    pub damage: Option<CorruptKind>,
+    /// Bytes from there to the end of the journal that recovery ignores.
+    pub bytes_discarded: u64,
+}
+
+/// A damaged region that skip-corrupt mode passed over.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SkippedRange {
+    /// The damaged file.
+    pub path: PathBuf,
+    /// Offset of the damage.
+    pub offset: u64,
+    /// What was wrong.
+    pub kind: CorruptKind,
+    /// The last good LSN before the damage (0 if none).
+    pub lsn_before: u64,
+}
+
+/// What a scan found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ScanOutcome {
+    /// Records decoded and passed to the visitor.
+    pub records: u64,
+    /// Journal bytes up to the durable end (headers included).
+    pub bytes: u64,
+    /// LSN of the first record (0 if none).
+    pub first_lsn: u64,
+    /// LSN of the last durable record (0 if none).
+    pub last_lsn: u64,
+    /// Optional records of unknown types that were skipped.
+    pub optional_records: u64,
+    /// Where the durable journal ends, when it is not the clean end of the last segment.
+    pub tail: Option<TailCut>,
+    /// Damage passed over (skip-corrupt only).
+    pub skipped: Vec<SkippedRange>,
+}
+
+enum Flow {
+    Continue,
+    NextSegment,
+    Stop,
+}
+
+/// Scans the whole journal, calling `visit` for every durable record in LSN order.
+/// An error from `visit` stops the scan and is returned.
+pub fn scan<F>(journal: &Journal, mode: RecoveryMode, mut visit: F) -> Result<ScanOutcome>
+where
+    F: FnMut(&RecordCtx, &RecordHeader, &Record<'_>) -> Result<()>,
+{
+    let mut out = ScanOutcome::default();
+    let mut expected_lsn = journal.segments.first().map_or(1, |s| s.header.first_lsn);
+    // After skip-corrupt passes over damage, the next record may be any later LSN.
+    let mut allow_jump = false;
+    'segments: for (si, meta) in journal.segments.iter().enumerate() {
+        if si > 0 && meta.header.first_lsn != expected_lsn {
+            let kind = CorruptKind::LsnSequence { expected: expected_lsn, found: meta.header.first_lsn };
+            let gap_is_backwards = meta.header.first_lsn < expected_lsn;
+            match mode {
+                RecoveryMode::SkipCorrupt if !gap_is_backwards => {
+                    out.skipped.push(SkippedRange { path: meta.path.clone(), offset: 40, kind, lsn_before: out.last_lsn });
+                    expected_lsn = meta.header.first_lsn;
+                    allow_jump = false;
+                }
+                RecoveryMode::SkipCorrupt => {
+                    out.skipped.push(SkippedRange { path: meta.path.clone(), offset: 40, kind, lsn_before: out.last_lsn });
+                    continue 'segments;
+                }
+                _ => return Err(Error::Corrupt { path: meta.path.clone(), offset: 40, kind }),
+            }
+        }
+        let bytes = journal.load(si)?;
+        let mut dec = SegmentDecoder::new(&bytes, meta.header.block_size, meta.header.salt);
+        let mut segment_end = meta.len;
+        loop {
+            let (offset, kind, record_level) = match dec.next_step() {
+                Step::Record { start, end, bytes: rec } => {
+                    let ctx = RecordCtx { segment: si, start: start as u64, end: end as u64 };
+                    match decode_record(rec, expected_lsn, allow_jump) {
+                        Ok((h, r)) => {
+                            allow_jump = false;
+                            if let Record::Optional { .. } = r {
+                                out.optional_records += 1;
+                            }
+                            visit(&ctx, &h, &r)?;
+                            if out.records == 0 {
+                                out.first_lsn = h.lsn;
+                            }
+                            out.records += 1;
+                            out.last_lsn = h.lsn;
+                            expected_lsn = h.lsn + 1;
+                            segment_end = end as u64;
+                            continue;
+                        }
+                        Err((off, kind)) => (start + off, kind, true),
+                    }
+                }
+                Step::End { offset } => {
+                    if dec.next_valid_after(offset).is_none() {
+                        if offset < bytes.len() && si + 1 == journal.segments.len() {
+                            let discarded = meta.len - offset as u64;
+                            out.tail = Some(TailCut { path: meta.path.clone(), offset: offset as u64, damage: None, bytes_discarded: discarded });
+                        }
+                        segment_end = segment_end.max(offset as u64);
+                        break;
+                    }
+                    (offset, CorruptKind::Hole, false)
+                }
+                Step::Damage { offset, kind } => (offset, kind, false),
+            };
+            let flow = on_damage(journal, mode, si, &mut dec, &mut out, offset, kind, record_level)?;
+            allow_jump = true;
+            match flow {
+                Flow::Continue => {}
+                Flow::NextSegment => break,
+                Flow::Stop => {
+                    out.bytes += offset as u64;
+                    break 'segments;
+                }
+            }
+        }
+        out.bytes += segment_end.min(meta.len);
+    }
+    Ok(out)
+}
+
+fn decode_record(rec: &[u8], expected_lsn: u64, allow_jump: bool) -> std::result::Result<(RecordHeader, Record<'_>), (usize, CorruptKind)> {
+    let (h, body) = decode_header(rec)?;
+    if h.lsn != expected_lsn && !(allow_jump && h.lsn > expected_lsn) {
+        return Err((8, CorruptKind::LsnSequence { expected: expected_lsn, found: h.lsn }));
+    }
+    let r = decode_body(&h, body)?;
+    Ok((h, r))
+}
+
+/// The first valid fragment at or after the damage, in this segment or a later one.
+fn valid_data_after(journal: &Journal, si: usize, dec: &SegmentDecoder<'_>, offset: usize, record_level: bool) -> Result<Option<(usize, u64)>> {
+    let here = if record_level {
+        // The damaged record's fragments were intact; anything valid after it counts.
+        let p = dec.position();
+        dec.valid_fragment_at(p).map(|_| p).or_else(|| dec.next_valid_after(p))
+    } else {
+        dec.next_valid_after(offset)
+    };
+    if let Some(p) = here {
+        return Ok(Some((si, p as u64)));
+    }
+    for sj in si + 1..journal.segments.len() {
+        let meta = &journal.segments[sj];
+        let bytes = journal.load(sj)?;
+        let d = SegmentDecoder::new(&bytes, meta.header.block_size, meta.header.salt);
+        let first = meta.header.block_size as usize;
+        if d.valid_fragment_at(first).is_some() {
+            return Ok(Some((sj, first as u64)));
+        }
+    }
+    Ok(None)
+}
+
+#[expect(clippy::too_many_arguments, reason = "one call site; the state is the scan's own locals")]
+fn on_damage(
+    journal: &Journal,
+    mode: RecoveryMode,
+    si: usize,
+    dec: &mut SegmentDecoder<'_>,
+    out: &mut ScanOutcome,
+    offset: usize,
+    kind: CorruptKind,
+    record_level: bool,
+) -> Result<Flow> {
+    let meta = &journal.segments[si];
+    match mode {
+        RecoveryMode::Absolute => Err(Error::Corrupt { path: meta.path.clone(), offset: offset as u64, kind }),
+        RecoveryMode::TolerateTail => match valid_data_after(journal, si, dec, offset, record_level)? {
+            Some((sj, next)) => Err(Error::MidJournalCorruption {
+                path: meta.path.clone(),
+                offset: offset as u64,
+                kind,
+                next_path: journal.segments[sj].path.clone(),
+                next_offset: next,
+            }),
+            None => {
+                let later: u64 = journal.segments[si + 1..].iter().map(|s| s.len).sum();
+                out.tail = Some(TailCut {
+                    path: meta.path.clone(),
+                    offset: offset as u64,
+                    damage: Some(kind),
+                    bytes_discarded: meta.len.saturating_sub(offset as u64) + later,
+                });
+                Ok(Flow::Stop)
+            }
+        },
+        RecoveryMode::SkipCorrupt => {
+            out.skipped.push(SkippedRange { path: meta.path.clone(), offset: offset as u64, kind, lsn_before: out.last_lsn });
+            let next = if record_level {
+                Some(dec.position())
+            } else {
+                dec.next_valid_after(offset)
+            };
+            match next {
+                Some(p) => {
+                    dec.seek(p, true);
+                    Ok(Flow::Continue)
+                }
+                None => Ok(Flow::NextSegment),
+            }
+        }
+    }
+}

@@ -1,0 +1,476 @@
+//! Engine behaviour on hand-built histories: each test writes a small journal and image by
+//! hand, recovers, and checks the exact bytes, or the exact error kind and location.
+
+mod common;
+
+use common::*;
+use recovery::format::record::{AllocTarget, Record};
+use recovery::image::BitRegion;
+use recovery::{recover, CorruptKind, Error, FaultPoint, IoBackend, RecoverOptions, RecoveryMode};
+
+fn opts(mode: RecoveryMode) -> RecoverOptions {
+    RecoverOptions { mode, ..RecoverOptions::default() }
+}
+
+fn data(f: &Fixture, i: u64) -> u64 {
+    f.layout.data_start() + i
+}
+
+#[test]
+fn no_steal_redoes_winners_and_ignores_losers_and_aborts() {
+    let mut f = Fixture::new(false);
+    let (a, b, c) = (data(&f, 0), data(&f, 1), data(&f, 2));
+    f.append(1, write(a, 10, &[1; 20], None));
+    f.append(2, write(b, 0, &[2; 8], None));
+    f.append(3, write(c, 5, &[3; 5], None));
+    f.append(1, alloc(AllocTarget::Inode, 7));
+    f.append(1, Record::Commit { records: 2 });
+    f.append(3, Record::Abort { records: 1 });
+    f.finish();
+    let report = recover(f.dir(), &RecoverOptions::default()).expect("recover");
+    let blk = f.block(a);
+    assert_eq!(&blk[10..30], &[1; 20]);
+    assert_eq!(blk[9], a as u8);
+    assert_eq!(blk[30], a as u8);
+    assert_eq!(f.block(b), vec![b as u8; BS], "loser's write must not appear");
+    assert_eq!(f.block(c), vec![c as u8; BS], "aborted write must not appear");
+    assert!(f.bit(BitRegion::Inodes, 7));
+    assert_eq!((report.txns.committed, report.txns.aborted, report.txns.discarded), (1, 1, 1));
+    assert_eq!(report.lsn_range, (1, 6));
+}
+
+#[test]
+fn steal_rolls_back_losers_already_in_the_image_and_keeps_compensations() {
+    let mut f = Fixture::new(true);
+    let (a, b) = (data(&f, 0), data(&f, 1));
+    let old_a = vec![a as u8; 16];
+    let old_b = vec![b as u8; 4];
+    // Txn 1 writes a and aborts (compensation restores it); txn 2 then commits an
+    // overlapping write to a; txn 3 is in flight and its change to b was flushed.
+    f.append(1, write(a, 0, &[9; 16], Some(&old_a)));
+    f.append(1, Record::Write { block: a, offset: 0, redo: &old_a, undo: None, full: false, compensation: true });
+    f.append(1, Record::Abort { records: 2 });
+    let mut undo2 = old_a[8..].to_vec();
+    undo2.extend_from_slice(&[a as u8; 8]);
+    f.append(2, write(a, 8, &[5; 16], Some(&undo2)));
+    f.append(2, Record::Commit { records: 1 });
+    f.append(3, write(b, 100, &[7; 4], Some(&old_b)));
+    f.append(3, alloc(AllocTarget::Block, b));
+    f.finish();
+    f.poke(b, 100, &[7; 4]);
+    f.poke(a, 0, &[9; 16]);
+    f.set_bit(BitRegion::Blocks, b, true);
+    let report = recover(f.dir(), &RecoverOptions::default()).expect("recover");
+    let blk = f.block(a);
+    assert_eq!(&blk[..8], &old_a[..8]);
+    assert_eq!(&blk[8..24], &[5; 16]);
+    assert_eq!(f.block(b), vec![b as u8; BS]);
+    assert!(!f.bit(BitRegion::Blocks, b), "loser's allocation must be freed");
+    assert_eq!(report.txns.rolled_back, 1);
+    assert_eq!(report.loser_allocations_freed, 1);
+    assert_eq!(report.replay.undo_applied, 2);
+}
+
+#[test]
+fn revoke_protects_later_unlogged_data_and_full_writes_supersede() {
+    let mut f = Fixture::new(false);
+    let (a, b) = (data(&f, 0), data(&f, 1));
+    f.append(1, write(a, 0, &[1; 64], None));
+    f.append(1, Record::Commit { records: 1 });
+    f.append(2, free(AllocTarget::Block, a));
+    f.append(2, Record::Revoke { block: a });
+    f.append(2, Record::Commit { records: 2 });
+    // Block a was reused for unlogged data after the revoke committed.
+    f.poke(a, 0, &[0xaa; BS]);
+    f.append(3, write(b, 0, &[3; 10], None));
+    f.append(3, full(b, &[4; BS], None));
+    f.append(3, write(b, 20, &[5; 10], None));
+    f.append(3, Record::Commit { records: 3 });
+    f.finish();
+    let report = recover(f.dir(), &RecoverOptions::default()).expect("recover");
+    assert_eq!(f.block(a), vec![0xaa; BS], "revoked write replayed over unlogged data");
+    let blk = f.block(b);
+    assert_eq!(&blk[..20], &[4; 20]);
+    assert_eq!(&blk[20..30], &[5; 10]);
+    assert_eq!(report.replay.redo_skipped_revoked, 1);
+    assert_eq!(report.replay.redo_skipped_superseded, 1);
+}
+
+#[test]
+fn orphans_are_freed() {
+    let mut f = Fixture::new(false);
+    f.set_bit(BitRegion::Inodes, 3, true);
+    f.set_bit(BitRegion::Orphans, 3, true);
+    f.append(1, alloc(AllocTarget::Inode, 9));
+    f.append(1, Record::Orphan { ino: 9, add: true, compensation: false });
+    f.append(1, alloc(AllocTarget::Inode, 10));
+    f.append(1, Record::Commit { records: 3 });
+    f.finish();
+    let report = recover(f.dir(), &RecoverOptions::default()).expect("recover");
+    for ino in [3, 9] {
+        assert!(!f.bit(BitRegion::Inodes, ino));
+        assert!(!f.bit(BitRegion::Orphans, ino));
+    }
+    assert!(f.bit(BitRegion::Inodes, 10));
+    assert_eq!(report.replay.orphans_freed, 2);
+}
+
+fn standard_journal(f: &mut Fixture, txns: u64) {
+    for t in 1..=txns {
+        let blk = data(f, t % 40);
+        f.append(t, write(blk, (t % 100) as u32, &[t as u8; 300], None));
+        f.append(t, write(blk, 2000, &[t as u8; 900], None));
+        f.append(t, Record::Commit { records: 2 });
+    }
+    f.finish();
+}
+
+#[test]
+fn recovery_is_idempotent_and_marks_the_journal() {
+    let mut f = Fixture::new(false);
+    standard_journal(&mut f, 50);
+    let first = recover(f.dir(), &RecoverOptions::default()).expect("recover");
+    assert!(!first.already_recovered);
+    let img = f.image();
+    let second = recover(f.dir(), &RecoverOptions::default()).expect("recover again");
+    assert!(second.already_recovered);
+    assert_eq!(f.image(), img);
+    let forced = recover(f.dir(), &RecoverOptions { force: true, ..RecoverOptions::default() }).expect("forced");
+    assert!(!forced.already_recovered);
+    assert_eq!(f.image(), img);
+}
+
+#[test]
+fn a_crash_during_write_back_is_repaired_by_the_next_recovery() {
+    let mut f = Fixture::new(true);
+    let mut cur = f.image();
+    for t in 1..=30u64 {
+        let blk = data(&f, t % 7);
+        let at = blk as usize * BS + 64;
+        let undo = cur[at..at + 500].to_vec();
+        f.append(t, write(blk, 64, &[t as u8; 500], Some(&undo)));
+        cur[at..at + 500].fill(t as u8);
+        if t % 3 != 0 {
+            f.append(t, Record::Commit { records: 1 });
+        }
+    }
+    f.finish();
+    let clean = tempfile::tempdir().expect("tempdir");
+    copy_dir(f.dir(), clean.path());
+    recover(clean.path(), &RecoverOptions::default()).expect("reference recovery");
+    let expected = std::fs::read(clean.path().join("image.img")).expect("read");
+    for n in [1, 3] {
+        let err = recover(f.dir(), &RecoverOptions { fault: Some(FaultPoint::AfterBlockWrites(n)), force: true, ..RecoverOptions::default() })
+            .expect_err("fault must fire");
+        assert!(matches!(err, Error::InjectedFault("after-block-writes")), "{err}");
+    }
+    let err = recover(f.dir(), &RecoverOptions { fault: Some(FaultPoint::BeforeMarker), force: true, ..RecoverOptions::default() })
+        .expect_err("fault must fire");
+    assert!(matches!(err, Error::InjectedFault("before-marker")));
+    recover(f.dir(), &RecoverOptions::default()).expect("recover after crashes");
+    assert_eq!(f.image(), expected);
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    for e in walk(from) {
+        let rel = e.strip_prefix(from).expect("prefix");
+        let dst = to.join(rel);
+        std::fs::create_dir_all(dst.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(&e, &dst).expect("copy");
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("read_dir") {
+        let p = e.expect("entry").path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn small_memory_budget_recovers_in_windows_to_the_same_image() {
+    let mut f = Fixture::new(false);
+    standard_journal(&mut f, 120);
+    let clean = tempfile::tempdir().expect("tempdir");
+    copy_dir(f.dir(), clean.path());
+    let one = recover(clean.path(), &RecoverOptions::default()).expect("recover");
+    assert_eq!(one.windows, 1);
+    let many = recover(f.dir(), &RecoverOptions { memory_budget_bytes: recovery::recover::MEMORY_BUDGET_MIN, ..RecoverOptions::default() });
+    // 1 MiB holds ~250 blocks: this image fits; shrink the cache further through the window
+    // planner directly to prove windows agree.
+    let many = many.expect("recover");
+    assert_eq!(f.image(), std::fs::read(clean.path().join("image.img")).expect("read"));
+    assert!(many.windows >= 1);
+    let touched: Vec<u64> = (0..64).collect();
+    let w = recovery::replay::plan_windows(&touched, 10, &f.layout);
+    assert!(w.len() > 3);
+    assert_eq!(w.first().map(|r| r.start), Some(0));
+    assert_eq!(w.last().map(|r| r.end), Some(64));
+    assert!(w.windows(2).all(|p| p[0].end == p[1].start));
+    let err = recover(f.dir(), &RecoverOptions { memory_budget_bytes: 1000, ..RecoverOptions::default() }).expect_err("too small");
+    assert!(matches!(err, Error::Config(_)));
+}
+
+#[test]
+fn both_io_backends_give_the_same_image() {
+    let mut f = Fixture::new(false);
+    standard_journal(&mut f, 80);
+    let other = tempfile::tempdir().expect("tempdir");
+    copy_dir(f.dir(), other.path());
+    recover(f.dir(), &RecoverOptions { io: IoBackend::Mmap, ..RecoverOptions::default() }).expect("mmap");
+    recover(other.path(), &RecoverOptions { io: IoBackend::Read, ..RecoverOptions::default() }).expect("read");
+    assert_eq!(f.image(), std::fs::read(other.path().join("image.img")).expect("read"));
+}
+
+// ---- bad input: each case gives its documented error, with its location ----
+
+#[test]
+fn empty_directory_names_the_missing_image() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let err = recover(tmp.path(), &RecoverOptions::default()).expect_err("empty dir");
+    match err {
+        Error::Io { path, .. } => assert!(path.ends_with("image.img"), "{}", path.display()),
+        other => panic!("unexpected {other}"),
+    }
+}
+
+#[test]
+fn missing_directory_is_an_io_error() {
+    let err = recover(std::path::Path::new("/nonexistent/fastrec"), &RecoverOptions::default()).expect_err("missing");
+    assert_eq!(err.kind_name(), "io");
+}
+
+#[test]
+fn empty_journal_directory_has_no_segments() {
+    let mut f = Fixture::new(false);
+    f.finish();
+    let err = recover(f.dir(), &RecoverOptions::default()).expect_err("no segments");
+    assert!(matches!(err, Error::NoSegments { .. }), "{err}");
+}
+
+#[test]
+fn truncated_image_is_refused_with_its_length() {
+    let mut f = Fixture::new(false);
+    standard_journal(&mut f, 3);
+    let img = f.image();
+    std::fs::write(f.dir().join("image.img"), &img[..img.len() - 100]).expect("truncate");
+    let err = recover(f.dir(), &RecoverOptions::default()).expect_err("short image");
+    assert!(matches!(err, Error::BadImage { offset, .. } if offset == img.len() as u64 - 100), "{err}");
+}
+
+fn multi_segment() -> Fixture {
+    let mut f = Fixture::with_config(recovery::format::writer::WriterConfig {
+        block_size: 4096,
+        segment_blocks: 40,
+        image_id: IMAGE_ID,
+        image_block_size: BS as u32,
+        steal: false,
+        salt_seed: 5,
+    });
+    standard_journal(&mut f, 400);
+    assert!(f.segments.len() >= 3, "want several segments, got {}", f.segments.len());
+    f
+}
+
+#[test]
+fn truncated_header_of_a_middle_segment_is_an_error_in_every_mode() {
+    let f = multi_segment();
+    let p = f.segment_path(1);
+    std::fs::write(&p, &std::fs::read(&p).expect("read")[..30]).expect("truncate");
+    for mode in [RecoveryMode::TolerateTail, RecoveryMode::Absolute] {
+        let err = recover(f.dir(), &opts(mode)).expect_err("truncated header");
+        assert!(matches!(&err, Error::Corrupt { path, offset: 30, kind: CorruptKind::TruncatedHeader } if *path == p), "{mode}: {err}");
+    }
+}
+
+#[test]
+fn truncated_header_of_the_last_segment_is_a_torn_tail_except_in_absolute_mode() {
+    let f = multi_segment();
+    let last = f.segments.len() - 1;
+    let p = f.segment_path(last);
+    let before = f.image();
+    std::fs::write(&p, &std::fs::read(&p).expect("read")[..20]).expect("truncate");
+    let err = recover(f.dir(), &opts(RecoveryMode::Absolute)).expect_err("absolute");
+    assert!(matches!(&err, Error::Corrupt { offset: 20, kind: CorruptKind::TruncatedHeader, .. }), "{err}");
+    assert_eq!(f.image(), before, "absolute mode must leave the image untouched");
+    let report = recover(f.dir(), &RecoverOptions::default()).expect("tolerate-tail");
+    assert_eq!(report.segment_notes.len(), 1);
+    assert_eq!(report.segment_notes[0].path, p);
+}
+
+#[test]
+fn random_bytes_segment_is_a_bad_magic_error() {
+    let f = multi_segment();
+    let p = f.segment_path(1);
+    let len = std::fs::metadata(&p).expect("stat").len() as usize;
+    let junk: Vec<u8> = (0..len).map(|i| (i.wrapping_mul(2654435761) >> 7) as u8).collect();
+    std::fs::write(&p, junk).expect("write");
+    let before = f.image();
+    for mode in [RecoveryMode::TolerateTail, RecoveryMode::Absolute] {
+        let err = recover(f.dir(), &opts(mode)).expect_err("random segment");
+        assert!(matches!(&err, Error::Corrupt { path, offset: 0, kind: CorruptKind::BadMagic } if *path == p), "{err}");
+    }
+    assert_eq!(f.image(), before);
+    let report = recover(f.dir(), &opts(RecoveryMode::SkipCorrupt)).expect("skip-corrupt");
+    assert!(report.segment_notes.iter().any(|n| n.path == p && n.kind == CorruptKind::BadMagic), "{:?}", report.segment_notes);
+    assert!(!report.skipped.is_empty(), "the LSN gap after the skipped segment is reported");
+}
+
+#[test]
+fn journal_from_another_image_is_refused() {
+    let mut f = Fixture::with_config(recovery::format::writer::WriterConfig {
+        image_id: 12345,
+        ..recovery::format::writer::WriterConfig { block_size: 4096, segment_blocks: 80, image_id: 0, image_block_size: BS as u32, steal: false, salt_seed: 1 }
+    });
+    standard_journal(&mut f, 3);
+    let before = f.image();
+    let err = recover(f.dir(), &RecoverOptions::default()).expect_err("foreign journal");
+    assert!(matches!(err, Error::ImageMismatch { journal_image_id: 12345, image_id: IMAGE_ID, .. }), "{err}");
+    assert_eq!(f.image(), before);
+}
+
+#[test]
+fn missing_middle_segment_is_a_gap() {
+    let f = multi_segment();
+    std::fs::remove_file(f.segment_path(1)).expect("rm");
+    let err = recover(f.dir(), &RecoverOptions::default()).expect_err("gap");
+    assert!(matches!(err, Error::SegmentGap { expected: 2, found: 3, .. }), "{err}");
+}
+
+#[test]
+fn flipped_bit_mid_journal_per_mode() {
+    let f = multi_segment();
+    let p = f.segment_path(0);
+    let offset = 4096 * 5 + 100; // inside a fragment payload of the fifth data block
+    flip_byte(&p, offset);
+    let before = f.image();
+    let err = recover(f.dir(), &opts(RecoveryMode::Absolute)).expect_err("absolute");
+    match &err {
+        Error::Corrupt { path, offset: o, kind: CorruptKind::Checksum { .. } } => {
+            assert_eq!(path, &p);
+            assert!(*o <= offset && offset - *o < 4096, "damage reported at {o}, flipped {offset}");
+        }
+        other => panic!("unexpected {other}"),
+    }
+    assert_eq!(f.image(), before);
+    let err = recover(f.dir(), &opts(RecoveryMode::TolerateTail)).expect_err("tolerate-tail");
+    assert!(matches!(err, Error::MidJournalCorruption { .. }), "{err}");
+    assert_eq!(f.image(), before);
+    let report = recover(f.dir(), &opts(RecoveryMode::SkipCorrupt)).expect("skip-corrupt");
+    assert_eq!(report.skipped.len(), 1);
+    assert_eq!(report.skipped[0].path, p);
+    assert!(report.txns.damaged >= 1, "the transaction that lost a record must be a loser");
+}
+
+#[test]
+fn torn_tail_is_cut_in_tolerate_mode_and_an_error_in_absolute() {
+    let mut f = Fixture::new(false);
+    let a = data(&f, 0);
+    f.append(1, write(a, 0, &[1; 100], None));
+    f.append(1, Record::Commit { records: 1 });
+    f.append(2, write(a, 0, &[2; 3000], None));
+    let commit = f.append(2, Record::Commit { records: 1 });
+    let segs = f.finish();
+    let p = segs[0].path.clone();
+    let cut = commit.start + 3;
+    let mut bytes = std::fs::read(&p).expect("read");
+    bytes.truncate(cut as usize);
+    std::fs::write(&p, &bytes).expect("write");
+    let before = f.image();
+    let err = recover(f.dir(), &opts(RecoveryMode::Absolute)).expect_err("absolute");
+    assert!(matches!(err, Error::Corrupt { offset, kind: CorruptKind::RecordTruncated, .. } if offset == commit.start), "{err}");
+    assert_eq!(f.image(), before);
+    let report = recover(f.dir(), &RecoverOptions::default()).expect("tolerate");
+    let tail = report.tail.as_ref().expect("tail cut");
+    assert_eq!(tail.offset, commit.start);
+    assert_eq!(report.txns.committed, 1);
+    assert_eq!(&f.block(a)[..100], &[1; 100]);
+    assert_eq!(f.block(a)[100], a as u8);
+}
+
+#[test]
+fn zero_fill_after_the_last_record_is_a_clean_end_in_every_mode() {
+    let mut f = Fixture::new(false);
+    standard_journal(&mut f, 5);
+    let p = f.segment_path(0);
+    let mut bytes = std::fs::read(&p).expect("read");
+    let end = bytes.len() as u64;
+    bytes.extend(std::iter::repeat_n(0u8, 20000));
+    std::fs::write(&p, bytes).expect("write");
+    let report = recover(f.dir(), &opts(RecoveryMode::Absolute)).expect("absolute accepts zero fill");
+    let tail = report.tail.expect("zero fill is reported");
+    assert_eq!((tail.offset, tail.damage), (end, None));
+}
+
+#[test]
+fn impossible_record_is_located_by_lsn() {
+    let mut f = Fixture::new(false);
+    f.append(1, write(1, 0, &[1; 10], None)); // block 1 is the block bitmap
+    f.append(1, Record::Commit { records: 1 });
+    f.finish();
+    let err = recover(f.dir(), &RecoverOptions::default()).expect_err("invalid");
+    assert!(matches!(&err, Error::InvalidRecord { lsn: 1, offset: 4096, .. }), "{err}");
+    let report = recover(f.dir(), &opts(RecoveryMode::SkipCorrupt)).expect("skip");
+    assert_eq!(report.invalid.len(), 1);
+    assert_eq!(report.txns.damaged, 1);
+}
+
+#[test]
+fn commit_claiming_the_wrong_record_count_is_invalid() {
+    let mut f = Fixture::new(false);
+    f.append(1, write(data(&f, 0), 0, &[1; 10], None));
+    f.append(1, Record::Commit { records: 5 });
+    f.finish();
+    let err = recover(f.dir(), &RecoverOptions::default()).expect_err("invalid");
+    assert!(matches!(&err, Error::InvalidRecord { lsn: 2, .. }), "{err}");
+}
+
+#[test]
+fn optional_unknown_records_are_skipped_and_mandatory_ones_are_errors() {
+    let mut f = Fixture::new(false);
+    f.append(1, Record::Optional { rec_type: 0x90 });
+    f.append(1, write(data(&f, 0), 0, &[1; 10], None));
+    f.append(1, Record::Commit { records: 1 });
+    f.finish();
+    let report = recover(f.dir(), &RecoverOptions::default()).expect("optional skipped");
+    assert_eq!(report.record_counts.optional, 1);
+
+    let mut f = Fixture::new(false);
+    f.append(1, write(data(&f, 0), 0, &[1; 10], None));
+    let unknown = f.append(1, Record::Optional { rec_type: 0x90 });
+    f.append(1, Record::Commit { records: 1 });
+    let segs = f.finish();
+    // Rewrite the optional record's type to an unknown mandatory one, fixing both checksums.
+    let p = segs[0].path.clone();
+    let mut bytes = std::fs::read(&p).expect("read");
+    let frag = unknown.start as usize;
+    let rec = frag + 8;
+    bytes[rec] = 0x30;
+    let body_len = u32::from_le_bytes(bytes[rec + 4..rec + 8].try_into().expect("4 bytes")) as usize;
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&bytes[rec..rec + 24]), &bytes[rec + 28..rec + 28 + body_len]);
+    bytes[rec + 24..rec + 28].copy_from_slice(&crc.to_le_bytes());
+    let len = u16::from_le_bytes([bytes[frag + 4], bytes[frag + 5]]);
+    let fcrc = recovery::format::fragment::fragment_crc(segs[0].salt, len, bytes[frag + 6], &bytes[rec..rec + len as usize]);
+    bytes[frag..frag + 4].copy_from_slice(&fcrc.to_le_bytes());
+    std::fs::write(&p, bytes).expect("write");
+    let err = recover(f.dir(), &RecoverOptions::default()).expect_err("mandatory unknown");
+    assert!(
+        matches!(&err, Error::MidJournalCorruption { offset, kind: CorruptKind::UnknownRecordType(0x30), .. } if *offset == unknown.start),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_second_recovery_of_a_locked_directory_is_refused() {
+    let mut f = Fixture::new(false);
+    standard_journal(&mut f, 3);
+    let _held = recovery::recover::lock_dir(f.dir()).expect("lock");
+    let err = recover(f.dir(), &RecoverOptions::default()).expect_err("locked");
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
+}
