@@ -368,3 +368,30 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod more_tests {
+    use super::*;
+
+    #[test]
+    fn zero_length_fragment_and_oversized_reassembly_are_damage() {
+        let mut data = vec![0u8; 4096];
+        data.extend_from_slice(&[1, 2, 3, 4, 0, 0, kinds::FULL, 0]);
+        let mut d = SegmentDecoder::new(&data, 4096, 0);
+        assert_eq!(d.next_step(), Step::Damage { offset: 4096, kind: CorruptKind::BadField("fragment length") });
+
+        // A FIRST followed by MIDDLE fragments whose total exceeds RECORD_LEN_MAX.
+        let bs = 65536u32;
+        let mut data = vec![0u8; bs as usize];
+        let piece = vec![9u8; bs as usize - 8 - 8];
+        let mut kind = kinds::FIRST;
+        while data.len() < bs as usize + RECORD_LEN_MAX + 2 * bs as usize {
+            let start = data.len();
+            encode_fragment(5, kind, &piece, &mut data);
+            data.resize(start + bs as usize, 0);
+            kind = kinds::MIDDLE;
+        }
+        let mut d = SegmentDecoder::new(&data, bs, 5);
+        assert!(matches!(d.next_step(), Step::Damage { offset, kind: CorruptKind::RecordTooLarge(_) } if offset == bs as usize));
+    }
+}

@@ -428,3 +428,62 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod field_tests {
+    use super::*;
+
+    fn encoded(rec: &Record<'_>, lsn: u64, txid: u64) -> Vec<u8> {
+        let mut buf = Vec::new();
+        rec.encode_into(lsn, txid, &mut buf);
+        buf
+    }
+
+    fn refix(buf: &mut [u8]) {
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&buf[..24]), &buf[RECORD_HEADER_LEN..]);
+        buf[24..28].copy_from_slice(&crc.to_le_bytes());
+    }
+
+    #[test]
+    fn header_field_errors() {
+        let mut b = encoded(&Record::Revoke { block: 1 }, 0, 1);
+        refix(&mut b);
+        assert_eq!(decode_header(&b), Err((8, CorruptKind::BadField("lsn"))));
+        let b = encoded(&Record::Revoke { block: 1 }, 1, 0);
+        assert_eq!(decode_header(&b), Err((16, CorruptKind::BadField("txid"))));
+        let mut b = encoded(&Record::Revoke { block: 1 }, 1, 1);
+        b[2] = 1;
+        refix(&mut b);
+        assert_eq!(decode_header(&b), Err((2, CorruptKind::BadField("reserved"))));
+        let b = encoded(&Record::Revoke { block: 1 }, 1, 1);
+        assert_eq!(decode_header(&b[..b.len() - 1]), Err((4, CorruptKind::RecordTruncated)));
+    }
+
+    #[test]
+    fn body_field_errors() {
+        let h = |t: u8, flags: u8, len: usize| RecordHeader { rec_type: t, flags, body_len: len as u32, lsn: 1, txid: 1 };
+        let mut w = vec![0u8; 16];
+        assert_eq!(
+            decode_body(&h(types::WRITE, 0, 16), &w),
+            Err((RECORD_HEADER_LEN + 12, CorruptKind::BadField("write length")))
+        );
+        w[8..12].copy_from_slice(&5u32.to_le_bytes());
+        w[12..16].copy_from_slice(&1u32.to_le_bytes());
+        w.push(0);
+        assert_eq!(
+            decode_body(&h(types::WRITE, flags::FULL_BLOCK, 17), &w),
+            Err((RECORD_HEADER_LEN + 8, CorruptKind::BadField("offset of a full-block write")))
+        );
+        assert_eq!(
+            decode_body(&h(types::WRITE, flags::HAS_UNDO, 17), &w),
+            Err((RECORD_HEADER_LEN, CorruptKind::BadField("body length")))
+        );
+        let mut bm = vec![0u8; 16];
+        bm[0] = 7;
+        assert_eq!(decode_body(&h(types::ALLOC, 0, 16), &bm), Err((RECORD_HEADER_LEN, CorruptKind::BadField("bitmap target"))));
+        bm[0] = 0;
+        bm[3] = 1;
+        assert_eq!(decode_body(&h(types::FREE, 0, 16), &bm), Err((RECORD_HEADER_LEN + 1, CorruptKind::BadField("reserved"))));
+        assert_eq!(decode_body(&h(types::COMMIT, flags::COMPENSATION, 8), &[0; 8]), Err((1, CorruptKind::BadField("flags"))));
+    }
+}

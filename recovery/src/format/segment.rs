@@ -194,3 +194,41 @@ mod tests {
         assert_eq!(parse_segment_file_name("other"), None);
     }
 }
+
+#[cfg(test)]
+mod field_tests {
+    use super::*;
+
+    fn patched(at: usize, bytes: &[u8]) -> Vec<u8> {
+        let mut out = SegmentHeader {
+            flags: 0,
+            block_size: 4096,
+            segment_seq: 1,
+            salt: 1,
+            image_id: 1,
+            first_lsn: 1,
+            image_block_size: 4096,
+        }
+        .encode();
+        out[at..at + bytes.len()].copy_from_slice(bytes);
+        let crc = crc32c::crc32c(&out[0..60]);
+        out[60..64].copy_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    #[test]
+    fn each_field_error_names_its_offset() {
+        let cases: [(usize, &[u8], CorruptKind); 7] = [
+            (8, &2u16.to_le_bytes(), CorruptKind::UnsupportedVersion(2)),
+            (10, &4u16.to_le_bytes(), CorruptKind::BadField("flags")),
+            (12, &1000u32.to_le_bytes(), CorruptKind::BadField("block_size")),
+            (16, &0u64.to_le_bytes(), CorruptKind::BadField("segment_seq")),
+            (40, &0u64.to_le_bytes(), CorruptKind::BadField("first_lsn")),
+            (48, &100u32.to_le_bytes(), CorruptKind::BadField("image_block_size")),
+            (52, &[1u8], CorruptKind::BadField("reserved")),
+        ];
+        for (at, bytes, kind) in cases {
+            assert_eq!(SegmentHeader::decode(&patched(at, bytes)), Err((at as u64, kind)));
+        }
+    }
+}
