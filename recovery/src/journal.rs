@@ -5,6 +5,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use crate::error::{CorruptKind, Error, Result};
 use crate::format::segment::{parse_segment_file_name, SegmentHeader, SEGMENT_HEADER_LEN};
@@ -58,8 +59,8 @@ pub struct LocateNote {
 
 /// The bytes of one segment, mapped or read.
 pub enum SegmentBytes {
-    /// A read-only mapping.
-    Mapped(memmap2::Mmap),
+    /// A read-only mapping, shared by every pass over the segment.
+    Mapped(Arc<memmap2::Mmap>),
     /// A heap copy.
     Owned(Vec<u8>),
 }
@@ -86,6 +87,8 @@ pub struct Journal {
     pub notes: Vec<LocateNote>,
     /// How segments are read.
     pub backend: IoBackend,
+    /// Mappings made so far (mmap backend), kept so later passes do not map again.
+    maps: Vec<OnceLock<Arc<memmap2::Mmap>>>,
 }
 
 impl Journal {
@@ -156,7 +159,8 @@ impl Journal {
         if segments.is_empty() {
             return Err(Error::NoSegments { path: dir.to_path_buf() });
         }
-        Ok(Journal { dir: dir.to_path_buf(), segments, notes, backend })
+        let maps = segments.iter().map(|_| OnceLock::new()).collect();
+        Ok(Journal { dir: dir.to_path_buf(), segments, notes, backend, maps })
     }
 
     /// Total bytes of the segment files recovery reads.
@@ -172,9 +176,15 @@ impl Journal {
     /// Loads the bytes of segment `index` through the configured backend.
     pub fn load(&self, index: usize) -> Result<SegmentBytes> {
         let meta = &self.segments[index];
+        if let Some(m) = self.maps[index].get() {
+            return Ok(SegmentBytes::Mapped(Arc::clone(m)));
+        }
         let file = File::open(&meta.path).map_err(|e| Error::io(&meta.path, "open segment", e))?;
         let bytes = match self.backend {
-            IoBackend::Mmap => SegmentBytes::Mapped(map_segment(&file, &meta.path)?),
+            IoBackend::Mmap => {
+                let m = Arc::new(map_segment(&file, &meta.path)?);
+                SegmentBytes::Mapped(Arc::clone(self.maps[index].get_or_init(|| m)))
+            }
             IoBackend::Read => {
                 let mut buf = Vec::with_capacity(meta.len as usize);
                 std::io::Read::read_to_end(&mut &file, &mut buf).map_err(|e| Error::io(&meta.path, "read segment", e))?;

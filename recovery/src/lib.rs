@@ -32,5 +32,5 @@ pub mod scan;
 
 pub use error::{CorruptKind, Error, Result};
 pub use journal::IoBackend;
-pub use recover::{analyze_dir, recover, RecoverOptions, RecoveryMode, RecoveryReport};
+pub use recover::{analyze_dir, recover, ImageIo, RecoverOptions, RecoveryMode, RecoveryReport};
 pub use replay::FaultPoint;

@@ -55,6 +55,31 @@ impl std::fmt::Display for RecoveryMode {
     }
 }
 
+/// How recovery reads and writes the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImageIo {
+    /// Map the image shared and change blocks in place in the page cache, then msync and
+    /// fsync. Default: no copies and no fresh memory; the memory budget does not apply (the
+    /// kernel writes dirty pages back under pressure).
+    #[default]
+    Mmap,
+    /// Copy the changed blocks into an anonymous cache bounded by the memory budget (windows
+    /// when they do not fit), then write them back with coalesced pwrite calls and fsync.
+    Pwrite,
+}
+
+impl std::str::FromStr for ImageIo {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "mmap" => Ok(ImageIo::Mmap),
+            "pwrite" => Ok(ImageIo::Pwrite),
+            _ => Err(Error::Config(format!("unknown image I/O `{s}` (expected mmap or pwrite)"))),
+        }
+    }
+}
+
 /// Smallest accepted memory budget.
 pub const MEMORY_BUDGET_MIN: u64 = 1 << 20;
 
@@ -65,6 +90,8 @@ pub struct RecoverOptions {
     pub mode: RecoveryMode,
     /// How journal segments are read. Default [`IoBackend::Mmap`].
     pub io: IoBackend,
+    /// How the image is changed. Default [`ImageIo::Mmap`].
+    pub image_io: ImageIo,
     /// Bytes the image block cache may use; more touched blocks than fit are recovered in
     /// several windows. Default 1 GiB, minimum 1 MiB.
     pub memory_budget_bytes: u64,
@@ -79,6 +106,7 @@ impl Default for RecoverOptions {
         RecoverOptions {
             mode: RecoveryMode::default(),
             io: IoBackend::default(),
+            image_io: ImageIo::default(),
             memory_budget_bytes: 1 << 30,
             force: false,
             fault: None,
@@ -121,6 +149,8 @@ pub struct RecoveryReport {
     pub mode: RecoveryMode,
     /// Backend used.
     pub io: IoBackend,
+    /// Image access used.
+    pub image_io: ImageIo,
     /// Buffer policy the journal was written under.
     pub policy: &'static str,
     /// True when the marker showed this journal was already recovered and nothing was done.
@@ -328,6 +358,7 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
         dir: dir.to_path_buf(),
         mode: opts.mode,
         io: opts.io,
+        image_io: opts.image_io,
         policy,
         already_recovered: false,
         segments: journal.segments.len() as u64,
@@ -365,6 +396,7 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
     if marker_path.exists() {
         std::fs::remove_file(&marker_path).map_err(|e| Error::io(&marker_path, "remove stale marker", e))?;
         fsync_dir(dir)?;
+        timer.lap("unmark");
     }
     let image_path = dir.join(IMAGE_FILE);
     let image = OpenOptions::new()
@@ -372,27 +404,48 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
         .write(true)
         .open(&image_path)
         .map_err(|e| Error::io(&image_path, "open image for writing", e))?;
-    let bs = layout.block_size();
-    let blocks_max = (opts.memory_budget_bytes / (bs as u64 + 64)).max(1) as usize;
-    let windows = replay::plan_windows(&analysis.touched, blocks_max, &layout);
     let mut stats = ReplayStats::default();
-    for (wi, window) in windows.iter().enumerate() {
-        let in_window = analysis.touched.iter().filter(|b| window.contains(b)).count();
-        let mut cache = BlockCache::new(&image, &image_path, bs, in_window);
-        replay::redo_window(&mut cache, &layout, &journal, opts.mode, &analysis, window, &mut stats)?;
-        timer.lap("redo");
-        if analysis.steal {
-            replay::undo_losers(&mut cache, &layout, &journal, &analysis, window, &mut stats)?;
-            timer.lap("undo");
-        }
-        if wi == 0 {
-            replay::clean_orphans(&mut cache, &layout, &mut stats)?;
+    let windows = match opts.image_io {
+        ImageIo::Mmap => {
+            let mut img = replay::MappedImage::map(&image, &image_path, &layout, opts.fault)?;
+            timer.lap("map");
+            replay::redo_window(&mut img, &layout, &journal, opts.mode, &outcome, &analysis, &(0..layout.block_count()), &mut stats)?;
+            timer.lap("redo");
+            if analysis.steal {
+                replay::undo_losers(&mut img, &layout, &journal, &analysis, &(0..layout.block_count()), &mut stats)?;
+                timer.lap("undo");
+            }
+            replay::clean_orphans(&mut img, &layout, &mut stats)?;
             timer.lap("orphans");
+            stats.blocks_written = img.blocks_dirty();
+            img.flush(&image_path)?;
+            1
         }
-        stats.bytes_read += cache.bytes_read;
-        stats.blocks_written += cache.write_back(stats.blocks_written, opts.fault)?;
-        timer.lap("write-back");
-    }
+        ImageIo::Pwrite => {
+            let bs = layout.block_size();
+            let blocks_max = (opts.memory_budget_bytes / (bs as u64 + 64)).max(1) as usize;
+            let windows = replay::plan_windows(&analysis.touched, blocks_max, &layout);
+            for (wi, window) in windows.iter().enumerate() {
+                let in_window = analysis.touched.iter().filter(|b| window.contains(b)).count();
+                let mut cache = BlockCache::new(&image, &image_path, bs, in_window);
+                timer.lap("cache");
+                replay::redo_window(&mut cache, &layout, &journal, opts.mode, &outcome, &analysis, window, &mut stats)?;
+                timer.lap("redo");
+                if analysis.steal {
+                    replay::undo_losers(&mut cache, &layout, &journal, &analysis, window, &mut stats)?;
+                    timer.lap("undo");
+                }
+                if wi == 0 {
+                    replay::clean_orphans(&mut cache, &layout, &mut stats)?;
+                    timer.lap("orphans");
+                }
+                stats.bytes_read += cache.bytes_read;
+                stats.blocks_written += cache.write_back(stats.blocks_written, opts.fault)?;
+                timer.lap("write-back");
+            }
+            windows.len()
+        }
+    };
     image.sync_all().map_err(|e| Error::io(&image_path, "fsync image", e))?;
     timer.lap("flush");
     if opts.fault == Some(FaultPoint::BeforeMarker) {
@@ -421,7 +474,7 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
     report.tail = outcome.tail;
     report.skipped = outcome.skipped;
     report.invalid = analysis.invalid;
-    report.windows = windows.len() as u64;
+    report.windows = windows as u64;
     report.phases = timer.phases;
     report.total_ms = started.elapsed().as_secs_f64() * 1e3;
     report.throughput_mb_s = report.bytes_scanned as f64 / 1e6 / (report.total_ms / 1e3).max(1e-9);

@@ -49,13 +49,180 @@ pub enum FaultPoint {
     BeforeMarker,
 }
 
+/// Zeroed anonymous memory for the block cache, populated up front.
+///
+/// Faulting a large buffer in page by page costs far more than copying into it (one trap per
+/// 4 KiB page, expensive under virtualisation), so the arena asks for transparent huge pages
+/// and is populated in one call (`MADV_POPULATE_WRITE`) where the kernel allows.
+struct Arena {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl Arena {
+    fn new(len: usize) -> Option<Arena> {
+        if len == 0 {
+            return None;
+        }
+        // SAFETY: an anonymous private mapping with no address hint has no preconditions;
+        // the result is checked against MAP_FAILED below.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return None;
+        }
+        // SAFETY: `ptr..ptr+len` is the mapping just created; madvise only changes paging
+        // policy. Both calls are advice: when a kernel refuses them, pages fault in lazily.
+        unsafe {
+            libc::madvise(ptr, len, libc::MADV_HUGEPAGE);
+            libc::madvise(ptr, len, libc::MADV_POPULATE_WRITE);
+        }
+        Some(Arena { ptr: ptr.cast(), len })
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: the mapping is `len` bytes, readable and writable, zero-initialised by the
+        // kernel, owned by this value, and `&mut self` guarantees exclusive access.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping created in `Arena::new`, which no slice outlives
+        // (slices borrow `self`).
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+/// Cache storage: one populated mapping when the window's size is known, else a growable
+/// vector (a fallback when the mapping cannot be made).
+enum Storage {
+    Mapped(Arena),
+    Heap(Vec<u8>),
+}
+
+impl Storage {
+    fn slice_mut(&mut self, at: usize, len: usize) -> &mut [u8] {
+        match self {
+            Storage::Mapped(a) => &mut a.as_mut_slice()[at..at + len],
+            Storage::Heap(v) => {
+                if v.len() < at + len {
+                    v.resize(at + len, 0);
+                }
+                &mut v[at..at + len]
+            }
+        }
+    }
+
+    fn capacity(&self) -> usize {
+        match self {
+            Storage::Mapped(a) => a.len,
+            Storage::Heap(_) => usize::MAX,
+        }
+    }
+}
+
+/// Where redo, undo and orphan cleanup read and change image blocks.
+pub trait ImageBlocks {
+    /// The block for changing, read from the image unless `overwrite` says every byte is
+    /// about to be replaced.
+    fn block_mut(&mut self, block: u64, overwrite: bool) -> Result<&mut [u8]>;
+    /// The block for reading only.
+    fn block(&mut self, block: u64) -> Result<&[u8]>;
+}
+
+/// The image mapped shared and writable: changes go straight into the page cache, with no
+/// copy in or out and no fresh memory to fault in.
+///
+/// The kernel may write changed pages back at any moment, which is harmless: recovery gives
+/// the same image from any intermediate state (see DESIGN.md), exactly as after a crash.
+pub struct MappedImage {
+    map: memmap2::MmapMut,
+    block_size: usize,
+    block_count: u64,
+    dirty: rustc_hash::FxHashSet<u64>,
+    fail_after_blocks: Option<u64>,
+}
+
+impl MappedImage {
+    /// Maps `image` (opened read-write, `layout.image_len()` bytes long).
+    ///
+    /// Contract, as for journal segments: the file must not be truncated while mapped. The
+    /// caller holds the directory lock and checked the length; a process that ignores the lock
+    /// and truncates the image mid-recovery is outside what the engine can defend against.
+    pub fn map(image: &File, path: &Path, layout: &Layout, fault: Option<FaultPoint>) -> Result<MappedImage> {
+        // SAFETY: see the contract above; the mapping is only accessed through bounds-checked
+        // slices of `block_size` bytes within `block_count` blocks.
+        let map = unsafe { memmap2::MmapOptions::new().len(layout.image_len() as usize).map_mut(image) }
+            .map_err(|e| Error::io(path, "map image", e))?;
+        Ok(MappedImage {
+            map,
+            block_size: layout.block_size(),
+            block_count: layout.block_count(),
+            dirty: rustc_hash::FxHashSet::default(),
+            fail_after_blocks: match fault {
+                Some(FaultPoint::AfterBlockWrites(n)) => Some(n),
+                _ => None,
+            },
+        })
+    }
+
+    /// Blocks changed so far.
+    pub fn blocks_dirty(&self) -> u64 {
+        self.dirty.len() as u64
+    }
+
+    /// Writes every changed page to the file and waits for it (msync).
+    pub fn flush(&self, path: &Path) -> Result<()> {
+        self.map.flush().map_err(|e| Error::io(path, "msync image", e))
+    }
+
+    fn range(&self, block: u64, path_hint: &'static str) -> Result<std::ops::Range<usize>> {
+        if block >= self.block_count {
+            return Err(Error::Config(format!("{path_hint}: block {block} beyond the image")));
+        }
+        let at = block as usize * self.block_size;
+        Ok(at..at + self.block_size)
+    }
+}
+
+impl ImageBlocks for MappedImage {
+    fn block_mut(&mut self, block: u64, _overwrite: bool) -> Result<&mut [u8]> {
+        let r = self.range(block, "mapped image")?;
+        if self.dirty.insert(block) {
+            if let Some(n) = self.fail_after_blocks {
+                // A simulated crash in the middle of redo: everything changed so far is in the
+                // page cache, as if the kernel had written it back before the crash.
+                if self.dirty.len() as u64 > n {
+                    return Err(Error::InjectedFault("after-block-writes"));
+                }
+            }
+        }
+        Ok(&mut self.map[r])
+    }
+
+    fn block(&mut self, block: u64) -> Result<&[u8]> {
+        let r = self.range(block, "mapped image")?;
+        Ok(&self.map[r])
+    }
+}
+
 /// A set of image blocks held in memory while they are being recovered.
 pub struct BlockCache<'f> {
     image: &'f File,
     path: &'f Path,
     block_size: usize,
     slots: FxHashMap<u64, usize>,
-    arena: Vec<u8>,
+    arena: Storage,
     blocks: Vec<u64>,
     dirty: Vec<bool>,
     /// Bytes read from the image.
@@ -70,24 +237,30 @@ impl<'f> BlockCache<'f> {
             path,
             block_size,
             slots: FxHashMap::with_capacity_and_hasher(capacity_blocks, Default::default()),
-            arena: Vec::with_capacity(capacity_blocks * block_size),
+            arena: match Arena::new(capacity_blocks * block_size) {
+                Some(a) => Storage::Mapped(a),
+                None => Storage::Heap(Vec::new()),
+            },
             blocks: Vec::with_capacity(capacity_blocks),
             dirty: Vec::with_capacity(capacity_blocks),
             bytes_read: 0,
         }
     }
 
-    /// The cached block, loading it from the image unless `overwrite` says every byte is about
-    /// to be replaced.
-    pub fn block_mut(&mut self, block: u64, overwrite: bool) -> Result<&mut [u8]> {
+    fn cached_mut(&mut self, block: u64, overwrite: bool) -> Result<&mut [u8]> {
         let bs = self.block_size;
         let slot = match self.slots.get(&block) {
             Some(&s) => s,
             None => {
                 let s = self.blocks.len();
-                self.arena.resize((s + 1) * bs, 0);
+                if (s + 1) * bs > self.arena.capacity() {
+                    // More blocks than planned: move to the heap rather than fail.
+                    let mut v = Vec::with_capacity((s + 1) * bs);
+                    v.extend_from_slice(self.arena.slice_mut(0, s * bs));
+                    self.arena = Storage::Heap(v);
+                }
                 if !overwrite {
-                    let buf = &mut self.arena[s * bs..(s + 1) * bs];
+                    let buf = self.arena.slice_mut(s * bs, bs);
                     self.image
                         .read_exact_at(buf, block * bs as u64)
                         .map_err(|e| Error::io(self.path, "read image block", e))?;
@@ -100,17 +273,16 @@ impl<'f> BlockCache<'f> {
             }
         };
         self.dirty[slot] = true;
-        Ok(&mut self.arena[slot * bs..(slot + 1) * bs])
+        Ok(self.arena.slice_mut(slot * bs, bs))
     }
 
-    /// Reads a block into the cache without marking it dirty.
-    pub fn block(&mut self, block: u64) -> Result<&[u8]> {
+    fn cached(&mut self, block: u64) -> Result<&[u8]> {
         let was = self.slots.get(&block).map(|&s| self.dirty[s]);
-        self.block_mut(block, false)?;
+        self.cached_mut(block, false)?;
         let s = self.slots[&block];
         self.dirty[s] = was.unwrap_or(false);
         let bs = self.block_size;
-        Ok(&self.arena[s * bs..(s + 1) * bs])
+        Ok(self.arena.slice_mut(s * bs, bs))
     }
 
     /// Writes dirty blocks back in ascending order, coalescing neighbours into one write.
@@ -135,7 +307,7 @@ impl<'f> BlockCache<'f> {
                     break;
                 }
                 let s = order[j];
-                run.extend_from_slice(&self.arena[s * bs..(s + 1) * bs]);
+                run.extend_from_slice(self.arena.slice_mut(s * bs, bs));
                 j += 1;
             }
             if j > i {
@@ -150,6 +322,16 @@ impl<'f> BlockCache<'f> {
             i = j;
         }
         Ok(written)
+    }
+}
+
+impl ImageBlocks for BlockCache<'_> {
+    fn block_mut(&mut self, block: u64, overwrite: bool) -> Result<&mut [u8]> {
+        self.cached_mut(block, overwrite)
+    }
+
+    fn block(&mut self, block: u64) -> Result<&[u8]> {
+        self.cached(block)
     }
 }
 
@@ -172,7 +354,7 @@ pub fn plan_windows(touched: &[u64], blocks_max: usize, layout: &Layout) -> Vec<
     windows
 }
 
-fn set_bit(cache: &mut BlockCache<'_>, layout: &Layout, region: BitRegion, index: u64, value: bool) -> Result<()> {
+fn set_bit(cache: &mut impl ImageBlocks, layout: &Layout, region: BitRegion, index: u64, value: bool) -> Result<()> {
     if let Some(p) = layout.bit(region, index) {
         let b = cache.block_mut(p.block, false)?;
         if value {
@@ -193,7 +375,7 @@ fn region_of(target: AllocTarget) -> BitRegion {
 
 /// Applies one record during redo, if the rules say so.
 pub fn redo_record(
-    cache: &mut BlockCache<'_>,
+    cache: &mut impl ImageBlocks,
     layout: &Layout,
     analysis: &Analysis,
     window: &Range<u64>,
@@ -237,7 +419,7 @@ pub fn redo_record(
 /// Undo is a blind write of before-image bytes, so changes an interrupted abort already
 /// compensated are simply restored again, to the same bytes.
 pub fn undo_losers(
-    cache: &mut BlockCache<'_>,
+    cache: &mut impl ImageBlocks,
     layout: &Layout,
     journal: &Journal,
     analysis: &Analysis,
@@ -281,7 +463,7 @@ pub fn undo_losers(
 
 /// Frees every inode left on the orphan list and empties the list. Needs the metadata blocks
 /// in the cache's window.
-pub fn clean_orphans(cache: &mut BlockCache<'_>, layout: &Layout, stats: &mut ReplayStats) -> Result<()> {
+pub fn clean_orphans(cache: &mut impl ImageBlocks, layout: &Layout, stats: &mut ReplayStats) -> Result<()> {
     let per_block = layout.block_size() as u64 * 8;
     for (i, block) in layout.orphan_bitmap.clone().enumerate() {
         let bits = cache.block(block)?.to_vec();
@@ -306,15 +488,24 @@ pub fn clean_orphans(cache: &mut BlockCache<'_>, layout: &Layout, stats: &mut Re
     Ok(())
 }
 
-/// Redo pass over one window: feeds every durable record to [`redo_record`].
+/// Redo pass over one window: feeds every durable record to [`redo_record`]. `first` is the
+/// analysis pass's outcome: when it skipped nothing, this pass re-reads the same records
+/// without verifying checksums again.
+#[expect(clippy::too_many_arguments, reason = "the pass's inputs are all distinct")]
 pub fn redo_window(
-    cache: &mut BlockCache<'_>,
+    cache: &mut impl ImageBlocks,
     layout: &Layout,
     journal: &Journal,
     mode: crate::RecoveryMode,
+    first: &crate::scan::ScanOutcome,
     analysis: &Analysis,
     window: &Range<u64>,
     stats: &mut ReplayStats,
-) -> Result<crate::scan::ScanOutcome> {
-    crate::scan::scan(journal, mode, |_ctx: &RecordCtx, h, rec| redo_record(cache, layout, analysis, window, h, rec, stats))
+) -> Result<()> {
+    let mut apply = |_ctx: &RecordCtx, h: &RecordHeader, rec: &Record<'_>| redo_record(cache, layout, analysis, window, h, rec, stats);
+    if crate::scan::trusted_rescan_possible(first) {
+        crate::scan::scan_trusted(journal, first.end, apply)
+    } else {
+        crate::scan::scan(journal, mode, &mut apply).map(|_| ())
+    }
 }

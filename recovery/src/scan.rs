@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use crate::error::{CorruptKind, Error, Result};
 use crate::format::fragment::{SegmentDecoder, Step};
-use crate::format::record::{decode_body, decode_header, Record, RecordHeader};
+use crate::format::record::{decode_body, decode_header_with, Record, RecordHeader};
 use crate::journal::Journal;
 use crate::RecoveryMode;
 
@@ -66,6 +66,8 @@ pub struct ScanOutcome {
     pub tail: Option<TailCut>,
     /// Damage passed over (skip-corrupt only).
     pub skipped: Vec<SkippedRange>,
+    /// Just past the last durable record: (segment index, offset). `None` if no record.
+    pub end: Option<(usize, u64)>,
 }
 
 enum Flow {
@@ -106,9 +108,9 @@ where
         let mut segment_end = meta.len;
         loop {
             let (offset, kind, record_level) = match dec.next_step() {
-                Step::Record { start, end, bytes: rec } => {
+                Step::Record { start, end, bytes: rec, single } => {
                     let ctx = RecordCtx { segment: si, start: start as u64, end: end as u64 };
-                    match decode_record(rec, expected_lsn, allow_jump) {
+                    match decode_record(rec, !single, expected_lsn, allow_jump) {
                         Ok((h, r)) => {
                             allow_jump = false;
                             if let Record::Optional { .. } = r {
@@ -120,6 +122,7 @@ where
                             }
                             out.records += 1;
                             out.last_lsn = h.lsn;
+                            out.end = Some((si, end as u64));
                             expected_lsn = h.lsn + 1;
                             segment_end = end as u64;
                             continue;
@@ -156,8 +159,8 @@ where
     Ok(out)
 }
 
-fn decode_record(rec: &[u8], expected_lsn: u64, allow_jump: bool) -> std::result::Result<(RecordHeader, Record<'_>), (usize, CorruptKind)> {
-    let (h, body) = decode_header(rec)?;
+fn decode_record(rec: &[u8], verify_crc: bool, expected_lsn: u64, allow_jump: bool) -> std::result::Result<(RecordHeader, Record<'_>), (usize, CorruptKind)> {
+    let (h, body) = decode_header_with(rec, verify_crc)?;
     if h.lsn != expected_lsn && !(allow_jump && h.lsn > expected_lsn) {
         return Err((8, CorruptKind::LsnSequence { expected: expected_lsn, found: h.lsn }));
     }
@@ -238,4 +241,48 @@ fn on_damage(
             }
         }
     }
+}
+
+/// Whether a second pass may use [`scan_trusted`]: the first pass skipped nothing, so the
+/// durable records are exactly the valid records before its end.
+pub fn trusted_rescan_possible(first: &ScanOutcome) -> bool {
+    first.skipped.is_empty()
+}
+
+/// Re-reads the records a verifying [`scan`] accepted, up to its `end`, without verifying
+/// checksums again. Damage found here means the journal changed since the first pass.
+pub fn scan_trusted<F>(journal: &Journal, end: Option<(usize, u64)>, mut visit: F) -> Result<()>
+where
+    F: FnMut(&RecordCtx, &RecordHeader, &Record<'_>) -> Result<()>,
+{
+    let Some((last_segment, end_offset)) = end else { return Ok(()) };
+    for si in 0..=last_segment {
+        let meta = &journal.segments[si];
+        let bytes = journal.load(si)?;
+        let mut dec = SegmentDecoder::new_trusted(&bytes, meta.header.block_size, meta.header.salt);
+        let changed = |offset: usize, kind| Error::Corrupt { path: meta.path.clone(), offset: offset as u64, kind };
+        loop {
+            match dec.next_step() {
+                Step::Record { start, end, bytes: rec, .. } => {
+                    if si == last_segment && end as u64 > end_offset {
+                        break;
+                    }
+                    let (h, body) = decode_header_with(rec, false).map_err(|(o, k)| changed(start + o, k))?;
+                    let r = decode_body(&h, body).map_err(|(o, k)| changed(start + o, k))?;
+                    visit(&RecordCtx { segment: si, start: start as u64, end: end as u64 }, &h, &r)?;
+                    if si == last_segment && end as u64 == end_offset {
+                        break;
+                    }
+                }
+                Step::End { .. } => break,
+                Step::Damage { offset, kind } => {
+                    if si == last_segment && offset as u64 >= end_offset {
+                        break;
+                    }
+                    return Err(changed(offset, kind));
+                }
+            }
+        }
+    }
+    Ok(())
 }

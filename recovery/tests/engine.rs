@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use recovery::format::record::{AllocTarget, Record};
 use recovery::image::BitRegion;
-use recovery::{recover, CorruptKind, Error, FaultPoint, IoBackend, RecoverOptions, RecoveryMode};
+use recovery::{recover, CorruptKind, Error, FaultPoint, ImageIo, IoBackend, RecoverOptions, RecoveryMode};
 
 fn opts(mode: RecoveryMode) -> RecoverOptions {
     RecoverOptions { mode, ..RecoverOptions::default() }
@@ -142,33 +142,35 @@ fn recovery_is_idempotent_and_marks_the_journal() {
 
 #[test]
 fn a_crash_during_write_back_is_repaired_by_the_next_recovery() {
-    let mut f = Fixture::new(true);
-    let mut cur = f.image();
-    for t in 1..=30u64 {
-        let blk = data(&f, t % 7);
-        let at = blk as usize * BS + 64;
-        let undo = cur[at..at + 500].to_vec();
-        f.append(t, write(blk, 64, &[t as u8; 500], Some(&undo)));
-        cur[at..at + 500].fill(t as u8);
-        if t % 3 != 0 {
-            f.append(t, Record::Commit { records: 1 });
+    for image_io in [ImageIo::Mmap, ImageIo::Pwrite] {
+        let mut f = Fixture::new(true);
+        let mut cur = f.image();
+        for t in 1..=30u64 {
+            let blk = data(&f, t % 7);
+            let at = blk as usize * BS + 64;
+            let undo = cur[at..at + 500].to_vec();
+            f.append(t, write(blk, 64, &[t as u8; 500], Some(&undo)));
+            cur[at..at + 500].fill(t as u8);
+            if t % 3 != 0 {
+                f.append(t, Record::Commit { records: 1 });
+            }
         }
+        f.finish();
+        let clean = tempfile::tempdir().expect("tempdir");
+        copy_dir(f.dir(), clean.path());
+        recover(clean.path(), &RecoverOptions::default()).expect("reference recovery");
+        let expected = std::fs::read(clean.path().join("image.img")).expect("read");
+        let base = RecoverOptions { image_io, force: true, ..RecoverOptions::default() };
+        for n in [1, 3] {
+            let err = recover(f.dir(), &RecoverOptions { fault: Some(FaultPoint::AfterBlockWrites(n)), ..base })
+                .expect_err("fault must fire");
+            assert!(matches!(err, Error::InjectedFault("after-block-writes")), "{err}");
+        }
+        let err = recover(f.dir(), &RecoverOptions { fault: Some(FaultPoint::BeforeMarker), ..base }).expect_err("fault must fire");
+        assert!(matches!(err, Error::InjectedFault("before-marker")));
+        recover(f.dir(), &RecoverOptions { image_io, ..RecoverOptions::default() }).expect("recover after crashes");
+        assert_eq!(f.image(), expected, "{image_io:?}");
     }
-    f.finish();
-    let clean = tempfile::tempdir().expect("tempdir");
-    copy_dir(f.dir(), clean.path());
-    recover(clean.path(), &RecoverOptions::default()).expect("reference recovery");
-    let expected = std::fs::read(clean.path().join("image.img")).expect("read");
-    for n in [1, 3] {
-        let err = recover(f.dir(), &RecoverOptions { fault: Some(FaultPoint::AfterBlockWrites(n)), force: true, ..RecoverOptions::default() })
-            .expect_err("fault must fire");
-        assert!(matches!(err, Error::InjectedFault("after-block-writes")), "{err}");
-    }
-    let err = recover(f.dir(), &RecoverOptions { fault: Some(FaultPoint::BeforeMarker), force: true, ..RecoverOptions::default() })
-        .expect_err("fault must fire");
-    assert!(matches!(err, Error::InjectedFault("before-marker")));
-    recover(f.dir(), &RecoverOptions::default()).expect("recover after crashes");
-    assert_eq!(f.image(), expected);
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
@@ -201,7 +203,7 @@ fn small_memory_budget_recovers_in_windows_to_the_same_image() {
     copy_dir(f.dir(), clean.path());
     let one = recover(clean.path(), &RecoverOptions::default()).expect("recover");
     assert_eq!(one.windows, 1);
-    let many = recover(f.dir(), &RecoverOptions { memory_budget_bytes: recovery::recover::MEMORY_BUDGET_MIN, ..RecoverOptions::default() });
+    let many = recover(f.dir(), &RecoverOptions { image_io: ImageIo::Pwrite, memory_budget_bytes: recovery::recover::MEMORY_BUDGET_MIN, ..RecoverOptions::default() });
     // 1 MiB holds ~250 blocks: this image fits; shrink the cache further through the window
     // planner directly to prove windows agree.
     let many = many.expect("recover");
@@ -218,14 +220,21 @@ fn small_memory_budget_recovers_in_windows_to_the_same_image() {
 }
 
 #[test]
-fn both_io_backends_give_the_same_image() {
+fn every_io_combination_gives_the_same_image() {
     let mut f = Fixture::new(false);
     standard_journal(&mut f, 80);
     let other = tempfile::tempdir().expect("tempdir");
     copy_dir(f.dir(), other.path());
     recover(f.dir(), &RecoverOptions { io: IoBackend::Mmap, ..RecoverOptions::default() }).expect("mmap");
-    recover(other.path(), &RecoverOptions { io: IoBackend::Read, ..RecoverOptions::default() }).expect("read");
-    assert_eq!(f.image(), std::fs::read(other.path().join("image.img")).expect("read"));
+    let reference = f.image();
+    for io in [IoBackend::Mmap, IoBackend::Read] {
+        for image_io in [ImageIo::Mmap, ImageIo::Pwrite] {
+            let d = tempfile::tempdir().expect("tempdir");
+            copy_dir(other.path(), d.path());
+            recover(d.path(), &RecoverOptions { io, image_io, ..RecoverOptions::default() }).expect("recover");
+            assert_eq!(std::fs::read(d.path().join("image.img")).expect("read"), reference, "{io:?} {image_io:?}");
+        }
+    }
 }
 
 // ---- bad input: each case gives its documented error, with its location ----

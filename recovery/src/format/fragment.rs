@@ -65,6 +65,8 @@ pub enum Step<'s> {
         end: usize,
         /// The record bytes.
         bytes: &'s [u8],
+        /// The record came in one FULL fragment, whose checksum already covered every byte.
+        single: bool,
     },
     /// Nothing more was written: end of file or a zero fragment header, at `offset`.
     End {
@@ -92,6 +94,7 @@ pub struct SegmentDecoder<'a> {
     asm: Vec<u8>,
     asm_start: Option<usize>,
     skip_continuations: bool,
+    verify: bool,
 }
 
 impl<'a> SegmentDecoder<'a> {
@@ -105,7 +108,14 @@ impl<'a> SegmentDecoder<'a> {
             asm: Vec::new(),
             asm_start: None,
             skip_continuations: false,
+            verify: true,
         }
+    }
+
+    /// A decoder that does not verify fragment checksums, for re-reading bytes an earlier
+    /// verifying pass already accepted (under the directory lock, so they cannot change).
+    pub fn new_trusted(data: &'a [u8], block_size: u32, salt: u64) -> Self {
+        SegmentDecoder { verify: false, ..SegmentDecoder::new(data, block_size, salt) }
     }
 
     /// Current position (the offset of the next fragment to decode).
@@ -221,10 +231,12 @@ impl<'a> SegmentDecoder<'a> {
                 return Step::Damage { offset: self.asm_start.unwrap_or(pos), kind: CorruptKind::RecordTruncated };
             }
             let payload = &self.data[pos + FRAGMENT_HEADER_LEN..payload_end];
-            let stored = le_u32(h, 0);
-            let computed = fragment_crc(self.salt, len as u16, kind, payload);
-            if stored != computed {
-                return Step::Damage { offset: pos, kind: CorruptKind::Checksum { stored, computed } };
+            if self.verify {
+                let stored = le_u32(h, 0);
+                let computed = fragment_crc(self.salt, len as u16, kind, payload);
+                if stored != computed {
+                    return Step::Damage { offset: pos, kind: CorruptKind::Checksum { stored, computed } };
+                }
             }
             match kind {
                 kinds::FULL | kinds::FIRST => {
@@ -235,7 +247,7 @@ impl<'a> SegmentDecoder<'a> {
                     self.skip_continuations = false;
                     self.pos = payload_end;
                     if kind == kinds::FULL {
-                        return Step::Record { start: pos, end: payload_end, bytes: payload };
+                        return Step::Record { start: pos, end: payload_end, bytes: payload, single: true };
                     }
                     self.asm.clear();
                     self.asm.extend_from_slice(payload);
@@ -259,7 +271,7 @@ impl<'a> SegmentDecoder<'a> {
                     self.pos = payload_end;
                     if kind == kinds::LAST {
                         self.asm_start = None;
-                        return Step::Record { start, end: payload_end, bytes: &self.asm };
+                        return Step::Record { start, end: payload_end, bytes: &self.asm, single: false };
                     }
                 }
             }
@@ -289,7 +301,7 @@ mod tests {
             9,
         );
         let mut d = SegmentDecoder::new(&data, BS, 9);
-        assert_eq!(d.next_step(), Step::Record { start: 4096, end: 4096 + 38, bytes: &[1; 30][..] });
+        assert_eq!(d.next_step(), Step::Record { start: 4096, end: 4096 + 38, bytes: &[1; 30][..], single: true });
         match d.next_step() {
             Step::Record { start, bytes, .. } => {
                 assert_eq!(start, 4096 + 38);

@@ -222,6 +222,13 @@ impl Record<'_> {
 /// Decodes the header of a whole record, verifying its checksum. Returns the header and the
 /// body slice. Errors carry the offset within `bytes` where the problem is.
 pub fn decode_header(bytes: &[u8]) -> Result<(RecordHeader, &[u8]), (usize, CorruptKind)> {
+    decode_header_with(bytes, true)
+}
+
+/// Like [`decode_header`], verifying the record checksum only when `verify_crc` is set.
+/// Callers skip it only for bytes whose every byte another checksum already verified (a
+/// record carried in one FULL fragment, or a second pass over accepted bytes).
+pub fn decode_header_with(bytes: &[u8], verify_crc: bool) -> Result<(RecordHeader, &[u8]), (usize, CorruptKind)> {
     if bytes.len() < RECORD_HEADER_LEN {
         return Err((0, CorruptKind::RecordTruncated));
     }
@@ -232,10 +239,12 @@ pub fn decode_header(bytes: &[u8]) -> Result<(RecordHeader, &[u8]), (usize, Corr
     if bytes.len() != RECORD_HEADER_LEN + body_len as usize {
         return Err((4, CorruptKind::RecordTruncated));
     }
-    let stored = le_u32(bytes, 24);
-    let computed = crc32c::crc32c_append(crc32c::crc32c(&bytes[..24]), &bytes[RECORD_HEADER_LEN..]);
-    if stored != computed {
-        return Err((24, CorruptKind::Checksum { stored, computed }));
+    if verify_crc {
+        let stored = le_u32(bytes, 24);
+        let computed = crc32c::crc32c_append(crc32c::crc32c(&bytes[..24]), &bytes[RECORD_HEADER_LEN..]);
+        if stored != computed {
+            return Err((24, CorruptKind::Checksum { stored, computed }));
+        }
     }
     if bytes[2] != 0 || bytes[3] != 0 {
         return Err((2, CorruptKind::BadField("reserved")));

@@ -331,7 +331,7 @@ mod tests {
             let mut d = SegmentDecoder::new(&data, h.block_size, h.salt);
             loop {
                 match d.next_step() {
-                    Step::Record { start, end, bytes } => {
+                    Step::Record { start, end, bytes, .. } => {
                         let (rh, body) = decode_header(bytes).expect("record");
                         assert_eq!(rh.lsn, lsn);
                         let a = appended[(lsn - 1) as usize];
