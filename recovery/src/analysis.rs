@@ -102,12 +102,22 @@ pub fn invalid_reason(layout: &Layout, steal: bool, rec: &Record<'_>) -> Option<
     let bs = layout.block_size();
     let data = layout.data_start()..layout.block_count();
     match *rec {
-        Record::Write { block, offset, redo, undo, full, compensation } => {
+        Record::Write {
+            block,
+            offset,
+            redo,
+            undo,
+            full,
+            compensation,
+        } => {
             if !data.contains(&block) {
                 return Some(format!("write to block {block} outside the data region {data:?}"));
             }
             if offset as usize + redo.len() > bs {
-                return Some(format!("write of {} bytes at offset {offset} overruns a {bs}-byte block", redo.len()));
+                return Some(format!(
+                    "write of {} bytes at offset {offset} overruns a {bs}-byte block",
+                    redo.len()
+                ));
             }
             if full && redo.len() != bs {
                 return Some(format!("full-block write of {} bytes to {bs}-byte blocks", redo.len()));
@@ -117,12 +127,21 @@ pub fn invalid_reason(layout: &Layout, steal: bool, rec: &Record<'_>) -> Option<
             }
             None
         }
-        Record::Bitmap { target: AllocTarget::Block, index, .. } | Record::Revoke { block: index } => {
+        Record::Bitmap {
+            target: AllocTarget::Block,
+            index,
+            ..
+        }
+        | Record::Revoke { block: index } => {
             (!data.contains(&index)).then(|| format!("block {index} outside the data region {data:?}"))
         }
-        Record::Bitmap { target: AllocTarget::Inode, index, .. } | Record::Orphan { ino: index, .. } => {
-            (index >= layout.geometry.inode_count).then(|| format!("inode {index} beyond the {} inode slots", layout.geometry.inode_count))
+        Record::Bitmap {
+            target: AllocTarget::Inode,
+            index,
+            ..
         }
+        | Record::Orphan { ino: index, .. } => (index >= layout.geometry.inode_count)
+            .then(|| format!("inode {index} beyond the {} inode slots", layout.geometry.inode_count)),
         Record::Commit { .. } | Record::Abort { .. } | Record::Optional { .. } => None,
     }
 }
@@ -219,7 +238,11 @@ impl<'a> Analyzer<'a> {
     fn reject(&mut self, ctx: &RecordCtx, h: &RecordHeader, reason: String) -> Result<()> {
         if self.mode == RecoveryMode::SkipCorrupt {
             self.txns.entry(h.txid).or_insert_with(TxnEntry::new).outcome = TxnOutcome::Damaged;
-            self.invalid.push(InvalidNote { lsn: h.lsn, txid: h.txid, reason });
+            self.invalid.push(InvalidNote {
+                lsn: h.lsn,
+                txid: h.txid,
+                reason,
+            });
             return Ok(());
         }
         Err(Error::InvalidRecord {
@@ -264,22 +287,37 @@ impl<'a> Analyzer<'a> {
                     return Ok(());
                 }
                 if records != entry.records {
-                    let reason = format!("transaction {} ends claiming {records} records, the journal holds {}", h.txid, entry.records);
+                    let reason = format!(
+                        "transaction {} ends claiming {records} records, the journal holds {}",
+                        h.txid, entry.records
+                    );
                     return self.reject(ctx, h, reason);
                 }
-                entry.outcome = if matches!(rec, Record::Commit { .. }) { TxnOutcome::Committed } else { TxnOutcome::Aborted };
+                entry.outcome = if matches!(rec, Record::Commit { .. }) {
+                    TxnOutcome::Committed
+                } else {
+                    TxnOutcome::Aborted
+                };
                 // Only losers are undone; a finished transaction's locations are not needed.
                 entry.undo = Vec::new();
                 return Ok(());
             }
             Record::Revoke { block } => entry.revokes.push((block, h.lsn)),
             Record::Write { block, full, .. } if full => entry.full_writes.push((block, h.lsn)),
-            Record::Bitmap { set: true, compensation: false, .. } => entry.allocs += 1,
+            Record::Bitmap {
+                set: true,
+                compensation: false,
+                ..
+            } => entry.allocs += 1,
             _ => {}
         }
         entry.records += 1;
         if self.steal && !rec.is_compensation() && !matches!(rec, Record::Revoke { .. }) {
-            entry.undo.push(UndoLoc { lsn: h.lsn, segment: ctx.segment as u32, start: ctx.start });
+            entry.undo.push(UndoLoc {
+                lsn: h.lsn,
+                segment: ctx.segment as u32,
+                start: ctx.start,
+            });
         }
         if let Some(b) = target_block(self.layout, rec) {
             self.touched.insert(b);

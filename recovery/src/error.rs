@@ -47,7 +47,10 @@ impl std::fmt::Display for CorruptKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CorruptKind::Checksum { stored, computed } => {
-                write!(f, "checksum mismatch (stored {stored:#010x}, computed {computed:#010x})")
+                write!(
+                    f,
+                    "checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
+                )
             }
             CorruptKind::BadMagic => write!(f, "bad magic"),
             CorruptKind::UnsupportedVersion(v) => write!(f, "unsupported format version {v}"),

@@ -28,7 +28,9 @@ impl std::str::FromStr for IoBackend {
         match s {
             "mmap" => Ok(IoBackend::Mmap),
             "read" => Ok(IoBackend::Read),
-            _ => Err(Error::Config(format!("unknown I/O backend `{s}` (expected mmap or read)"))),
+            _ => Err(Error::Config(format!(
+                "unknown I/O backend `{s}` (expected mmap or read)"
+            ))),
         }
     }
 }
@@ -93,7 +95,13 @@ pub struct Journal {
 
 impl Journal {
     /// Lists, orders and validates the segments of `dir` against the image identity.
-    pub fn open(dir: &Path, image_id: u64, image_block_size: u32, mode: RecoveryMode, backend: IoBackend) -> Result<Journal> {
+    pub fn open(
+        dir: &Path,
+        image_id: u64,
+        image_block_size: u32,
+        mode: RecoveryMode,
+        backend: IoBackend,
+    ) -> Result<Journal> {
         let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, "list journal directory", e))?;
         let mut found = Vec::new();
         for entry in entries {
@@ -105,7 +113,9 @@ impl Journal {
         }
         found.sort();
         if found.is_empty() {
-            return Err(Error::NoSegments { path: dir.to_path_buf() });
+            return Err(Error::NoSegments {
+                path: dir.to_path_buf(),
+            });
         }
         let last_index = found.len() - 1;
         let mut segments: Vec<SegmentMeta> = Vec::with_capacity(found.len());
@@ -116,7 +126,9 @@ impl Journal {
             let mut head = vec![0u8; SEGMENT_HEADER_LEN.min(len as usize)];
             std::io::Read::read_exact(&mut file, &mut head).map_err(|e| Error::io(&path, "read segment header", e))?;
             let header = match SegmentHeader::decode(&head) {
-                Ok(h) if h.segment_seq != seq => Err((16, CorruptKind::BadField("segment_seq (disagrees with the file name)"))),
+                Ok(h) if h.segment_seq != seq => {
+                    Err((16, CorruptKind::BadField("segment_seq (disagrees with the file name)")))
+                }
                 Ok(h) if (len as usize) < h.block_size as usize => Err((len, CorruptKind::TruncatedHeader)),
                 other => other,
             };
@@ -125,42 +137,78 @@ impl Journal {
                 Err((offset, kind)) => {
                     // A crash while creating the last segment leaves a short header: that is a
                     // torn tail, not damage, unless the mode forbids any loss.
-                    let torn_last = i == last_index && kind == CorruptKind::TruncatedHeader && mode != RecoveryMode::Absolute;
+                    let torn_last =
+                        i == last_index && kind == CorruptKind::TruncatedHeader && mode != RecoveryMode::Absolute;
                     if torn_last || mode == RecoveryMode::SkipCorrupt {
-                        notes.push(LocateNote { path, offset, kind, bytes: len });
+                        notes.push(LocateNote {
+                            path,
+                            offset,
+                            kind,
+                            bytes: len,
+                        });
                         continue;
                     }
                     return Err(Error::Corrupt { path, offset, kind });
                 }
             };
             if header.image_id != image_id {
-                return Err(Error::ImageMismatch { path, journal_image_id: header.image_id, image_id });
+                return Err(Error::ImageMismatch {
+                    path,
+                    journal_image_id: header.image_id,
+                    image_id,
+                });
             }
             if header.image_block_size != image_block_size {
-                return Err(Error::InconsistentSegments { path, what: "image block size (differs from the image's)" });
+                return Err(Error::InconsistentSegments {
+                    path,
+                    what: "image block size (differs from the image's)",
+                });
             }
             if let Some(prev) = segments.last() {
                 if header.steal() != prev.header.steal() {
-                    return Err(Error::InconsistentSegments { path, what: "buffer policy" });
+                    return Err(Error::InconsistentSegments {
+                        path,
+                        what: "buffer policy",
+                    });
                 }
                 if header.block_size != prev.header.block_size {
-                    return Err(Error::InconsistentSegments { path, what: "journal block size" });
+                    return Err(Error::InconsistentSegments {
+                        path,
+                        what: "journal block size",
+                    });
                 }
                 let expected = prev.header.segment_seq + 1;
                 if header.segment_seq != expected {
                     if mode != RecoveryMode::SkipCorrupt {
-                        return Err(Error::SegmentGap { path, expected, found: header.segment_seq });
+                        return Err(Error::SegmentGap {
+                            path,
+                            expected,
+                            found: header.segment_seq,
+                        });
                     }
-                    notes.push(LocateNote { path: path.clone(), offset: 16, kind: CorruptKind::BadField("segment_seq (gap before this segment)"), bytes: 0 });
+                    notes.push(LocateNote {
+                        path: path.clone(),
+                        offset: 16,
+                        kind: CorruptKind::BadField("segment_seq (gap before this segment)"),
+                        bytes: 0,
+                    });
                 }
             }
             segments.push(SegmentMeta { path, header, len });
         }
         if segments.is_empty() {
-            return Err(Error::NoSegments { path: dir.to_path_buf() });
+            return Err(Error::NoSegments {
+                path: dir.to_path_buf(),
+            });
         }
         let maps = segments.iter().map(|_| OnceLock::new()).collect();
-        Ok(Journal { dir: dir.to_path_buf(), segments, notes, backend, maps })
+        Ok(Journal {
+            dir: dir.to_path_buf(),
+            segments,
+            notes,
+            backend,
+            maps,
+        })
     }
 
     /// Total bytes of the segment files recovery reads.
@@ -187,7 +235,8 @@ impl Journal {
             }
             IoBackend::Read => {
                 let mut buf = Vec::with_capacity(meta.len as usize);
-                std::io::Read::read_to_end(&mut &file, &mut buf).map_err(|e| Error::io(&meta.path, "read segment", e))?;
+                std::io::Read::read_to_end(&mut &file, &mut buf)
+                    .map_err(|e| Error::io(&meta.path, "read segment", e))?;
                 SegmentBytes::Owned(buf)
             }
         };
@@ -195,7 +244,11 @@ impl Journal {
             return Err(Error::io(
                 &meta.path,
                 "read segment",
-                std::io::Error::other(format!("segment changed size during recovery ({} -> {} bytes)", meta.len, bytes.len())),
+                std::io::Error::other(format!(
+                    "segment changed size during recovery ({} -> {} bytes)",
+                    meta.len,
+                    bytes.len()
+                )),
             ));
         }
         Ok(bytes)

@@ -40,7 +40,9 @@ impl std::str::FromStr for RecoveryMode {
             "tolerate-tail" => Ok(RecoveryMode::TolerateTail),
             "absolute" => Ok(RecoveryMode::Absolute),
             "skip-corrupt" => Ok(RecoveryMode::SkipCorrupt),
-            _ => Err(Error::Config(format!("unknown recovery mode `{s}` (expected tolerate-tail, absolute or skip-corrupt)"))),
+            _ => Err(Error::Config(format!(
+                "unknown recovery mode `{s}` (expected tolerate-tail, absolute or skip-corrupt)"
+            ))),
         }
     }
 }
@@ -75,7 +77,9 @@ impl std::str::FromStr for ImageIo {
         match s {
             "mmap" => Ok(ImageIo::Mmap),
             "pwrite" => Ok(ImageIo::Pwrite),
-            _ => Err(Error::Config(format!("unknown image I/O `{s}` (expected mmap or pwrite)"))),
+            _ => Err(Error::Config(format!(
+                "unknown image I/O `{s}` (expected mmap or pwrite)"
+            ))),
         }
     }
 }
@@ -194,14 +198,30 @@ pub struct RecoveryReport {
 impl std::fmt::Display for RecoveryReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.already_recovered {
-            return writeln!(f, "{}: already recovered (journal unchanged since); nothing to do. Use --force to replay anyway.", self.dir.display());
+            return writeln!(
+                f,
+                "{}: already recovered (journal unchanged since); nothing to do. Use --force to replay anyway.",
+                self.dir.display()
+            );
         }
         let mib = |b: u64| b as f64 / (1 << 20) as f64;
-        writeln!(f, "recovered {} ({} mode, {} policy, {} I/O)", self.dir.display(), self.mode, self.policy, serde_json::to_string(&self.io).unwrap_or_default().trim_matches('"'))?;
+        writeln!(
+            f,
+            "recovered {} ({} mode, {} policy, {} I/O)",
+            self.dir.display(),
+            self.mode,
+            self.policy,
+            serde_json::to_string(&self.io).unwrap_or_default().trim_matches('"')
+        )?;
         writeln!(
             f,
             "  scanned    {} records, {:.1} MiB of {:.1} MiB in {} segments, LSN {}..{}",
-            self.records_scanned, mib(self.bytes_scanned), mib(self.journal_bytes), self.segments, self.lsn_range.0, self.lsn_range.1
+            self.records_scanned,
+            mib(self.bytes_scanned),
+            mib(self.journal_bytes),
+            self.segments,
+            self.lsn_range.0,
+            self.lsn_range.1
         )?;
         let t = &self.txns;
         writeln!(
@@ -216,8 +236,16 @@ impl std::fmt::Display for RecoveryReport {
             r.redo_applied, r.redo_skipped_superseded, r.redo_skipped_revoked, r.redo_skipped_losers
         )?;
         writeln!(f, "  undo       {} changes restored", r.undo_applied)?;
-        writeln!(f, "  orphans    {} freed; {} loser allocations freed", r.orphans_freed, self.loser_allocations_freed)?;
-        writeln!(f, "  image      {} blocks written in {} window(s)", r.blocks_written, self.windows)?;
+        writeln!(
+            f,
+            "  orphans    {} freed; {} allocations by losers undone or never applied",
+            r.orphans_freed, self.loser_allocations_freed
+        )?;
+        writeln!(
+            f,
+            "  image      {} blocks written in {} window(s)",
+            r.blocks_written, self.windows
+        )?;
         match &self.tail {
             Some(t) => writeln!(
                 f,
@@ -230,10 +258,23 @@ impl std::fmt::Display for RecoveryReport {
             None => writeln!(f, "  tail       clean")?,
         }
         for n in &self.segment_notes {
-            writeln!(f, "  segment    {} ignored: {} at offset {}", n.path.display(), n.kind, n.offset)?;
+            writeln!(
+                f,
+                "  segment    {} ignored: {} at offset {}",
+                n.path.display(),
+                n.kind,
+                n.offset
+            )?;
         }
         for s in &self.skipped {
-            writeln!(f, "  skipped    {} offset {}: {} (after LSN {})", s.path.display(), s.offset, s.kind, s.lsn_before)?;
+            writeln!(
+                f,
+                "  skipped    {} offset {}: {} (after LSN {})",
+                s.path.display(),
+                s.offset,
+                s.kind,
+                s.lsn_before
+            )?;
         }
         for i in &self.invalid {
             writeln!(f, "  invalid    LSN {} (txn {}): {}", i.lsn, i.txid, i.reason)?;
@@ -254,7 +295,11 @@ struct Marker {
 }
 
 fn journal_fingerprint(journal: &Journal) -> Vec<(String, u64)> {
-    let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = |p: &Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
     let mut files: Vec<(String, u64)> = journal
         .segments
         .iter()
@@ -289,8 +334,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     fsync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
-/// Takes the directory's exclusive recovery lock; released when the returned file drops.
-pub fn lock_dir(dir: &Path) -> Result<File> {
+/// The directory's exclusive recovery lock, released on drop.
+#[derive(Debug)]
+pub struct DirLock {
+    file: File,
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        // Unlock explicitly rather than rely on close: a child forked by another thread of
+        // this process holds a duplicate of the descriptor until it execs, and the lock lives
+        // as long as any duplicate does.
+        let _ = self.file.unlock();
+    }
+}
+
+/// Takes the directory's exclusive recovery lock; released when the returned guard drops.
+pub fn lock_dir(dir: &Path) -> Result<DirLock> {
     let path = dir.join(LOCK_FILE);
     let f = OpenOptions::new()
         .create(true)
@@ -299,7 +359,7 @@ pub fn lock_dir(dir: &Path) -> Result<File> {
         .open(&path)
         .map_err(|e| Error::io(&path, "open lock file", e))?;
     match f.try_lock() {
-        Ok(()) => Ok(f),
+        Ok(()) => Ok(DirLock { file: f }),
         Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path }),
         Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, "lock", e)),
     }
@@ -325,15 +385,29 @@ impl Timer {
 /// Opens the image and journal of `dir` without changing anything.
 pub fn open_dir(dir: &Path, mode: RecoveryMode, io: IoBackend) -> Result<(Layout, Journal)> {
     if !dir.is_dir() {
-        return Err(Error::io(dir, "open directory", std::io::Error::from(std::io::ErrorKind::NotFound)));
+        return Err(Error::io(
+            dir,
+            "open directory",
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        ));
     }
     let layout = Layout::read_from(&dir.join(IMAGE_FILE))?;
-    let journal = Journal::open(&dir.join(JOURNAL_DIR), layout.geometry.image_id, layout.geometry.block_size, mode, io)?;
+    let journal = Journal::open(
+        &dir.join(JOURNAL_DIR),
+        layout.geometry.image_id,
+        layout.geometry.block_size,
+        mode,
+        io,
+    )?;
     Ok((layout, journal))
 }
 
 /// Scans and analyses the journal of `dir` without touching the image (used by `inspect`).
-pub fn analyze_dir(dir: &Path, mode: RecoveryMode, io: IoBackend) -> Result<(Layout, Journal, scan::ScanOutcome, Analysis)> {
+pub fn analyze_dir(
+    dir: &Path,
+    mode: RecoveryMode,
+    io: IoBackend,
+) -> Result<(Layout, Journal, scan::ScanOutcome, Analysis)> {
     let (layout, journal) = open_dir(dir, mode, io)?;
     let mut analyzer = Analyzer::new(&layout, &journal, mode);
     let outcome = scan::scan(&journal, mode, |ctx, h, rec| analyzer.visit(ctx, h, rec))?;
@@ -344,10 +418,16 @@ pub fn analyze_dir(dir: &Path, mode: RecoveryMode, io: IoBackend) -> Result<(Lay
 /// Recovers `dir` in place: afterwards its image holds exactly the committed state.
 pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
     if opts.memory_budget_bytes < MEMORY_BUDGET_MIN {
-        return Err(Error::Config(format!("memory budget {} bytes is below the minimum {MEMORY_BUDGET_MIN}", opts.memory_budget_bytes)));
+        return Err(Error::Config(format!(
+            "memory budget {} bytes is below the minimum {MEMORY_BUDGET_MIN}",
+            opts.memory_budget_bytes
+        )));
     }
     let started = Instant::now();
-    let mut timer = Timer { phases: Vec::new(), at: started };
+    let mut timer = Timer {
+        phases: Vec::new(),
+        at: started,
+    };
     let _lock = lock_dir(dir)?;
     let (layout, journal) = open_dir(dir, opts.mode, opts.io)?;
     let marker_path = dir.join(MARKER_FILE);
@@ -409,10 +489,26 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
         ImageIo::Mmap => {
             let mut img = replay::MappedImage::map(&image, &image_path, &layout, opts.fault)?;
             timer.lap("map");
-            replay::redo_window(&mut img, &layout, &journal, opts.mode, &outcome, &analysis, &(0..layout.block_count()), &mut stats)?;
+            replay::redo_window(
+                &mut img,
+                &layout,
+                &journal,
+                opts.mode,
+                &outcome,
+                &analysis,
+                &(0..layout.block_count()),
+                &mut stats,
+            )?;
             timer.lap("redo");
             if analysis.steal {
-                replay::undo_losers(&mut img, &layout, &journal, &analysis, &(0..layout.block_count()), &mut stats)?;
+                replay::undo_losers(
+                    &mut img,
+                    &layout,
+                    &journal,
+                    &analysis,
+                    &(0..layout.block_count()),
+                    &mut stats,
+                )?;
                 timer.lap("undo");
             }
             replay::clean_orphans(&mut img, &layout, &mut stats)?;
@@ -429,7 +525,9 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
                 let in_window = analysis.touched.iter().filter(|b| window.contains(b)).count();
                 let mut cache = BlockCache::new(&image, &image_path, bs, in_window);
                 timer.lap("cache");
-                replay::redo_window(&mut cache, &layout, &journal, opts.mode, &outcome, &analysis, window, &mut stats)?;
+                replay::redo_window(
+                    &mut cache, &layout, &journal, opts.mode, &outcome, &analysis, window, &mut stats,
+                )?;
                 timer.lap("redo");
                 if analysis.steal {
                     replay::undo_losers(&mut cache, &layout, &journal, &analysis, window, &mut stats)?;
@@ -451,8 +549,13 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
     if opts.fault == Some(FaultPoint::BeforeMarker) {
         return Err(Error::InjectedFault("before-marker"));
     }
-    let marker = Marker { version: 1, files: fingerprint, last_lsn: outcome.last_lsn };
-    let marker_bytes = serde_json::to_vec_pretty(&marker).map_err(|e| Error::io(&marker_path, "encode marker", std::io::Error::other(e)))?;
+    let marker = Marker {
+        version: 1,
+        files: fingerprint,
+        last_lsn: outcome.last_lsn,
+    };
+    let marker_bytes = serde_json::to_vec_pretty(&marker)
+        .map_err(|e| Error::io(&marker_path, "encode marker", std::io::Error::other(e)))?;
     write_atomic(&marker_path, &marker_bytes)?;
     timer.lap("mark");
 

@@ -162,8 +162,12 @@ impl MappedImage {
     pub fn map(image: &File, path: &Path, layout: &Layout, fault: Option<FaultPoint>) -> Result<MappedImage> {
         // SAFETY: see the contract above; the mapping is only accessed through bounds-checked
         // slices of `block_size` bytes within `block_count` blocks.
-        let map = unsafe { memmap2::MmapOptions::new().len(layout.image_len() as usize).map_mut(image) }
-            .map_err(|e| Error::io(path, "map image", e))?;
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .len(layout.image_len() as usize)
+                .map_mut(image)
+        }
+        .map_err(|e| Error::io(path, "map image", e))?;
         Ok(MappedImage {
             map,
             block_size: layout.block_size(),
@@ -394,7 +398,13 @@ pub fn redo_record(
         return Ok(());
     }
     match *rec {
-        Record::Write { block, offset, redo, full, .. } => {
+        Record::Write {
+            block,
+            offset,
+            redo,
+            full,
+            ..
+        } => {
             if analysis.revoked.get(&block).is_some_and(|&r| h.lsn < r) {
                 stats.redo_skipped_revoked += 1;
                 return Ok(());
@@ -435,7 +445,11 @@ pub fn undo_losers(
         let meta = &journal.segments[loc.segment as usize];
         let mut dec = SegmentDecoder::new(bytes, meta.header.block_size, meta.header.salt);
         dec.seek(loc.start as usize, false);
-        let corrupt = |offset: u64, kind| Error::Corrupt { path: meta.path.clone(), offset, kind };
+        let corrupt = |offset: u64, kind| Error::Corrupt {
+            path: meta.path.clone(),
+            offset,
+            kind,
+        };
         let rec_bytes = match dec.next_step() {
             Step::Record { bytes, .. } => bytes,
             Step::Damage { offset, kind } => return Err(corrupt(offset as u64, kind)),
@@ -443,12 +457,19 @@ pub fn undo_losers(
         };
         let (h, body) = decode_header(rec_bytes).map_err(|(o, k)| corrupt(loc.start + o as u64, k))?;
         let rec = decode_body(&h, body).map_err(|(o, k)| corrupt(loc.start + o as u64, k))?;
-        let Some(block) = crate::analysis::target_block(layout, &rec) else { continue };
+        let Some(block) = crate::analysis::target_block(layout, &rec) else {
+            continue;
+        };
         if !window.contains(&block) {
             continue;
         }
         match rec {
-            Record::Write { offset, undo: Some(undo), full, .. } => {
+            Record::Write {
+                offset,
+                undo: Some(undo),
+                full,
+                ..
+            } => {
                 let b = cache.block_mut(block, full)?;
                 b[offset as usize..offset as usize + undo.len()].copy_from_slice(undo);
             }
@@ -502,7 +523,9 @@ pub fn redo_window(
     window: &Range<u64>,
     stats: &mut ReplayStats,
 ) -> Result<()> {
-    let mut apply = |_ctx: &RecordCtx, h: &RecordHeader, rec: &Record<'_>| redo_record(cache, layout, analysis, window, h, rec, stats);
+    let mut apply = |_ctx: &RecordCtx, h: &RecordHeader, rec: &Record<'_>| {
+        redo_record(cache, layout, analysis, window, h, rec, stats)
+    };
     if crate::scan::trusted_rescan_possible(first) {
         crate::scan::scan_trusted(journal, first.end, apply)
     } else {

@@ -88,19 +88,38 @@ where
     let mut allow_jump = false;
     'segments: for (si, meta) in journal.segments.iter().enumerate() {
         if si > 0 && meta.header.first_lsn != expected_lsn {
-            let kind = CorruptKind::LsnSequence { expected: expected_lsn, found: meta.header.first_lsn };
+            let kind = CorruptKind::LsnSequence {
+                expected: expected_lsn,
+                found: meta.header.first_lsn,
+            };
             let gap_is_backwards = meta.header.first_lsn < expected_lsn;
             match mode {
                 RecoveryMode::SkipCorrupt if !gap_is_backwards => {
-                    out.skipped.push(SkippedRange { path: meta.path.clone(), offset: 40, kind, lsn_before: out.last_lsn });
+                    out.skipped.push(SkippedRange {
+                        path: meta.path.clone(),
+                        offset: 40,
+                        kind,
+                        lsn_before: out.last_lsn,
+                    });
                     expected_lsn = meta.header.first_lsn;
                     allow_jump = false;
                 }
                 RecoveryMode::SkipCorrupt => {
-                    out.skipped.push(SkippedRange { path: meta.path.clone(), offset: 40, kind, lsn_before: out.last_lsn });
+                    out.skipped.push(SkippedRange {
+                        path: meta.path.clone(),
+                        offset: 40,
+                        kind,
+                        lsn_before: out.last_lsn,
+                    });
                     continue 'segments;
                 }
-                _ => return Err(Error::Corrupt { path: meta.path.clone(), offset: 40, kind }),
+                _ => {
+                    return Err(Error::Corrupt {
+                        path: meta.path.clone(),
+                        offset: 40,
+                        kind,
+                    })
+                }
             }
         }
         let bytes = journal.load(si)?;
@@ -108,8 +127,17 @@ where
         let mut segment_end = meta.len;
         loop {
             let (offset, kind, record_level) = match dec.next_step() {
-                Step::Record { start, end, bytes: rec, single } => {
-                    let ctx = RecordCtx { segment: si, start: start as u64, end: end as u64 };
+                Step::Record {
+                    start,
+                    end,
+                    bytes: rec,
+                    single,
+                } => {
+                    let ctx = RecordCtx {
+                        segment: si,
+                        start: start as u64,
+                        end: end as u64,
+                    };
                     match decode_record(rec, !single, expected_lsn, allow_jump) {
                         Ok((h, r)) => {
                             allow_jump = false;
@@ -134,7 +162,12 @@ where
                     if dec.next_valid_after(offset).is_none() {
                         if offset < bytes.len() && si + 1 == journal.segments.len() {
                             let discarded = meta.len - offset as u64;
-                            out.tail = Some(TailCut { path: meta.path.clone(), offset: offset as u64, damage: None, bytes_discarded: discarded });
+                            out.tail = Some(TailCut {
+                                path: meta.path.clone(),
+                                offset: offset as u64,
+                                damage: None,
+                                bytes_discarded: discarded,
+                            });
                         }
                         segment_end = segment_end.max(offset as u64);
                         break;
@@ -159,17 +192,34 @@ where
     Ok(out)
 }
 
-fn decode_record(rec: &[u8], verify_crc: bool, expected_lsn: u64, allow_jump: bool) -> std::result::Result<(RecordHeader, Record<'_>), (usize, CorruptKind)> {
+fn decode_record(
+    rec: &[u8],
+    verify_crc: bool,
+    expected_lsn: u64,
+    allow_jump: bool,
+) -> std::result::Result<(RecordHeader, Record<'_>), (usize, CorruptKind)> {
     let (h, body) = decode_header_with(rec, verify_crc)?;
     if h.lsn != expected_lsn && !(allow_jump && h.lsn > expected_lsn) {
-        return Err((8, CorruptKind::LsnSequence { expected: expected_lsn, found: h.lsn }));
+        return Err((
+            8,
+            CorruptKind::LsnSequence {
+                expected: expected_lsn,
+                found: h.lsn,
+            },
+        ));
     }
     let r = decode_body(&h, body)?;
     Ok((h, r))
 }
 
 /// The first valid fragment at or after the damage, in this segment or a later one.
-fn valid_data_after(journal: &Journal, si: usize, dec: &SegmentDecoder<'_>, offset: usize, record_level: bool) -> Result<Option<(usize, u64)>> {
+fn valid_data_after(
+    journal: &Journal,
+    si: usize,
+    dec: &SegmentDecoder<'_>,
+    offset: usize,
+    record_level: bool,
+) -> Result<Option<(usize, u64)>> {
     let here = if record_level {
         // The damaged record's fragments were intact; anything valid after it counts.
         let p = dec.position();
@@ -192,7 +242,10 @@ fn valid_data_after(journal: &Journal, si: usize, dec: &SegmentDecoder<'_>, offs
     Ok(None)
 }
 
-#[expect(clippy::too_many_arguments, reason = "one call site; the state is the scan's own locals")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site; the state is the scan's own locals"
+)]
 fn on_damage(
     journal: &Journal,
     mode: RecoveryMode,
@@ -205,7 +258,11 @@ fn on_damage(
 ) -> Result<Flow> {
     let meta = &journal.segments[si];
     match mode {
-        RecoveryMode::Absolute => Err(Error::Corrupt { path: meta.path.clone(), offset: offset as u64, kind }),
+        RecoveryMode::Absolute => Err(Error::Corrupt {
+            path: meta.path.clone(),
+            offset: offset as u64,
+            kind,
+        }),
         RecoveryMode::TolerateTail => match valid_data_after(journal, si, dec, offset, record_level)? {
             Some((sj, next)) => Err(Error::MidJournalCorruption {
                 path: meta.path.clone(),
@@ -226,7 +283,12 @@ fn on_damage(
             }
         },
         RecoveryMode::SkipCorrupt => {
-            out.skipped.push(SkippedRange { path: meta.path.clone(), offset: offset as u64, kind, lsn_before: out.last_lsn });
+            out.skipped.push(SkippedRange {
+                path: meta.path.clone(),
+                offset: offset as u64,
+                kind,
+                lsn_before: out.last_lsn,
+            });
             let next = if record_level {
                 Some(dec.position())
             } else {
@@ -255,21 +317,37 @@ pub fn scan_trusted<F>(journal: &Journal, end: Option<(usize, u64)>, mut visit: 
 where
     F: FnMut(&RecordCtx, &RecordHeader, &Record<'_>) -> Result<()>,
 {
-    let Some((last_segment, end_offset)) = end else { return Ok(()) };
+    let Some((last_segment, end_offset)) = end else {
+        return Ok(());
+    };
     for si in 0..=last_segment {
         let meta = &journal.segments[si];
         let bytes = journal.load(si)?;
         let mut dec = SegmentDecoder::new_trusted(&bytes, meta.header.block_size, meta.header.salt);
-        let changed = |offset: usize, kind| Error::Corrupt { path: meta.path.clone(), offset: offset as u64, kind };
+        let changed = |offset: usize, kind| Error::Corrupt {
+            path: meta.path.clone(),
+            offset: offset as u64,
+            kind,
+        };
         loop {
             match dec.next_step() {
-                Step::Record { start, end, bytes: rec, .. } => {
+                Step::Record {
+                    start, end, bytes: rec, ..
+                } => {
                     if si == last_segment && end as u64 > end_offset {
                         break;
                     }
                     let (h, body) = decode_header_with(rec, false).map_err(|(o, k)| changed(start + o, k))?;
                     let r = decode_body(&h, body).map_err(|(o, k)| changed(start + o, k))?;
-                    visit(&RecordCtx { segment: si, start: start as u64, end: end as u64 }, &h, &r)?;
+                    visit(
+                        &RecordCtx {
+                            segment: si,
+                            start: start as u64,
+                            end: end as u64,
+                        },
+                        &h,
+                        &r,
+                    )?;
                     if si == last_segment && end as u64 == end_offset {
                         break;
                     }

@@ -160,8 +160,7 @@ impl Record<'_> {
         let comp = if self.is_compensation() { flags::COMPENSATION } else { 0 };
         match self {
             Record::Write { undo, full, .. } => {
-                comp | if undo.is_some() { flags::HAS_UNDO } else { 0 }
-                    | if *full { flags::FULL_BLOCK } else { 0 }
+                comp | if undo.is_some() { flags::HAS_UNDO } else { 0 } | if *full { flags::FULL_BLOCK } else { 0 }
             }
             _ => comp,
         }
@@ -180,8 +179,17 @@ impl Record<'_> {
         out.extend_from_slice(&txid.to_le_bytes());
         out.extend_from_slice(&[0u8; 4]); // crc, patched below
         match self {
-            Record::Write { block, offset, redo, undo, .. } => {
-                assert!(redo.len() <= IMAGE_BLOCK_SIZE_MAX, "write payload over the format limit");
+            Record::Write {
+                block,
+                offset,
+                redo,
+                undo,
+                ..
+            } => {
+                assert!(
+                    redo.len() <= IMAGE_BLOCK_SIZE_MAX,
+                    "write payload over the format limit"
+                );
                 if let Some(u) = undo {
                     assert_eq!(u.len(), redo.len(), "undo and redo lengths differ");
                 }
@@ -304,7 +312,14 @@ pub fn decode_body<'a>(h: &RecordHeader, body: &'a [u8]) -> Result<Record<'a>, (
             if full && offset != 0 {
                 return Err((at(8), CorruptKind::BadField("offset of a full-block write")));
             }
-            Ok(Record::Write { block, offset, redo, undo, full, compensation: comp })
+            Ok(Record::Write {
+                block,
+                offset,
+                redo,
+                undo,
+                full,
+                compensation: comp,
+            })
         }
         types::ALLOC | types::FREE => {
             only_flags(flags::COMPENSATION)?;
@@ -372,12 +387,44 @@ mod tests {
         let redo = [1u8, 2, 3];
         let undo = [4u8, 5, 6];
         for rec in [
-            Record::Write { block: 5, offset: 10, redo: &redo, undo: Some(&undo), full: false, compensation: false },
-            Record::Write { block: 5, offset: 0, redo: &redo, undo: None, full: true, compensation: true },
-            Record::Bitmap { target: AllocTarget::Inode, index: 3, set: true, compensation: false },
-            Record::Bitmap { target: AllocTarget::Block, index: 3, set: false, compensation: true },
-            Record::Orphan { ino: 8, add: true, compensation: false },
-            Record::Orphan { ino: 8, add: false, compensation: true },
+            Record::Write {
+                block: 5,
+                offset: 10,
+                redo: &redo,
+                undo: Some(&undo),
+                full: false,
+                compensation: false,
+            },
+            Record::Write {
+                block: 5,
+                offset: 0,
+                redo: &redo,
+                undo: None,
+                full: true,
+                compensation: true,
+            },
+            Record::Bitmap {
+                target: AllocTarget::Inode,
+                index: 3,
+                set: true,
+                compensation: false,
+            },
+            Record::Bitmap {
+                target: AllocTarget::Block,
+                index: 3,
+                set: false,
+                compensation: true,
+            },
+            Record::Orphan {
+                ino: 8,
+                add: true,
+                compensation: false,
+            },
+            Record::Orphan {
+                ino: 8,
+                add: false,
+                compensation: true,
+            },
             Record::Revoke { block: 99 },
             Record::Commit { records: 12 },
             Record::Abort { records: 1 },
@@ -398,11 +445,29 @@ mod tests {
         let mut bad = buf.clone();
         bad[4..8].copy_from_slice(&(RECORD_BODY_MAX as u32 + 1).to_le_bytes());
         assert!(matches!(decode_header(&bad), Err((4, CorruptKind::RecordTooLarge(_)))));
-        let h = RecordHeader { rec_type: 0x33, flags: 0, body_len: 0, lsn: 1, txid: 1 };
+        let h = RecordHeader {
+            rec_type: 0x33,
+            flags: 0,
+            body_len: 0,
+            lsn: 1,
+            txid: 1,
+        };
         assert_eq!(decode_body(&h, &[]), Err((0, CorruptKind::UnknownRecordType(0x33))));
-        let h = RecordHeader { rec_type: types::REVOKE, flags: 0x40, body_len: 8, lsn: 1, txid: 1 };
+        let h = RecordHeader {
+            rec_type: types::REVOKE,
+            flags: 0x40,
+            body_len: 8,
+            lsn: 1,
+            txid: 1,
+        };
         assert_eq!(decode_body(&h, &[0; 8]), Err((1, CorruptKind::BadField("flags"))));
-        let h = RecordHeader { rec_type: types::REVOKE, flags: 0, body_len: 7, lsn: 1, txid: 1 };
+        let h = RecordHeader {
+            rec_type: types::REVOKE,
+            flags: 0,
+            body_len: 7,
+            lsn: 1,
+            txid: 1,
+        };
         assert_eq!(
             decode_body(&h, &[0; 7]),
             Err((RECORD_HEADER_LEN, CorruptKind::BadField("body length")))
@@ -470,7 +535,13 @@ mod field_tests {
 
     #[test]
     fn body_field_errors() {
-        let h = |t: u8, flags: u8, len: usize| RecordHeader { rec_type: t, flags, body_len: len as u32, lsn: 1, txid: 1 };
+        let h = |t: u8, flags: u8, len: usize| RecordHeader {
+            rec_type: t,
+            flags,
+            body_len: len as u32,
+            lsn: 1,
+            txid: 1,
+        };
         let mut w = vec![0u8; 16];
         assert_eq!(
             decode_body(&h(types::WRITE, 0, 16), &w),
@@ -481,7 +552,10 @@ mod field_tests {
         w.push(0);
         assert_eq!(
             decode_body(&h(types::WRITE, flags::FULL_BLOCK, 17), &w),
-            Err((RECORD_HEADER_LEN + 8, CorruptKind::BadField("offset of a full-block write")))
+            Err((
+                RECORD_HEADER_LEN + 8,
+                CorruptKind::BadField("offset of a full-block write")
+            ))
         );
         assert_eq!(
             decode_body(&h(types::WRITE, flags::HAS_UNDO, 17), &w),
@@ -489,10 +563,19 @@ mod field_tests {
         );
         let mut bm = vec![0u8; 16];
         bm[0] = 7;
-        assert_eq!(decode_body(&h(types::ALLOC, 0, 16), &bm), Err((RECORD_HEADER_LEN, CorruptKind::BadField("bitmap target"))));
+        assert_eq!(
+            decode_body(&h(types::ALLOC, 0, 16), &bm),
+            Err((RECORD_HEADER_LEN, CorruptKind::BadField("bitmap target")))
+        );
         bm[0] = 0;
         bm[3] = 1;
-        assert_eq!(decode_body(&h(types::FREE, 0, 16), &bm), Err((RECORD_HEADER_LEN + 1, CorruptKind::BadField("reserved"))));
-        assert_eq!(decode_body(&h(types::COMMIT, flags::COMPENSATION, 8), &[0; 8]), Err((1, CorruptKind::BadField("flags"))));
+        assert_eq!(
+            decode_body(&h(types::FREE, 0, 16), &bm),
+            Err((RECORD_HEADER_LEN + 1, CorruptKind::BadField("reserved")))
+        );
+        assert_eq!(
+            decode_body(&h(types::COMMIT, flags::COMPENSATION, 8), &[0; 8]),
+            Err((1, CorruptKind::BadField("flags")))
+        );
     }
 }

@@ -115,9 +115,14 @@ impl JournalWriter {
     /// Starts a new journal in `dir` (created if missing; must hold no segments).
     pub fn create(dir: &Path, cfg: WriterConfig) -> Result<Self> {
         if !cfg.block_size.is_power_of_two() || !(BLOCK_SIZE_MIN..=BLOCK_SIZE_MAX).contains(&cfg.block_size) {
-            return Err(Error::Config(format!("journal block size {} is not a power of two in 4 KiB..1 MiB", cfg.block_size)));
+            return Err(Error::Config(format!(
+                "journal block size {} is not a power of two in 4 KiB..1 MiB",
+                cfg.block_size
+            )));
         }
-        let usable = cfg.segment_blocks.saturating_mul(u64::from(cfg.block_size) - FRAGMENT_HEADER_LEN as u64 * 2);
+        let usable = cfg
+            .segment_blocks
+            .saturating_mul(u64::from(cfg.block_size) - FRAGMENT_HEADER_LEN as u64 * 2);
         if usable < RECORD_LEN_MAX as u64 {
             return Err(Error::Config(format!(
                 "segment of {} blocks of {} bytes cannot hold a record of the maximum size",
@@ -160,7 +165,9 @@ impl JournalWriter {
                 offset += space;
                 continue;
             }
-            let take = rem.min(space as usize - FRAGMENT_HEADER_LEN).min(fragment_payload_max());
+            let take = rem
+                .min(space as usize - FRAGMENT_HEADER_LEN)
+                .min(fragment_payload_max());
             offset += (FRAGMENT_HEADER_LEN + take) as u64;
             rem -= take;
             if rem == 0 {
@@ -191,7 +198,13 @@ impl JournalWriter {
         let len = pending.len() as u64;
         self.current = Some(OpenSegment {
             file,
-            info: SegmentInfo { seq, path, base: self.next_base, len: 0, salt },
+            info: SegmentInfo {
+                seq,
+                path,
+                base: self.next_base,
+                len: 0,
+                salt,
+            },
             pending,
             len,
         });
@@ -252,7 +265,10 @@ impl JournalWriter {
                 seg.len += space;
                 continue;
             }
-            let take = rest.len().min(space as usize - FRAGMENT_HEADER_LEN).min(fragment_payload_max());
+            let take = rest
+                .len()
+                .min(space as usize - FRAGMENT_HEADER_LEN)
+                .min(fragment_payload_max());
             let last = take == rest.len();
             let kind = match (first, last) {
                 (true, true) => kinds::FULL,
@@ -272,7 +288,11 @@ impl JournalWriter {
         }
         let lsn = self.next_lsn;
         self.next_lsn += 1;
-        Ok(Appended { lsn, start: start.unwrap_or(end), end })
+        Ok(Appended {
+            lsn,
+            start: start.unwrap_or(end),
+            end,
+        })
     }
 
     /// Writes buffered bytes to the current segment file (no fsync).
@@ -287,7 +307,9 @@ impl JournalWriter {
     pub fn sync(&mut self) -> Result<()> {
         if let Some(seg) = self.current.as_mut() {
             Self::write_pending(seg)?;
-            seg.file.sync_data().map_err(|e| Error::io(&seg.info.path, "fsync segment", e))?;
+            seg.file
+                .sync_data()
+                .map_err(|e| Error::io(&seg.info.path, "fsync segment", e))?;
         }
         Ok(())
     }
@@ -297,7 +319,8 @@ impl JournalWriter {
         self.sync()?;
         self.close_segment()?;
         let dir = File::open(&self.dir).map_err(|e| Error::io(&self.dir, "open journal directory", e))?;
-        dir.sync_all().map_err(|e| Error::io(&self.dir, "fsync journal directory", e))?;
+        dir.sync_all()
+            .map_err(|e| Error::io(&self.dir, "fsync journal directory", e))?;
         Ok(std::mem::take(&mut self.done))
     }
 }
@@ -311,13 +334,24 @@ mod tests {
     #[test]
     fn records_roundtrip_across_blocks_and_segments() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let cfg = WriterConfig { block_size: 4096, segment_blocks: 80, ..WriterConfig::default() };
+        let cfg = WriterConfig {
+            block_size: 4096,
+            segment_blocks: 80,
+            ..WriterConfig::default()
+        };
         let mut w = JournalWriter::create(dir.path(), cfg).expect("create");
         let payload: Vec<u8> = (0..4096u32).map(|i| (i * 7) as u8).collect();
         let mut appended = Vec::new();
         for i in 0..300u64 {
             let len = 1 + (i as usize * 37) % 4096;
-            let rec = Record::Write { block: i, offset: 0, redo: &payload[..len], undo: None, full: false, compensation: false };
+            let rec = Record::Write {
+                block: i,
+                offset: 0,
+                redo: &payload[..len],
+                undo: None,
+                full: false,
+                compensation: false,
+            };
             appended.push(w.append(i + 1, &rec).expect("append"));
         }
         let segs = w.finish().expect("finish");

@@ -1,0 +1,93 @@
+//! The `fastrec` binary: exit codes, one-line errors, and the commands working together.
+
+use std::process::Command;
+
+fn fastrec(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_fastrec"))
+        .args(args)
+        .output()
+        .expect("run fastrec")
+}
+
+fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn gen_inspect_verify_recover_verify() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("c");
+    let d = dir.to_str().expect("utf-8 path");
+    let o = fastrec(&[
+        "gen", "--out", d, "--preset", "small", "--seed", "7", "--policy", "steal", "--crash", "torn",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = fastrec(&["inspect", d]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("in flight at the crash"), "{}", text(&o));
+    let o = fastrec(&["verify", d]);
+    assert_eq!(o.status.code(), Some(1), "a crash state must not verify: {}", text(&o));
+    assert!(text(&o).contains("first bad block"), "{}", text(&o));
+    let report = tmp.path().join("r.json");
+    let o = fastrec(&["recover", d, "--report", report.to_str().expect("utf-8")]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("rolled back"), "{}", text(&o));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).expect("report")).expect("json");
+    assert_eq!(json["schema"], 1);
+    assert!(json["records_scanned"].as_u64().expect("records") > 0);
+    let o = fastrec(&["verify", d]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = fastrec(&["recover", d]);
+    assert!(text(&o).contains("already recovered"), "{}", text(&o));
+}
+
+#[test]
+fn errors_are_one_line_and_exit_2() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path().to_str().expect("utf-8");
+    let o = fastrec(&["recover", d]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("fastrec: error:") && err.contains("image.img"), "{err}");
+    let o = fastrec(&["gen", "--out", d, "--preset", "nope"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = fastrec(&["recover", d, "--memory-budget", "12X"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn corrupt_then_absolute_recovery_fails_naming_the_file() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("c");
+    let d = dir.to_str().expect("utf-8");
+    assert!(fastrec(&["gen", "--out", d, "--preset", "small", "--seed", "3"])
+        .status
+        .success());
+    let o = fastrec(&["corrupt", d, "--target", "journal", "--flips", "2", "--seed", "5"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("flipped bit"));
+    let o = fastrec(&["recover", d, "--mode", "absolute"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(".wal at offset"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn help_explains_every_command() {
+    let o = fastrec(&["--help"]);
+    assert!(o.status.success());
+    let t = text(&o);
+    for cmd in ["gen", "recover", "verify", "inspect", "corrupt", "demo"] {
+        assert!(t.contains(cmd), "--help lacks {cmd}: {t}");
+    }
+    let o = fastrec(&["recover", "--help"]);
+    assert!(text(&o).contains("tolerate-tail"));
+}

@@ -1,0 +1,1573 @@
+//! The crash-state generator: a simulated transactional writer over an image, with a buffer
+//! pool (flushes), group commit (syncs), aborts, unlogged writes after revokes, and a crash.
+//!
+//! Three image copies live side by side: `mem` (the writer's in-memory state, uncommitted
+//! changes included), `disk` (what the image file holds: base + flushes + unlogged writes) and
+//! the oracle's (the committed state as far as it is durable). A checker watches the two rules
+//! that make a crash state possible: write-ahead logging (no flushed content newer than the
+//! durable LSN) and strict two-phase locking (no change to a block or bit another open
+//! transaction changed).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::Path;
+
+use recovery::dir::{IMAGE_FILE, JOURNAL_DIR, MANIFEST_FILE};
+use recovery::format::record::{AllocTarget, Record};
+use recovery::format::segment::parse_segment_file_name;
+use recovery::format::writer::{segment_salt, Appended, JournalWriter, SegmentInfo, WriterConfig};
+use recovery::image::{BitRegion, Geometry, Layout};
+use serde::{Deserialize, Serialize};
+
+use crate::crash::shape_journal;
+use crate::digest::{block_digests, image_digest, write_expected, write_json, Expected};
+use crate::dist::AddressSampler;
+use crate::error::GenError;
+use crate::oracle::{Event, Oracle};
+use crate::params::{CrashKind, GenParams, Policy, Preset};
+use crate::rng::{derive, Filler, Rng};
+
+/// The deliberately produced hard cases, counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HardCases {
+    /// Steal: an aborted transaction's change was flushed to the image before the abort, and
+    /// a committed transaction later wrote an overlapping partial range of the block.
+    pub aborted_flushed_then_overwritten: u64,
+    /// Steal: (loser, data block) pairs where the loser's change is in the crash image.
+    pub loser_changes_in_image: u64,
+    /// The most committed transactions that wrote one data block (a hot block with
+    /// overlapping partial writes makes it at least 8).
+    pub max_txns_per_block: u64,
+    /// Transactions with durable records whose later records and commit were lost at the
+    /// crash (0 for a clean crash).
+    pub straddling_txns: u64,
+    /// Data blocks written by committed transactions whose final content is in the crash
+    /// image.
+    pub committed_blocks_flushed: u64,
+    /// Data blocks written by committed transactions whose final content is not in the crash
+    /// image.
+    pub committed_blocks_unflushed: u64,
+    /// Unlogged full-block writes to revoked blocks.
+    pub unlogged_writes: u64,
+    /// REVOKE records written.
+    pub revokes: u64,
+    /// Inodes on the orphan list in the base image.
+    pub orphans_in_base: u64,
+    /// Steal: in-flight transactions caught mid-abort (compensation records, no ABORT).
+    pub mid_abort_losers: u64,
+}
+
+/// What [`generate`] produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenSummary {
+    /// The preset the parameters came from.
+    pub preset: Option<Preset>,
+    /// The seed.
+    pub seed: u64,
+    /// Buffer policy.
+    pub policy: Policy,
+    /// Crash kind.
+    pub crash_kind: CrashKind,
+    /// Crash position: global journal byte position; a record survives iff it ends there or
+    /// earlier.
+    pub crash_pos: u64,
+    /// Global journal position made durable by the last sync before the tail.
+    pub durable_pos: u64,
+    /// LSN of the last record before `durable_pos`.
+    pub durable_lsn: u64,
+    /// LSN of the last record that survives the crash.
+    pub last_surviving_lsn: u64,
+    /// Journal bytes the writer produced (segment headers included).
+    pub journal_bytes_written: u64,
+    /// Journal bytes left on disk after the crash.
+    pub journal_bytes: u64,
+    /// Records written.
+    pub records: u64,
+    /// Segment files left.
+    pub segments: u64,
+    /// Transactions whose commit survives.
+    pub txns_committed: u64,
+    /// Transactions whose abort survives.
+    pub txns_aborted: u64,
+    /// Transactions with surviving records but neither commit nor abort.
+    pub txns_in_flight: u64,
+    /// Inodes freed by the oracle's orphan cleanup.
+    pub orphans_freed: u64,
+    /// Image block write-backs (flushes) before the crash.
+    pub flushes: u64,
+    /// Journal syncs (group commits) before the crash.
+    pub syncs: u64,
+    /// Image digest of the expected image.
+    pub expected_digest: String,
+    /// The hard cases.
+    pub hard_cases: HardCases,
+}
+
+impl std::fmt::Display for GenSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let h = &self.hard_cases;
+        let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
+        writeln!(
+            f,
+            "crash state: preset {}, seed {}, policy {}, crash {}",
+            self.preset.map_or("custom", Preset::name),
+            self.seed,
+            self.policy,
+            self.crash_kind
+        )?;
+        writeln!(
+            f,
+            "  journal    {:.1} MiB written, {:.1} MiB left in {} segments, {} records",
+            mib(self.journal_bytes_written),
+            mib(self.journal_bytes),
+            self.segments,
+            self.records
+        )?;
+        writeln!(
+            f,
+            "  crash      at byte {} (durable to {}, LSN {}; last surviving LSN {})",
+            self.crash_pos, self.durable_pos, self.durable_lsn, self.last_surviving_lsn
+        )?;
+        writeln!(
+            f,
+            "  txns       {} committed, {} aborted, {} in flight; {} orphans to free",
+            self.txns_committed, self.txns_aborted, self.txns_in_flight, self.orphans_freed
+        )?;
+        writeln!(f, "  writer     {} syncs, {} block flushes", self.syncs, self.flushes)?;
+        writeln!(
+            f,
+            "  hard cases aborted-flushed-overwritten {}, loser changes in image {}, max txns per block {}, \
+             straddling {}, committed blocks flushed/unflushed {}/{}, unlogged writes {}, revokes {}, \
+             base orphans {}, mid-abort losers {}",
+            h.aborted_flushed_then_overwritten,
+            h.loser_changes_in_image,
+            h.max_txns_per_block,
+            h.straddling_txns,
+            h.committed_blocks_flushed,
+            h.committed_blocks_unflushed,
+            h.unlogged_writes,
+            h.revokes,
+            h.orphans_in_base,
+            h.mid_abort_losers
+        )?;
+        write!(f, "  expected   image digest {}", self.expected_digest)
+    }
+}
+
+#[derive(Serialize)]
+struct Manifest<'a> {
+    format: &'static str,
+    seed: u64,
+    preset: Option<Preset>,
+    params: &'a GenParams,
+    summary: &'a GenSummary,
+}
+
+/// Generates a crash state in `dir` (created if missing; must not already hold a journal)
+/// and returns its summary.
+pub fn generate(dir: &Path, params: &GenParams) -> Result<GenSummary, GenError> {
+    generate_with_expected_image(dir, params).map(|(summary, _)| summary)
+}
+
+/// Like [`generate`], and also returns the oracle's expected image bytes (for tests that need
+/// the expected content itself, not only its digests).
+pub fn generate_with_expected_image(dir: &Path, params: &GenParams) -> Result<(GenSummary, Vec<u8>), GenError> {
+    params.validate()?;
+    let jdir = dir.join(JOURNAL_DIR);
+    if jdir.exists() {
+        let mut it = std::fs::read_dir(&jdir).map_err(|e| GenError::io(&jdir, "list journal", e))?;
+        if it.next().is_some() {
+            return Err(GenError::JournalExists { path: jdir });
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(|e| GenError::io(dir, "create directory", e))?;
+    let mut g = Gen::new(&jdir, params)?;
+    g.run()?;
+    let tail = g.crash_phase()?;
+    g.finish(dir, tail)
+}
+
+/// Writes the journal's buffered bytes and lists its segments. Unlike
+/// [`JournalWriter::finish`] it does not fsync: a generated crash state needs no durability
+/// against real crashes, and tests generate hundreds of them.
+fn close_journal(mut writer: JournalWriter, jdir: &Path, salt_seed: u64) -> Result<Vec<SegmentInfo>, GenError> {
+    writer.flush()?;
+    drop(writer);
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(jdir).map_err(|e| GenError::io(jdir, "list journal", e))? {
+        let entry = entry.map_err(|e| GenError::io(jdir, "list journal", e))?;
+        if let Some(seq) = parse_segment_file_name(&entry.file_name().to_string_lossy()) {
+            let path = entry.path();
+            let len = entry
+                .metadata()
+                .map_err(|e| GenError::io(&path, "stat segment", e))?
+                .len();
+            found.push((seq, path, len));
+        }
+    }
+    found.sort();
+    let mut base = 0;
+    Ok(found
+        .into_iter()
+        .map(|(seq, path, len)| {
+            let info = SegmentInfo {
+                seq,
+                path,
+                base,
+                len,
+                salt: segment_salt(salt_seed, seq),
+            };
+            base += len;
+            info
+        })
+        .collect())
+}
+
+/// Retries when a random pick hits a block or bit another transaction holds.
+const LOCK_RETRIES: usize = 8;
+/// Retries for operations the crash phase must get done.
+const FORCE_RETRIES: usize = 64;
+/// Scripted transactions writing the hot block with overlapping partial ranges.
+const HOT_WRITES: u64 = 24;
+
+#[derive(Debug)]
+enum DoneOp {
+    Write {
+        block: u64,
+        offset: u32,
+        redo: Vec<u8>,
+        before: Vec<u8>,
+        full: bool,
+        lsn: u64,
+    },
+    Bit {
+        region: BitRegion,
+        index: u64,
+        set: bool,
+        lsn: u64,
+    },
+    Revoke,
+}
+
+#[derive(Debug)]
+struct Txn {
+    id: u64,
+    target_ops: u32,
+    ops_done: u32,
+    records: u32,
+    ops: Vec<DoneOp>,
+    /// Data blocks this transaction holds (wrote, allocated or freed).
+    blocks: Vec<u64>,
+    /// Inodes this transaction holds (inode or orphan bit changed).
+    inodes: Vec<u64>,
+    /// Data blocks freed (no further operation of this transaction touches them).
+    freed: Vec<u64>,
+    /// (block, REVOKE LSN).
+    revokes: Vec<(u64, u64)>,
+    /// Data blocks holding this transaction's write that were flushed while it was open.
+    flushed: Vec<u64>,
+    first_end: Option<u64>,
+}
+
+impl Txn {
+    fn wrote(&self, block: u64) -> bool {
+        self.ops
+            .iter()
+            .any(|op| matches!(op, DoneOp::Write { block: b, .. } if *b == block))
+    }
+
+    fn write_count(&self) -> usize {
+        self.ops.iter().filter(|op| matches!(op, DoneOp::Write { .. })).count()
+    }
+}
+
+#[derive(Debug)]
+struct PendingCommit {
+    end: u64,
+    /// (image block, LSN) of every change.
+    changes: Vec<(u64, u64)>,
+    revokes: Vec<(u64, u64)>,
+}
+
+/// Independent watch over strict 2PL: per block and per bit, the last transaction that
+/// changed it; a change by another transaction while that one is open is a violation.
+#[derive(Debug)]
+struct Checker {
+    last: [Vec<u64>; 4],
+    open: HashSet<u64>,
+}
+
+const KEY_DATA: usize = 0;
+
+fn key_of(region: BitRegion) -> usize {
+    match region {
+        BitRegion::Blocks => 1,
+        BitRegion::Inodes => 2,
+        BitRegion::Orphans => 3,
+    }
+}
+
+impl Checker {
+    fn touch(&mut self, key: usize, index: u64, txid: u64) -> Result<(), GenError> {
+        let slot = &mut self.last[key][index as usize];
+        if *slot != 0 && *slot != txid && self.open.contains(slot) {
+            return Err(GenError::Invariant {
+                rule: "2pl",
+                index,
+                lsn: 0,
+                durable_lsn: 0,
+                txid,
+            });
+        }
+        *slot = txid;
+        Ok(())
+    }
+}
+
+/// State of one crash phase, handed to [`Gen::finish`].
+#[derive(Debug)]
+struct Tail {
+    crash_pos: u64,
+    durable_pos: u64,
+    durable_lsn: u64,
+    last_surviving_lsn: u64,
+    straddling: u64,
+    mid_abort: u64,
+    losers_in_image: u64,
+    in_flight: u64,
+    straddler_committed: bool,
+}
+
+struct Gen<'p> {
+    p: &'p GenParams,
+    layout: Layout,
+    bs: usize,
+    steal: bool,
+    rng: Rng,
+    filler: Filler,
+    addr: AddressSampler,
+    writer: JournalWriter,
+    mem: Vec<u8>,
+    disk: Vec<u8>,
+    oracle: Oracle,
+    /// Per block: LSN of the newest logged change in `mem`, in `disk`, and in the durable
+    /// committed state.
+    mem_lsn: Vec<u64>,
+    disk_lsn: Vec<u64>,
+    committed_lsn: Vec<u64>,
+    block_owner: Vec<u64>,
+    inode_owner: Vec<u64>,
+    /// Per block: LSN of the last logged write or ALLOC (ends unlogged-write eligibility).
+    touch_lsn: Vec<u64>,
+    eligible: Vec<bool>,
+    eligible_list: Vec<u64>,
+    dirty: Vec<u64>,
+    dirty_pos: Vec<u32>,
+    /// Steal: blocks whose flushed change was aborted, with the aborted byte range.
+    aborted_flushed: HashMap<u64, (u32, u32)>,
+    open: Vec<Txn>,
+    pending: VecDeque<PendingCommit>,
+    checker: Checker,
+    next_txid: u64,
+    commits_since_sync: u32,
+    durable_pos: u64,
+    durable_lsn: u64,
+    in_tail: bool,
+    tail_log: Vec<(Appended, u64)>,
+    hot_block: u64,
+    hard: HardCases,
+    records: u64,
+    commits: u64,
+    aborts: u64,
+    flushes: u64,
+    syncs: u64,
+}
+
+fn bit_get(buf: &[u8], layout: &Layout, region: BitRegion, index: u64) -> bool {
+    layout
+        .bit(region, index)
+        .is_some_and(|p| buf[p.block as usize * layout.block_size() + p.byte] & p.mask != 0)
+}
+
+fn bit_put(buf: &mut [u8], layout: &Layout, region: BitRegion, index: u64, set: bool) {
+    if let Some(p) = layout.bit(region, index) {
+        let at = p.block as usize * layout.block_size() + p.byte;
+        if set {
+            buf[at] |= p.mask;
+        } else {
+            buf[at] &= !p.mask;
+        }
+    }
+}
+
+fn bit_block(layout: &Layout, region: BitRegion, index: u64) -> u64 {
+    layout.bit(region, index).map_or(0, |p| p.block)
+}
+
+/// The base image: superblock, bitmaps about half full, a few orphans, random data.
+fn build_base(layout: &Layout, rng: &mut Rng, filler: &Filler) -> (Vec<u8>, u64) {
+    let bs = layout.block_size();
+    let mut img = vec![0u8; layout.image_len() as usize];
+    img[..bs].copy_from_slice(&layout.encode_superblock());
+    for block in img[layout.data_start() as usize * bs..].chunks_exact_mut(bs) {
+        filler.fill(rng, block);
+    }
+    for b in 0..layout.block_count() {
+        if b < layout.data_start() || rng.next_u64() & 1 == 1 {
+            bit_put(&mut img, layout, BitRegion::Blocks, b, true);
+        }
+    }
+    let inodes = layout.geometry.inode_count;
+    for i in 0..inodes {
+        if rng.next_u64() & 1 == 1 {
+            bit_put(&mut img, layout, BitRegion::Inodes, i, true);
+        }
+    }
+    let want = 3 + rng.below(6);
+    let mut orphans = 0;
+    for _ in 0..want * 16 {
+        if orphans == want {
+            break;
+        }
+        let i = rng.below(inodes);
+        if bit_get(&img, layout, BitRegion::Inodes, i) && !bit_get(&img, layout, BitRegion::Orphans, i) {
+            bit_put(&mut img, layout, BitRegion::Orphans, i, true);
+            orphans += 1;
+        }
+    }
+    (img, orphans)
+}
+
+impl<'p> Gen<'p> {
+    fn new(jdir: &Path, p: &'p GenParams) -> Result<Gen<'p>, GenError> {
+        let geometry = Geometry {
+            block_size: p.block_size,
+            block_count: p.block_count,
+            inode_count: p.inode_count,
+            image_id: derive(p.seed, 1),
+        };
+        let layout = Layout::new(geometry)?;
+        let steal = p.policy == Policy::Steal;
+        let writer = JournalWriter::create(
+            jdir,
+            WriterConfig {
+                block_size: p.journal_block_size,
+                segment_blocks: p.segment_blocks,
+                image_id: geometry.image_id,
+                image_block_size: p.block_size,
+                steal,
+                salt_seed: derive(p.seed, 2),
+            },
+        )?;
+        let mut rng = Rng::new(derive(p.seed, 3));
+        let filler = Filler::new(&mut rng);
+        let (base, orphans) = build_base(&layout, &mut rng, &filler);
+        let data_blocks = layout.block_count() - layout.data_start();
+        let addr = AddressSampler::new(p.address, layout.data_start(), data_blocks, &mut rng);
+        let hot_block = layout.data_start() + rng.below(data_blocks);
+        let blocks = layout.block_count() as usize;
+        let inodes = p.inode_count as usize;
+        Ok(Gen {
+            p,
+            bs: layout.block_size(),
+            steal,
+            addr,
+            writer,
+            mem: base.clone(),
+            disk: base.clone(),
+            oracle: Oracle::new(layout.clone(), base)?,
+            layout,
+            rng,
+            filler,
+            mem_lsn: vec![0; blocks],
+            disk_lsn: vec![0; blocks],
+            committed_lsn: vec![0; blocks],
+            block_owner: vec![0; blocks],
+            inode_owner: vec![0; inodes],
+            touch_lsn: vec![0; blocks],
+            eligible: vec![false; blocks],
+            eligible_list: Vec::new(),
+            dirty: Vec::new(),
+            dirty_pos: vec![u32::MAX; blocks],
+            aborted_flushed: HashMap::new(),
+            open: Vec::new(),
+            pending: VecDeque::new(),
+            checker: Checker {
+                last: [vec![0; blocks], vec![0; blocks], vec![0; inodes], vec![0; inodes]],
+                open: HashSet::new(),
+            },
+            next_txid: 1,
+            commits_since_sync: 0,
+            durable_pos: 0,
+            durable_lsn: 0,
+            in_tail: false,
+            tail_log: Vec::new(),
+            hot_block,
+            hard: HardCases {
+                orphans_in_base: orphans,
+                ..HardCases::default()
+            },
+            records: 0,
+            commits: 0,
+            aborts: 0,
+            flushes: 0,
+            syncs: 0,
+        })
+    }
+
+    // ---- bookkeeping -------------------------------------------------------------------
+
+    fn mark_dirty(&mut self, b: u64) {
+        if self.dirty_pos[b as usize] == u32::MAX {
+            self.dirty_pos[b as usize] = self.dirty.len() as u32;
+            self.dirty.push(b);
+        }
+    }
+
+    fn unmark_dirty(&mut self, b: u64) {
+        let pos = self.dirty_pos[b as usize];
+        if pos != u32::MAX {
+            self.dirty.swap_remove(pos as usize);
+            if let Some(&moved) = self.dirty.get(pos as usize) {
+                self.dirty_pos[moved as usize] = pos;
+            }
+            self.dirty_pos[b as usize] = u32::MAX;
+        }
+    }
+
+    fn block_range(&self, b: u64) -> std::ops::Range<usize> {
+        b as usize * self.bs..(b as usize + 1) * self.bs
+    }
+
+    fn append(&mut self, ti: usize, record: &Record<'_>) -> Result<Appended, GenError> {
+        let txid = self.open[ti].id;
+        let a = self.writer.append(txid, record)?;
+        self.records += 1;
+        if self.in_tail {
+            self.tail_log.push((a, txid));
+        }
+        let t = &mut self.open[ti];
+        t.records += 1;
+        t.first_end.get_or_insert(a.end);
+        Ok(a)
+    }
+
+    fn start_txn(&mut self) -> usize {
+        let id = self.next_txid;
+        self.next_txid += 1;
+        let (lo, hi) = self.p.ops_per_txn;
+        let target_ops = self.rng.range_inclusive(u64::from(lo), u64::from(hi)) as u32;
+        self.checker.open.insert(id);
+        self.open.push(Txn {
+            id,
+            target_ops,
+            ops_done: 0,
+            records: 0,
+            ops: Vec::new(),
+            blocks: Vec::new(),
+            inodes: Vec::new(),
+            freed: Vec::new(),
+            revokes: Vec::new(),
+            flushed: Vec::new(),
+            first_end: None,
+        });
+        self.open.len() - 1
+    }
+
+    fn release(&mut self, t: &Txn) {
+        for &b in &t.blocks {
+            self.block_owner[b as usize] = 0;
+        }
+        for &i in &t.inodes {
+            self.inode_owner[i as usize] = 0;
+        }
+        self.checker.open.remove(&t.id);
+    }
+
+    fn block_free_for(&self, ti: usize, b: u64) -> bool {
+        let owner = self.block_owner[b as usize];
+        (owner == 0 || owner == self.open[ti].id) && !self.open[ti].freed.contains(&b)
+    }
+
+    fn inode_free_for(&self, ti: usize, i: u64) -> bool {
+        let owner = self.inode_owner[i as usize];
+        owner == 0 || owner == self.open[ti].id
+    }
+
+    fn lock_block(&mut self, ti: usize, b: u64) {
+        if self.block_owner[b as usize] == 0 {
+            self.block_owner[b as usize] = self.open[ti].id;
+            self.open[ti].blocks.push(b);
+        }
+    }
+
+    fn lock_inode(&mut self, ti: usize, i: u64) {
+        if self.inode_owner[i as usize] == 0 {
+            self.inode_owner[i as usize] = self.open[ti].id;
+            self.open[ti].inodes.push(i);
+        }
+    }
+
+    // ---- logged changes ----------------------------------------------------------------
+
+    #[expect(clippy::too_many_arguments, reason = "mirrors the WRITE record's fields")]
+    fn log_write(
+        &mut self,
+        ti: usize,
+        block: u64,
+        offset: u32,
+        redo: &[u8],
+        undo: Option<&[u8]>,
+        full: bool,
+        compensation: bool,
+    ) -> Result<Appended, GenError> {
+        let a = self.append(
+            ti,
+            &Record::Write {
+                block,
+                offset,
+                redo,
+                undo,
+                full,
+                compensation,
+            },
+        )?;
+        self.checker.touch(KEY_DATA, block, self.open[ti].id)?;
+        let at = block as usize * self.bs + offset as usize;
+        self.mem[at..at + redo.len()].copy_from_slice(redo);
+        let b = block as usize;
+        self.mem_lsn[b] = a.lsn;
+        self.touch_lsn[b] = a.lsn;
+        self.eligible[b] = false;
+        if self.steal {
+            self.mark_dirty(block);
+        }
+        Ok(a)
+    }
+
+    fn log_bit(
+        &mut self,
+        ti: usize,
+        region: BitRegion,
+        index: u64,
+        set: bool,
+        compensation: bool,
+    ) -> Result<Appended, GenError> {
+        let record = match region {
+            BitRegion::Blocks => Record::Bitmap {
+                target: AllocTarget::Block,
+                index,
+                set,
+                compensation,
+            },
+            BitRegion::Inodes => Record::Bitmap {
+                target: AllocTarget::Inode,
+                index,
+                set,
+                compensation,
+            },
+            BitRegion::Orphans => Record::Orphan {
+                ino: index,
+                add: set,
+                compensation,
+            },
+        };
+        let a = self.append(ti, &record)?;
+        self.checker.touch(key_of(region), index, self.open[ti].id)?;
+        bit_put(&mut self.mem, &self.layout, region, index, set);
+        let bb = bit_block(&self.layout, region, index);
+        self.mem_lsn[bb as usize] = a.lsn;
+        if self.steal {
+            self.mark_dirty(bb);
+        }
+        if region == BitRegion::Blocks && set {
+            self.touch_lsn[index as usize] = a.lsn;
+            self.eligible[index as usize] = false;
+        }
+        Ok(a)
+    }
+
+    // ---- operations --------------------------------------------------------------------
+
+    fn do_op(&mut self, ti: usize) -> Result<bool, GenError> {
+        let m = self.p.mix;
+        let total = u64::from(m.write) + u64::from(m.bitmap) + u64::from(m.orphan);
+        let pick = self.rng.below(total);
+        self.open[ti].ops_done += 1;
+        if pick < u64::from(m.write) {
+            self.op_write(ti, None, None)
+        } else if pick < u64::from(m.write) + u64::from(m.bitmap) {
+            self.op_bitmap(ti, None)
+        } else {
+            self.op_orphan(ti)
+        }
+    }
+
+    /// A write to `forced` (or a sampled block) of `range` (or a random shape). Returns
+    /// false when every candidate block was held by another transaction.
+    fn op_write(&mut self, ti: usize, forced: Option<u64>, range: Option<(u32, u32)>) -> Result<bool, GenError> {
+        let mut block = None;
+        for _ in 0..LOCK_RETRIES {
+            let b = match forced {
+                Some(b) => b,
+                None => self.addr.sample(&mut self.rng),
+            };
+            if self.block_free_for(ti, b) {
+                block = Some(b);
+                break;
+            }
+            if forced.is_some() {
+                break;
+            }
+        }
+        let Some(block) = block else { return Ok(false) };
+        let bs = self.bs as u32;
+        let (offset, len, full) = match range {
+            Some((o, l)) => (o, l, false),
+            None if self.rng.chance(self.p.full_block_fraction) => (0, bs, true),
+            None => {
+                let (lo, hi) = self.p.partial_len;
+                let len = self.rng.range_inclusive(u64::from(lo.min(bs)), u64::from(hi.min(bs))) as u32;
+                let offset = self.rng.below(u64::from(bs - len) + 1) as u32;
+                (offset, len, false)
+            }
+        };
+        let at = block as usize * self.bs + offset as usize;
+        let before = self.mem[at..at + len as usize].to_vec();
+        let mut redo = vec![0u8; len as usize];
+        self.filler.fill(&mut self.rng, &mut redo);
+        let undo = self.steal.then_some(&before[..]);
+        let a = self.log_write(ti, block, offset, &redo, undo, full, false)?;
+        self.lock_block(ti, block);
+        self.open[ti].ops.push(DoneOp::Write {
+            block,
+            offset,
+            redo,
+            before,
+            full,
+            lsn: a.lsn,
+        });
+        Ok(true)
+    }
+
+    /// ALLOC or FREE of a block or inode bit; `forced` = (data block, set). A data-block FREE
+    /// is followed by a REVOKE of the block in the same transaction.
+    fn op_bitmap(&mut self, ti: usize, forced: Option<(u64, bool)>) -> Result<bool, GenError> {
+        let to_block = forced.is_some() || self.rng.chance(0.8);
+        if to_block {
+            let set = forced.map_or_else(|| self.rng.chance(0.5), |f| f.1);
+            let data = self.layout.block_count() - self.layout.data_start();
+            let mut pick = None;
+            for _ in 0..LOCK_RETRIES {
+                let b = forced.map_or_else(|| self.layout.data_start() + self.rng.below(data), |f| f.0);
+                if self.block_free_for(ti, b) && bit_get(&self.mem, &self.layout, BitRegion::Blocks, b) != set {
+                    pick = Some(b);
+                    break;
+                }
+                if forced.is_some() {
+                    break;
+                }
+            }
+            let Some(b) = pick else { return Ok(false) };
+            let a = self.log_bit(ti, BitRegion::Blocks, b, set, false)?;
+            self.lock_block(ti, b);
+            self.open[ti].ops.push(DoneOp::Bit {
+                region: BitRegion::Blocks,
+                index: b,
+                set,
+                lsn: a.lsn,
+            });
+            if !set {
+                let r = self.append(ti, &Record::Revoke { block: b })?;
+                self.hard.revokes += 1;
+                let t = &mut self.open[ti];
+                t.freed.push(b);
+                t.revokes.push((b, r.lsn));
+                t.ops.push(DoneOp::Revoke);
+            }
+            Ok(true)
+        } else {
+            let set = self.rng.chance(0.5);
+            let n = self.p.inode_count;
+            for _ in 0..LOCK_RETRIES {
+                let i = self.rng.below(n);
+                let allocated = bit_get(&self.mem, &self.layout, BitRegion::Inodes, i);
+                let orphan = bit_get(&self.mem, &self.layout, BitRegion::Orphans, i);
+                if self.inode_free_for(ti, i) && allocated != set && !orphan {
+                    let a = self.log_bit(ti, BitRegion::Inodes, i, set, false)?;
+                    self.lock_inode(ti, i);
+                    self.open[ti].ops.push(DoneOp::Bit {
+                        region: BitRegion::Inodes,
+                        index: i,
+                        set,
+                        lsn: a.lsn,
+                    });
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
+    }
+
+    /// Adds an allocated inode to the orphan list or removes one from it.
+    fn op_orphan(&mut self, ti: usize) -> Result<bool, GenError> {
+        let add = self.rng.chance(0.5);
+        let n = self.p.inode_count;
+        for _ in 0..LOCK_RETRIES {
+            let i = self.rng.below(n);
+            let allocated = bit_get(&self.mem, &self.layout, BitRegion::Inodes, i);
+            let orphan = bit_get(&self.mem, &self.layout, BitRegion::Orphans, i);
+            let ok = if add { allocated && !orphan } else { orphan };
+            if self.inode_free_for(ti, i) && ok {
+                let a = self.log_bit(ti, BitRegion::Orphans, i, add, false)?;
+                self.lock_inode(ti, i);
+                self.open[ti].ops.push(DoneOp::Bit {
+                    region: BitRegion::Orphans,
+                    index: i,
+                    set: add,
+                    lsn: a.lsn,
+                });
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// A write the crash phase needs: retries random blocks until one is free.
+    fn force_write(&mut self, ti: usize) -> Result<bool, GenError> {
+        for _ in 0..FORCE_RETRIES {
+            let b = self.addr.sample(&mut self.rng);
+            if self.block_free_for(ti, b) {
+                return self.op_write(ti, Some(b), None);
+            }
+        }
+        Ok(false)
+    }
+
+    // ---- transaction ends ----------------------------------------------------------------
+
+    fn commit(&mut self, ti: usize) -> Result<(), GenError> {
+        let records = self.open[ti].records;
+        let a = self.append(ti, &Record::Commit { records })?;
+        let t = self.open.swap_remove(ti);
+        self.release(&t);
+        let mut events = Vec::with_capacity(t.ops.len());
+        let mut changes = Vec::with_capacity(t.ops.len());
+        for op in t.ops {
+            match op {
+                DoneOp::Write {
+                    block,
+                    offset,
+                    redo,
+                    full,
+                    lsn,
+                    ..
+                } => {
+                    if !full && !self.in_tail {
+                        let end = offset + redo.len() as u32;
+                        if let Some(&(lo, hi)) = self.aborted_flushed.get(&block) {
+                            if offset < hi && end > lo {
+                                self.hard.aborted_flushed_then_overwritten += 1;
+                                self.aborted_flushed.remove(&block);
+                            }
+                        }
+                    }
+                    changes.push((block, lsn));
+                    events.push(Event::Write {
+                        block,
+                        offset,
+                        bytes: redo,
+                    });
+                }
+                DoneOp::Bit {
+                    region,
+                    index,
+                    set,
+                    lsn,
+                } => {
+                    changes.push((bit_block(&self.layout, region, index), lsn));
+                    events.push(Event::Bit { region, index, set });
+                }
+                DoneOp::Revoke => {}
+            }
+        }
+        self.oracle.commit(a.end, events)?;
+        self.pending.push_back(PendingCommit {
+            end: a.end,
+            changes,
+            revokes: t.revokes,
+        });
+        self.commits += 1;
+        self.commits_since_sync += 1;
+        if !self.in_tail && self.commits_since_sync >= self.p.sync_every {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Undoes the last `count` state-changing operations of transaction `ti` in reverse
+    /// order: under steal by logging compensation records, under no-steal in memory only.
+    /// Returns the number of compensation records written.
+    fn compensate(&mut self, ti: usize, mut count: usize) -> Result<u32, GenError> {
+        let mut written = 0;
+        while count > 0 {
+            let Some(op) = self.open[ti].ops.pop() else { break };
+            match op {
+                DoneOp::Revoke => continue,
+                DoneOp::Write {
+                    block,
+                    offset,
+                    before,
+                    full,
+                    ..
+                } => {
+                    if self.steal {
+                        self.log_write(ti, block, offset, &before, None, full, true)?;
+                        written += 1;
+                    } else {
+                        let at = block as usize * self.bs + offset as usize;
+                        self.mem[at..at + before.len()].copy_from_slice(&before);
+                    }
+                }
+                DoneOp::Bit { region, index, set, .. } => {
+                    if self.steal {
+                        self.log_bit(ti, region, index, !set, true)?;
+                        written += 1;
+                    } else {
+                        bit_put(&mut self.mem, &self.layout, region, index, !set);
+                    }
+                }
+            }
+            count -= 1;
+        }
+        Ok(written)
+    }
+
+    fn abort(&mut self, ti: usize) -> Result<(), GenError> {
+        // Byte ranges of this transaction's flushed writes, for hard case (1).
+        let mut flushed_ranges = Vec::new();
+        for &b in &self.open[ti].flushed {
+            let mut range: Option<(u32, u32)> = None;
+            for op in &self.open[ti].ops {
+                if let DoneOp::Write {
+                    block, offset, redo, ..
+                } = op
+                {
+                    if *block == b {
+                        let (lo, hi) = (*offset, offset + redo.len() as u32);
+                        range = Some(range.map_or((lo, hi), |(a, z)| (a.min(lo), z.max(hi))));
+                    }
+                }
+            }
+            if let Some(r) = range {
+                flushed_ranges.push((b, r));
+            }
+        }
+        self.compensate(ti, usize::MAX)?;
+        let records = self.open[ti].records;
+        self.append(ti, &Record::Abort { records })?;
+        let t = self.open.swap_remove(ti);
+        self.release(&t);
+        self.aborted_flushed.extend(flushed_ranges);
+        self.aborts += 1;
+        Ok(())
+    }
+
+    // ---- durability and the buffer pool ------------------------------------------------
+
+    /// A journal sync: everything written so far is durable. Durable commits reach the
+    /// oracle; blocks revoked by them are settled (written back, so that the content recovery
+    /// keeps when it skips their earlier logged writes is the committed one) and become
+    /// eligible for unlogged writes.
+    fn sync(&mut self) -> Result<(), GenError> {
+        self.durable_pos = self.writer.position();
+        self.durable_lsn = self.writer.next_lsn() - 1;
+        self.syncs += 1;
+        self.commits_since_sync = 0;
+        self.oracle.make_durable(self.durable_pos);
+        while self.pending.front().is_some_and(|pc| pc.end <= self.durable_pos) {
+            let Some(pc) = self.pending.pop_front() else { break };
+            for (b, lsn) in pc.changes {
+                let slot = &mut self.committed_lsn[b as usize];
+                *slot = (*slot).max(lsn);
+                if !self.steal {
+                    self.mark_dirty(b);
+                }
+            }
+            for (b, r) in pc.revokes {
+                self.flush_block(b)?;
+                if self.touch_lsn[b as usize] < r && !self.eligible[b as usize] {
+                    self.eligible[b as usize] = true;
+                    self.eligible_list.push(b);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn can_flush(&self, b: u64) -> bool {
+        if self.steal {
+            self.mem_lsn[b as usize] <= self.durable_lsn
+        } else {
+            self.committed_lsn[b as usize] <= self.durable_lsn
+        }
+    }
+
+    /// Writes block `b` back to the image: the in-memory content under steal, the durable
+    /// committed content under no-steal. Refuses (as an invariant violation) anything newer
+    /// than the durable LSN.
+    fn flush_block(&mut self, b: u64) -> Result<(), GenError> {
+        let src_lsn = if self.steal {
+            self.mem_lsn[b as usize]
+        } else {
+            self.committed_lsn[b as usize]
+        };
+        if src_lsn > self.durable_lsn {
+            return Err(GenError::Invariant {
+                rule: "wal",
+                index: b,
+                lsn: src_lsn,
+                durable_lsn: self.durable_lsn,
+                txid: 0,
+            });
+        }
+        let r = self.block_range(b);
+        if self.steal {
+            self.disk[r.clone()].copy_from_slice(&self.mem[r]);
+        } else {
+            self.disk[r.clone()].copy_from_slice(&self.oracle.image()[r]);
+        }
+        self.disk_lsn[b as usize] = src_lsn;
+        self.unmark_dirty(b);
+        self.flushes += 1;
+        if self.steal {
+            let owner = self.block_owner[b as usize];
+            if owner != 0 {
+                if let Some(t) = self.open.iter_mut().find(|t| t.id == owner) {
+                    if t.wrote(b) && !t.flushed.contains(&b) {
+                        t.flushed.push(b);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn maybe_flush(&mut self) -> Result<(), GenError> {
+        if self.dirty.is_empty() || !self.rng.chance(self.p.flush_rate) {
+            return Ok(());
+        }
+        let b = self.dirty[self.rng.below(self.dirty.len() as u64) as usize];
+        if self.can_flush(b) {
+            self.flush_block(b)?;
+        }
+        Ok(())
+    }
+
+    fn unlogged_write(&mut self, b: u64) -> Result<(), GenError> {
+        let mut bytes = vec![0u8; self.bs];
+        self.filler.fill(&mut self.rng, &mut bytes);
+        let r = self.block_range(b);
+        self.mem[r.clone()].copy_from_slice(&bytes);
+        self.disk[r].copy_from_slice(&bytes);
+        let queued = self.oracle.pending();
+        self.oracle.unlogged_write(b, bytes)?;
+        if self.oracle.pending() != queued {
+            // A queued commit writes this block: the write would not be eligible.
+            return Err(GenError::Invariant {
+                rule: "unlogged write after a durable revoke",
+                index: b,
+                lsn: 0,
+                durable_lsn: self.durable_lsn,
+                txid: 0,
+            });
+        }
+        self.hard.unlogged_writes += 1;
+        Ok(())
+    }
+
+    fn maybe_unlogged(&mut self) -> Result<(), GenError> {
+        if self.eligible_list.is_empty() || !self.rng.chance(self.p.unlogged_write_rate) {
+            return Ok(());
+        }
+        let idx = self.rng.below(self.eligible_list.len() as u64) as usize;
+        let b = self.eligible_list[idx];
+        if !self.eligible[b as usize] {
+            self.eligible_list.swap_remove(idx);
+            return Ok(());
+        }
+        if self.block_owner[b as usize] != 0 {
+            return Ok(());
+        }
+        self.unlogged_write(b)
+    }
+
+    // ---- scripted hard cases -------------------------------------------------------------
+
+    fn quarter_range(&mut self) -> (u32, u32) {
+        let q = (self.bs / 4) as u64;
+        // offset < bs/2 <= offset + len <= bs: every such range covers byte bs/2 - 1.
+        let offset = q + self.rng.below(q);
+        let len = q + self.rng.below(q);
+        (offset as u32, len as u32)
+    }
+
+    fn pick_unlocked_block(&mut self, allocated: Option<bool>) -> Option<u64> {
+        let data = self.layout.block_count() - self.layout.data_start();
+        for _ in 0..FORCE_RETRIES {
+            let b = self.layout.data_start() + self.rng.below(data);
+            let bit_ok = allocated.is_none_or(|a| bit_get(&self.mem, &self.layout, BitRegion::Blocks, b) == a);
+            if self.block_owner[b as usize] == 0 && bit_ok {
+                return Some(b);
+            }
+        }
+        None
+    }
+
+    /// Hard case (3): one more committed, overlapping partial write of the hot block.
+    fn scenario_hot(&mut self) -> Result<(), GenError> {
+        let ti = self.start_txn();
+        let range = self.quarter_range();
+        let hot = self.hot_block;
+        self.op_write(ti, Some(hot), Some(range))?;
+        self.commit(ti)
+    }
+
+    /// Hard case (1), steal: A writes a range of B; the record is made durable and B is
+    /// flushed with A's change; A aborts; C overwrites part of A's range and commits.
+    fn scenario_abort_flushed(&mut self) -> Result<(), GenError> {
+        let Some(b) = self.pick_unlocked_block(None) else {
+            return Ok(());
+        };
+        let ta = self.start_txn();
+        let (offset, len) = self.quarter_range();
+        self.op_write(ta, Some(b), Some((offset, len)))?;
+        self.sync()?;
+        self.flush_block(b)?;
+        self.abort(ta)?;
+        let tc = self.start_txn();
+        let off2 = offset + len / 2;
+        let len2 = len.min(self.bs as u32 - off2);
+        self.op_write(tc, Some(b), Some((off2, len2)))?;
+        self.commit(tc)
+    }
+
+    /// Revoke and reuse: R frees and revokes an allocated block and commits durably; then
+    /// an unlogged write reuses the block.
+    fn scenario_revoke_unlogged(&mut self) -> Result<(), GenError> {
+        let Some(b) = self.pick_unlocked_block(Some(true)) else {
+            return Ok(());
+        };
+        let tr = self.start_txn();
+        self.op_bitmap(tr, Some((b, false)))?;
+        self.commit(tr)?;
+        self.sync()?;
+        if self.eligible[b as usize] && self.block_owner[b as usize] == 0 {
+            self.unlogged_write(b)?;
+        }
+        Ok(())
+    }
+
+    fn scenarios(&mut self, started: u64) -> Result<(), GenError> {
+        let txns = self.p.txns;
+        if started % (txns / HOT_WRITES).max(1) == 0 {
+            self.scenario_hot()?;
+        }
+        if [txns / 4, txns / 2, 3 * txns / 4].contains(&started) {
+            if self.steal {
+                self.scenario_abort_flushed()?;
+            }
+            self.scenario_revoke_unlogged()?;
+        }
+        Ok(())
+    }
+
+    // ---- the run -------------------------------------------------------------------------
+
+    fn crash_open_needed(&self) -> usize {
+        self.p.inflight as usize + 1 + usize::from(self.steal)
+    }
+
+    fn run(&mut self) -> Result<(), GenError> {
+        let mut started = 0u64;
+        let interleave = self.p.interleave as usize;
+        let needed = self.crash_open_needed();
+        loop {
+            while self.open.len() < interleave && started < self.p.txns {
+                self.start_txn();
+                started += 1;
+                self.scenarios(started)?;
+            }
+            if started >= self.p.txns && self.open.len() <= needed {
+                return Ok(());
+            }
+            let ti = self.rng.below(self.open.len() as u64) as usize;
+            if self.open[ti].ops_done >= self.open[ti].target_ops {
+                if self.rng.chance(self.p.abort_rate) {
+                    self.abort(ti)?;
+                } else {
+                    self.commit(ti)?;
+                }
+            } else {
+                self.do_op(ti)?;
+            }
+            self.maybe_flush()?;
+            self.maybe_unlogged()?;
+        }
+    }
+
+    fn index_of(&self, id: u64) -> Option<usize> {
+        self.open.iter().position(|t| t.id == id)
+    }
+
+    /// Stops with transactions in flight: a final sync, loser flushes (steal), then a tail
+    /// of records that are written but not durable, and the crash position.
+    fn crash_phase(&mut self) -> Result<Tail, GenError> {
+        while self.open.len() < self.crash_open_needed() {
+            self.start_txn();
+        }
+        let mut ids: Vec<u64> = self.open.iter().map(|t| t.id).collect();
+        let straddler = ids.swap_remove(self.rng.below(ids.len() as u64) as usize);
+        let mid = if self.steal {
+            Some(ids.swap_remove(self.rng.below(ids.len() as u64) as usize))
+        } else {
+            None
+        };
+        let losers = ids;
+
+        // Durable records for the transactions that need them.
+        if let Some(si) = self.index_of(straddler) {
+            if self.open[si].records == 0 {
+                self.force_write(si)?;
+            }
+        }
+        if let Some(m) = mid {
+            for _ in 0..FORCE_RETRIES {
+                match self.index_of(m) {
+                    Some(mi) if self.open[mi].write_count() < 2 => {
+                        self.force_write(mi)?;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        if let Some(li) = losers.first().and_then(|&l| self.index_of(l)) {
+            if self.open[li].write_count() == 0 {
+                self.force_write(li)?;
+            }
+        }
+        self.sync()?;
+        let durable_pos = self.durable_pos;
+        let durable_lsn = self.durable_lsn;
+
+        // Steal: changes of transactions still open reach the image (hard case (2)).
+        if self.steal {
+            let order: Vec<u64> = losers.iter().copied().chain(mid).chain([straddler]).collect();
+            for (k, id) in order.into_iter().enumerate() {
+                let Some(ti) = self.index_of(id) else { continue };
+                let blocks: Vec<u64> = self.open[ti]
+                    .ops
+                    .iter()
+                    .filter_map(|op| {
+                        if let DoneOp::Write { block, .. } = op {
+                            Some(*block)
+                        } else {
+                            None
+                        }
+                    })
+                    .collect();
+                for b in blocks {
+                    if (k == 0 || self.rng.chance(0.5)) && self.can_flush(b) {
+                        self.flush_block(b)?;
+                    }
+                }
+            }
+        }
+
+        // The tail: written, never synced.
+        self.in_tail = true;
+        for &l in &losers {
+            for _ in 0..self.rng.below(3) {
+                if let Some(li) = self.index_of(l) {
+                    self.do_op(li)?;
+                }
+            }
+        }
+        let mut mid_comp_end = None;
+        if let Some(mi) = mid.and_then(|m| self.index_of(m)) {
+            let n = self.open[mi]
+                .ops
+                .iter()
+                .filter(|op| !matches!(op, DoneOp::Revoke))
+                .count();
+            let first_comp = self.tail_log.len();
+            if self.compensate(mi, n.div_ceil(2).max(1))? > 0 {
+                mid_comp_end = self.tail_log.get(first_comp).map(|(a, _)| a.end);
+            }
+        }
+        let Some(si) = self.index_of(straddler) else {
+            return Err(GenError::Invariant {
+                rule: "straddler open",
+                index: straddler,
+                lsn: 0,
+                durable_lsn,
+                txid: straddler,
+            });
+        };
+        self.force_write(si)?;
+        for _ in 0..self.rng.below(3) {
+            if let Some(si) = self.index_of(straddler) {
+                self.do_op(si)?;
+            }
+            if !losers.is_empty() && self.rng.chance(0.5) {
+                let l = losers[self.rng.below(losers.len() as u64) as usize];
+                if let Some(li) = self.index_of(l) {
+                    self.do_op(li)?;
+                }
+            }
+        }
+        let si = self.index_of(straddler).unwrap_or(0);
+        let straddler_first_end = self.open[si].first_end;
+        let straddler_flushed = self.open[si].flushed.len() as u64;
+        self.commit(si)?;
+        if let Some(&l) = losers.first() {
+            if let Some(li) = self.index_of(l) {
+                self.do_op(li)?;
+            }
+        }
+        let end_pos = self.writer.position();
+
+        // The crash position.
+        let first = self.tail_log.iter().position(|(_, id)| *id == straddler);
+        let commit_idx = self.tail_log.iter().rposition(|(_, id)| *id == straddler);
+        let (Some(first), Some(commit_idx)) = (first, commit_idx) else {
+            return Err(GenError::Invariant {
+                rule: "straddler commit in the tail",
+                index: straddler,
+                lsn: 0,
+                durable_lsn,
+                txid: straddler,
+            });
+        };
+        let crash = self.p.crash;
+        let crash_pos = match crash {
+            CrashKind::Clean => end_pos,
+            CrashKind::Cut | CrashKind::ZeroTail | CrashKind::GarbageTail => {
+                if first < commit_idx {
+                    let j = first + self.rng.below((commit_idx - first) as u64) as usize;
+                    self.tail_log[j].0.end
+                } else if commit_idx > 0 {
+                    self.tail_log[commit_idx - 1].0.end
+                } else {
+                    durable_pos
+                }
+            }
+            CrashKind::Torn => {
+                let j = first + self.rng.below((commit_idx - first + 1) as u64) as usize;
+                let a = self.tail_log[j].0;
+                a.start + 1 + self.rng.below(a.end - a.start - 1)
+            }
+        };
+        let straddler_committed = self.tail_log[commit_idx].0.end <= crash_pos;
+        if crash == CrashKind::Clean {
+            // Nothing is lost: the tail counts as synced.
+            self.sync()?;
+        }
+        let last_surviving_lsn = self
+            .tail_log
+            .iter()
+            .filter(|(a, _)| a.end <= crash_pos)
+            .map(|(a, _)| a.lsn)
+            .max()
+            .unwrap_or(durable_lsn);
+
+        // WAL at the crash: no image block holds a change newer than what survives.
+        if let Some(b) = (0..self.disk_lsn.len()).find(|&b| self.disk_lsn[b] > last_surviving_lsn) {
+            return Err(GenError::Invariant {
+                rule: "wal",
+                index: b as u64,
+                lsn: self.disk_lsn[b],
+                durable_lsn: last_surviving_lsn,
+                txid: 0,
+            });
+        }
+
+        let survives = |end: Option<u64>| end.is_some_and(|e| e <= crash_pos);
+        let mut in_flight = self.open.iter().filter(|t| survives(t.first_end)).count() as u64;
+        let mut losers_in_image: u64 = self.open.iter().map(|t| t.flushed.len() as u64).sum();
+        if !straddler_committed {
+            in_flight += u64::from(survives(straddler_first_end));
+            losers_in_image += straddler_flushed;
+        }
+        let straddling = u64::from(
+            crash != CrashKind::Clean && !straddler_committed && straddler_first_end.is_some_and(|e| e <= durable_pos),
+        );
+        Ok(Tail {
+            crash_pos,
+            durable_pos,
+            durable_lsn,
+            last_surviving_lsn,
+            straddling,
+            mid_abort: u64::from(survives(mid_comp_end)),
+            losers_in_image: if self.steal { losers_in_image } else { 0 },
+            in_flight,
+            straddler_committed,
+        })
+    }
+
+    /// Writes the journal's crash shape, the crash image, the expected files and the
+    /// manifest.
+    fn finish(self, dir: &Path, tail: Tail) -> Result<(GenSummary, Vec<u8>), GenError> {
+        let Gen {
+            p,
+            layout,
+            writer,
+            disk,
+            oracle,
+            mut rng,
+            mut hard,
+            records,
+            commits,
+            aborts,
+            flushes,
+            syncs,
+            ..
+        } = self;
+        let journal_bytes_written = writer.position();
+        let segments = close_journal(writer, &dir.join(JOURNAL_DIR), derive(p.seed, 2))?;
+        let shaped = shape_journal(
+            &segments,
+            p.crash,
+            tail.crash_pos,
+            p.journal_block_size,
+            p.segment_blocks,
+            &mut rng,
+        )?;
+
+        let result = oracle.finish(tail.crash_pos);
+        let bs = layout.block_size();
+        for &b in &result.committed_blocks {
+            let r = b as usize * bs..(b as usize + 1) * bs;
+            if disk[r.clone()] == result.image[r] {
+                hard.committed_blocks_flushed += 1;
+            } else {
+                hard.committed_blocks_unflushed += 1;
+            }
+        }
+        hard.max_txns_per_block = u64::from(result.max_txns_per_block);
+        hard.straddling_txns = tail.straddling;
+        hard.mid_abort_losers = tail.mid_abort;
+        hard.loser_changes_in_image = tail.losers_in_image;
+
+        let ipath = dir.join(IMAGE_FILE);
+        std::fs::write(&ipath, &disk).map_err(|e| GenError::io(&ipath, "write image", e))?;
+        let expected_digests = block_digests(&result.image, bs);
+        let expected_digest = image_digest(&expected_digests);
+        write_expected(
+            dir,
+            &expected_digests,
+            &Expected {
+                block_size: p.block_size,
+                block_count: p.block_count,
+                image_digest: expected_digest.clone(),
+                seed: p.seed,
+                committed_txns: result.committed_txns,
+                orphans_freed: result.orphans_freed,
+                crash_pos: tail.crash_pos,
+            },
+        )?;
+        // Commits of the main phase are all durable; only the straddler's can be lost.
+        let lost = u64::from(!tail.straddler_committed);
+        let summary = GenSummary {
+            preset: p.preset,
+            seed: p.seed,
+            policy: p.policy,
+            crash_kind: p.crash,
+            crash_pos: tail.crash_pos,
+            durable_pos: tail.durable_pos,
+            durable_lsn: tail.durable_lsn,
+            last_surviving_lsn: tail.last_surviving_lsn,
+            journal_bytes_written,
+            journal_bytes: shaped.bytes,
+            records,
+            segments: shaped.segments,
+            txns_committed: commits - lost,
+            txns_aborted: aborts,
+            txns_in_flight: tail.in_flight,
+            orphans_freed: result.orphans_freed,
+            flushes,
+            syncs,
+            expected_digest,
+            hard_cases: hard,
+        };
+        debug_assert_eq!(summary.txns_committed, result.committed_txns);
+        if summary.txns_committed != result.committed_txns {
+            return Err(GenError::Invariant {
+                rule: "commit count agrees with the oracle",
+                index: result.committed_txns,
+                lsn: 0,
+                durable_lsn: 0,
+                txid: 0,
+            });
+        }
+        write_json(
+            &dir.join(MANIFEST_FILE),
+            &Manifest {
+                format: "fastrec-crash-state/1",
+                seed: p.seed,
+                preset: p.preset,
+                params: p,
+                summary: &summary,
+            },
+        )?;
+        Ok((summary, result.image))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small_gen(policy: Policy) -> (GenParams, tempfile::TempDir) {
+        let p = GenParams {
+            policy,
+            ..Preset::Small.params(9)
+        };
+        (p, tempfile::tempdir().expect("tempdir"))
+    }
+
+    #[test]
+    fn flushing_a_change_before_its_record_is_durable_is_refused() {
+        let (p, dir) = small_gen(Policy::Steal);
+        let mut g = Gen::new(&dir.path().join(JOURNAL_DIR), &p).expect("gen");
+        let ti = g.start_txn();
+        let b = g.layout.data_start();
+        assert!(g.op_write(ti, Some(b), None).expect("write"));
+        assert!(!g.can_flush(b));
+        assert!(matches!(g.flush_block(b), Err(GenError::Invariant { rule: "wal", .. })));
+        g.sync().expect("sync");
+        assert!(g.can_flush(b));
+        g.flush_block(b).expect("flush after the sync");
+    }
+
+    #[test]
+    fn the_checker_catches_a_second_writer_of_a_held_block() {
+        let (p, dir) = small_gen(Policy::NoSteal);
+        let mut g = Gen::new(&dir.path().join(JOURNAL_DIR), &p).expect("gen");
+        let t1 = g.start_txn();
+        let t2 = g.start_txn();
+        let b = g.layout.data_start() + 3;
+        assert!(g.op_write(t1, Some(b), None).expect("write"));
+        // The lock table refuses t2...
+        assert!(!g.op_write(t2, Some(b), None).expect("locked"));
+        // ...and the independent checker would catch a lock-table bug.
+        let (id1, id2) = (g.open[t1].id, g.open[t2].id);
+        assert!(g.checker.touch(KEY_DATA, b, id1).is_ok());
+        assert!(matches!(
+            g.checker.touch(KEY_DATA, b, id2),
+            Err(GenError::Invariant { rule: "2pl", .. })
+        ));
+        g.commit(t1).expect("commit");
+        let t2 = g.index_of(id2).expect("still open");
+        assert!(g.op_write(t2, Some(b), None).expect("free after commit"));
+    }
+}

@@ -1,0 +1,417 @@
+//! Generation parameters, their enums, and the named presets.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::GenError;
+
+/// How write operations pick their target data block.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum AddressDist {
+    /// Every data block equally likely. The default.
+    Uniform,
+    /// Zipf over a fixed pseudo-random permutation of the data blocks: rank `k` (from 1) has
+    /// weight `1 / k^skew`. `skew` must be positive; 1.1 is strongly skewed.
+    Zipf {
+        /// The exponent.
+        skew: f64,
+    },
+    /// Consecutive data blocks, wrapping at the end of the image.
+    Sequential,
+    /// A hot set of `fraction` of the data blocks receives `probability` of the writes; the
+    /// rest are uniform over all data blocks.
+    HotSet {
+        /// Share of data blocks in the hot set, in `(0, 1]`.
+        fraction: f64,
+        /// Probability that a write goes to the hot set, in `[0, 1]`.
+        probability: f64,
+    },
+}
+
+/// The buffer policy the simulated writer follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Policy {
+    /// The image only ever holds committed changes; records carry no undo bytes. The default.
+    NoSteal,
+    /// Uncommitted changes may reach the image (after their records are durable); writes carry
+    /// undo bytes and aborts log compensation records.
+    Steal,
+}
+
+impl Policy {
+    /// Both policies.
+    pub const ALL: [Policy; 2] = [Policy::NoSteal, Policy::Steal];
+
+    /// The kebab-case name (`no-steal`, `steal`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::NoSteal => "no-steal",
+            Policy::Steal => "steal",
+        }
+    }
+}
+
+/// How the journal's tail looks at the crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CrashKind {
+    /// Everything written survives; the tail counts as synced.
+    Clean,
+    /// The journal is cut at a record boundary inside the straddling transaction's tail.
+    Cut,
+    /// The crash position is inside a record; the rest of that journal block (at least a few
+    /// hundred bytes) holds stale fragments of another salt mixed with random bytes. The
+    /// default.
+    Torn,
+    /// Cut at a record boundary, followed by some KiB of zeros.
+    ZeroTail,
+    /// Cut at a record boundary, followed by some KiB of random bytes.
+    GarbageTail,
+}
+
+impl CrashKind {
+    /// Every crash kind.
+    pub const ALL: [CrashKind; 5] = [
+        CrashKind::Clean,
+        CrashKind::Cut,
+        CrashKind::Torn,
+        CrashKind::ZeroTail,
+        CrashKind::GarbageTail,
+    ];
+
+    /// The kebab-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            CrashKind::Clean => "clean",
+            CrashKind::Cut => "cut",
+            CrashKind::Torn => "torn",
+            CrashKind::ZeroTail => "zero-tail",
+            CrashKind::GarbageTail => "garbage-tail",
+        }
+    }
+}
+
+/// Named parameter sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    /// 1024-block image of 2 KiB blocks, about 200 transactions, a 1-3 MiB journal in several
+    /// small segments (16 blocks of 32 KiB); milliseconds to generate. What the tests use.
+    Small,
+    /// 64 MiB image (16384 blocks of 4 KiB), a journal of about 250-300 MiB.
+    Default,
+    /// 256 MiB image (65536 blocks), several GiB of journal. Benchmarks only.
+    Large,
+    /// Like `Default` with Zipf(1.1) addresses and about a third of its journal.
+    Skewed,
+    /// Like `Default` under the steal policy, with about a third of its journal.
+    Steal,
+}
+
+impl Preset {
+    /// Every preset.
+    pub const ALL: [Preset; 5] = [
+        Preset::Small,
+        Preset::Default,
+        Preset::Large,
+        Preset::Skewed,
+        Preset::Steal,
+    ];
+
+    /// The kebab-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Small => "small",
+            Preset::Default => "default",
+            Preset::Large => "large",
+            Preset::Skewed => "skewed",
+            Preset::Steal => "steal",
+        }
+    }
+
+    /// The parameters of this preset with `seed`.
+    pub fn params(self, seed: u64) -> GenParams {
+        let base = GenParams {
+            seed,
+            preset: Some(self),
+            ..GenParams::default()
+        };
+        match self {
+            Preset::Default => base,
+            // 2 KiB image blocks halve the hashing and filling a generation costs, which keeps
+            // it well under 100 ms in debug builds.
+            Preset::Small => GenParams {
+                txns: 200,
+                block_size: 2048,
+                partial_len: (16, 1024),
+                block_count: 1024,
+                inode_count: 1024,
+                segment_blocks: 16,
+                ..base
+            },
+            Preset::Large => GenParams {
+                txns: 288_000,
+                block_count: 65_536,
+                inode_count: 65_536,
+                ..base
+            },
+            Preset::Skewed => GenParams {
+                txns: 8_000,
+                address: AddressDist::Zipf { skew: 1.1 },
+                ..base
+            },
+            // Steal records carry undo bytes too, so a third of the bytes takes a sixth of the
+            // transactions.
+            Preset::Steal => GenParams {
+                txns: 4_000,
+                policy: Policy::Steal,
+                ..base
+            },
+        }
+    }
+}
+
+/// Relative weights of the kinds of operation a transaction performs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpMix {
+    /// Physical writes to data blocks. Default 80.
+    pub write: u32,
+    /// ALLOC/FREE of a block or inode bit (a data-block FREE is followed by a REVOKE).
+    /// Default 15.
+    pub bitmap: u32,
+    /// Orphan-list add/remove. Default 5.
+    pub orphan: u32,
+}
+
+impl Default for OpMix {
+    fn default() -> Self {
+        OpMix {
+            write: 80,
+            bitmap: 15,
+            orphan: 5,
+        }
+    }
+}
+
+/// Everything a crash state is generated from. Same parameters, same bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GenParams {
+    /// The preset these parameters came from, if any (recorded in the manifest). Default none.
+    pub preset: Option<Preset>,
+    /// The seed every random choice derives from. Default 0.
+    pub seed: u64,
+    /// Randomly shaped transactions to run before the crash phase (a few scripted hard-case
+    /// transactions come on top). Default 24,000; minimum 1.
+    pub txns: u64,
+    /// Inclusive range of operations per transaction. Default (3, 9); the minimum must be at
+    /// least 1 and at most the maximum.
+    pub ops_per_txn: (u32, u32),
+    /// Share of writes that cover a whole block. Default 0.5.
+    pub full_block_fraction: f64,
+    /// Inclusive range of partial-write lengths in bytes. Default (16, 2048); clamped to the
+    /// block size; the minimum must be at least 1.
+    pub partial_len: (u32, u32),
+    /// Address distribution of writes. Default uniform.
+    pub address: AddressDist,
+    /// Transactions open at once. Default 8; minimum 1.
+    pub interleave: u32,
+    /// Probability that a finished transaction aborts instead of committing. Default 0.05.
+    pub abort_rate: f64,
+    /// Transactions still open (losers) at the crash, besides the straddling and (steal)
+    /// mid-abort ones. Default 3.
+    pub inflight: u32,
+    /// Buffer policy. Default no-steal.
+    pub policy: Policy,
+    /// Shape of the journal tail at the crash. Default torn.
+    pub crash: CrashKind,
+    /// Probability, per operation step, that one random dirty block is written back to the
+    /// image (when write-ahead logging allows it). Default 0.3.
+    pub flush_rate: f64,
+    /// Commits per journal sync (group commit). Default 1; minimum 1.
+    pub sync_every: u32,
+    /// Image block size in bytes (power of two, 512..=65536). Default 4096.
+    pub block_size: u32,
+    /// Image blocks, metadata included. Default 16,384 (64 MiB).
+    pub block_count: u64,
+    /// Inode slots. Default 16,384.
+    pub inode_count: u64,
+    /// Journal block size in bytes (power of two, 4 KiB..1 MiB). Default 32 KiB.
+    pub journal_block_size: u32,
+    /// Data blocks per journal segment. Default 512 (16 MiB segments).
+    pub segment_blocks: u64,
+    /// Relative weights of the operation kinds. Default 80/15/5.
+    pub mix: OpMix,
+    /// Probability, per operation step, of an unlogged full-block write to a block whose
+    /// revoke has a durable commit (jbd2-style reuse). Default 0.05.
+    pub unlogged_write_rate: f64,
+}
+
+impl Default for GenParams {
+    fn default() -> Self {
+        GenParams {
+            preset: None,
+            seed: 0,
+            txns: 24_000,
+            ops_per_txn: (3, 9),
+            full_block_fraction: 0.5,
+            partial_len: (16, 2048),
+            address: AddressDist::Uniform,
+            interleave: 8,
+            abort_rate: 0.05,
+            inflight: 3,
+            policy: Policy::NoSteal,
+            crash: CrashKind::Torn,
+            flush_rate: 0.3,
+            sync_every: 1,
+            block_size: 4096,
+            block_count: 16_384,
+            inode_count: 16_384,
+            journal_block_size: 32_768,
+            segment_blocks: 512,
+            mix: OpMix::default(),
+            unlogged_write_rate: 0.05,
+        }
+    }
+}
+
+impl GenParams {
+    /// Checks the documented limits.
+    pub fn validate(&self) -> Result<(), GenError> {
+        let bad = |what: &'static str, value: String| Err(GenError::Params { what, value });
+        let unit = |p: f64| (0.0..=1.0).contains(&p);
+        if self.txns == 0 {
+            return bad("txns", self.txns.to_string());
+        }
+        if self.ops_per_txn.0 == 0 || self.ops_per_txn.0 > self.ops_per_txn.1 {
+            return bad("ops_per_txn", format!("{:?}", self.ops_per_txn));
+        }
+        if self.partial_len.0 == 0 || self.partial_len.0 > self.partial_len.1 {
+            return bad("partial_len", format!("{:?}", self.partial_len));
+        }
+        for (what, p) in [
+            ("full_block_fraction", self.full_block_fraction),
+            ("abort_rate", self.abort_rate),
+            ("flush_rate", self.flush_rate),
+            ("unlogged_write_rate", self.unlogged_write_rate),
+        ] {
+            if !unit(p) {
+                return bad(what, p.to_string());
+            }
+        }
+        match self.address {
+            AddressDist::Zipf { skew } if !(skew > 0.0 && skew.is_finite()) => {
+                return bad("address.skew", skew.to_string())
+            }
+            AddressDist::HotSet { fraction, probability }
+                if !(fraction > 0.0 && fraction <= 1.0 && unit(probability)) =>
+            {
+                return bad("address.hot-set", format!("{fraction}/{probability}"))
+            }
+            _ => {}
+        }
+        if self.interleave == 0 {
+            return bad("interleave", self.interleave.to_string());
+        }
+        if self.sync_every == 0 {
+            return bad("sync_every", self.sync_every.to_string());
+        }
+        if u64::from(self.mix.write) + u64::from(self.mix.bitmap) + u64::from(self.mix.orphan) == 0 {
+            return bad("mix", format!("{:?}", self.mix));
+        }
+        Ok(())
+    }
+}
+
+macro_rules! kebab_enum {
+    ($t:ty, $what:literal, [$($v:expr),*]) => {
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+        impl FromStr for $t {
+            type Err = GenError;
+            fn from_str(s: &str) -> Result<Self, GenError> {
+                [$($v),*]
+                    .into_iter()
+                    .find(|v: &$t| v.name() == s)
+                    .ok_or_else(|| GenError::Params { what: $what, value: s.to_string() })
+            }
+        }
+    };
+}
+
+kebab_enum!(Policy, "policy", [Policy::NoSteal, Policy::Steal]);
+kebab_enum!(
+    CrashKind,
+    "crash",
+    [
+        CrashKind::Clean,
+        CrashKind::Cut,
+        CrashKind::Torn,
+        CrashKind::ZeroTail,
+        CrashKind::GarbageTail
+    ]
+);
+kebab_enum!(
+    Preset,
+    "preset",
+    [
+        Preset::Small,
+        Preset::Default,
+        Preset::Large,
+        Preset::Skewed,
+        Preset::Steal
+    ]
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_roundtrip() {
+        for k in CrashKind::ALL {
+            assert_eq!(k.to_string().parse::<CrashKind>().expect("parse"), k);
+        }
+        for p in Policy::ALL {
+            assert_eq!(p.to_string().parse::<Policy>().expect("parse"), p);
+        }
+        for p in Preset::ALL {
+            assert_eq!(p.to_string().parse::<Preset>().expect("parse"), p);
+            p.params(1).validate().expect("preset validates");
+        }
+        assert!("zero_tail".parse::<CrashKind>().is_err());
+        assert_eq!(
+            serde_json::to_string(&CrashKind::GarbageTail).expect("json"),
+            "\"garbage-tail\""
+        );
+    }
+
+    #[test]
+    fn params_roundtrip_through_json() {
+        let p = GenParams {
+            address: AddressDist::HotSet {
+                fraction: 0.1,
+                probability: 0.9,
+            },
+            ..Preset::Small.params(3)
+        };
+        let json = serde_json::to_string(&p).expect("json");
+        let back: GenParams = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back, p);
+        let partial: GenParams = serde_json::from_str("{\"seed\": 5}").expect("defaults fill in");
+        assert_eq!(
+            partial,
+            GenParams {
+                seed: 5,
+                ..GenParams::default()
+            }
+        );
+    }
+}
