@@ -183,9 +183,7 @@ fn parse_bytes(s: &str) -> Result<u64> {
         Some((i, 'G' | 'g')) => (&s[..i], 1 << 30),
         _ => (s, 1),
     };
-    let n: u64 = num
-        .parse()
-        .with_context(|| format!("invalid size `{s}` (expected e.g. 64M or 1G)"))?;
+    let n: u64 = num.parse().with_context(|| format!("invalid size `{s}` (expected e.g. 64M or 1G)"))?;
     n.checked_mul(mult).with_context(|| format!("size `{s}` is too large"))
 }
 
@@ -202,10 +200,7 @@ fn parse_dist(s: &str) -> Result<AddressDist> {
         "uniform" => AddressDist::Uniform,
         "sequential" => AddressDist::Sequential,
         "zipf" => AddressDist::Zipf { skew: num(1)? },
-        "hot" => AddressDist::HotSet {
-            fraction: num(1)?,
-            probability: num(2)?,
-        },
+        "hot" => AddressDist::HotSet { fraction: num(1)?, probability: num(2)? },
         other => bail!(
             "unknown distribution `{other}` (expected uniform, sequential, zipf:SKEW or hot:FRACTION:PROBABILITY)"
         ),
@@ -240,9 +235,7 @@ fn gen_params(a: &GenArgs) -> Result<GenParams> {
         p.full_block_fraction = f;
     }
     if let Some(s) = &a.ops {
-        let (lo, hi) = s
-            .split_once('-')
-            .with_context(|| format!("--ops `{s}`: expected MIN-MAX"))?;
+        let (lo, hi) = s.split_once('-').with_context(|| format!("--ops `{s}`: expected MIN-MAX"))?;
         p.ops_per_txn = (lo.parse().context("--ops MIN")?, hi.parse().context("--ops MAX")?);
     }
     Ok(p)
@@ -359,25 +352,15 @@ fn run_inspect(dir: &Path, mode: RecoveryMode, json: bool) -> Result<()> {
         layout.geometry.image_id
     );
     println!("  policy     {}", v["policy"].as_str().unwrap_or("?"));
-    println!(
-        "  segments   {} ({:.1} MiB)",
-        journal.segments.len(),
-        journal.bytes() as f64 / (1 << 20) as f64
-    );
+    println!("  segments   {} ({:.1} MiB)", journal.segments.len(), journal.bytes() as f64 / (1 << 20) as f64);
     for s in &journal.segments {
-        println!(
-            "    {:>4}  {:>12} bytes  first LSN {}",
-            s.header.segment_seq, s.len, s.header.first_lsn
-        );
+        println!("    {:>4}  {:>12} bytes  first LSN {}", s.header.segment_seq, s.len, s.header.first_lsn);
     }
     for n in &journal.notes {
         println!("    ignored {}: {} at offset {}", n.path.display(), n.kind, n.offset);
     }
     let c = &analysis.counts;
-    println!(
-        "  records    {} durable, LSN {}..{}",
-        outcome.records, outcome.first_lsn, outcome.last_lsn
-    );
+    println!("  records    {} durable, LSN {}..{}", outcome.records, outcome.first_lsn, outcome.last_lsn);
     println!(
         "             {} writes ({} full-block), {} bitmap, {} orphan, {} revokes, {} commits, {} aborts, {} compensation, {} optional",
         c.writes, c.full_writes, c.bitmap, c.orphan, c.revokes, c.commits, c.aborts, c.compensation, c.optional
@@ -399,14 +382,7 @@ fn run_inspect(dir: &Path, mode: RecoveryMode, json: bool) -> Result<()> {
     for s in &outcome.skipped {
         println!("  damage     {} offset {}: {}", s.path.display(), s.offset, s.kind);
     }
-    println!(
-        "  marker     {}",
-        if marker.is_some() {
-            "recovered.json present"
-        } else {
-            "not recovered yet"
-        }
-    );
+    println!("  marker     {}", if marker.is_some() { "recovered.json present" } else { "not recovered yet" });
     Ok(())
 }
 
@@ -463,12 +439,7 @@ fn main() -> ExitCode {
         Command::Recover(a) => run_recover(a).map(|()| true),
         Command::Verify { dir } => run_verify(dir),
         Command::Inspect { dir, mode, json } => run_inspect(dir, (*mode).into(), *json).map(|()| true),
-        Command::Corrupt {
-            dir,
-            target,
-            flips,
-            seed,
-        } => run_corrupt(dir, *target, *flips, *seed).map(|()| true),
+        Command::Corrupt { dir, target, flips, seed } => run_corrupt(dir, *target, *flips, *seed).map(|()| true),
         Command::Demo { preset, seed, keep } => run_demo(preset, *seed, keep.as_deref()),
     };
     match result {

@@ -3,18 +3,11 @@
 use std::process::Command;
 
 fn fastrec(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_fastrec"))
-        .args(args)
-        .output()
-        .expect("run fastrec")
+    Command::new(env!("CARGO_BIN_EXE_fastrec")).args(args).output().expect("run fastrec")
 }
 
 fn text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 #[test]
@@ -22,9 +15,7 @@ fn gen_inspect_verify_recover_verify() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("c");
     let d = dir.to_str().expect("utf-8 path");
-    let o = fastrec(&[
-        "gen", "--out", d, "--preset", "small", "--seed", "7", "--policy", "steal", "--crash", "torn",
-    ]);
+    let o = fastrec(&["gen", "--out", d, "--preset", "small", "--seed", "7", "--policy", "steal", "--crash", "torn"]);
     assert!(o.status.success(), "{}", text(&o));
     let o = fastrec(&["inspect", d]);
     assert!(o.status.success(), "{}", text(&o));
@@ -65,19 +56,13 @@ fn corrupt_then_absolute_recovery_fails_naming_the_file() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("c");
     let d = dir.to_str().expect("utf-8");
-    assert!(fastrec(&["gen", "--out", d, "--preset", "small", "--seed", "3"])
-        .status
-        .success());
+    assert!(fastrec(&["gen", "--out", d, "--preset", "small", "--seed", "3"]).status.success());
     let o = fastrec(&["corrupt", d, "--target", "journal", "--flips", "2", "--seed", "5"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("flipped bit"));
     let o = fastrec(&["recover", d, "--mode", "absolute"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains(".wal at offset"),
-        "{}",
-        text(&o)
-    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains(".wal at offset"), "{}", text(&o));
 }
 
 #[test]

@@ -11,10 +11,7 @@ const DISTS: [AddressDist; 4] = [
     AddressDist::Uniform,
     AddressDist::Zipf { skew: 1.1 },
     AddressDist::Sequential,
-    AddressDist::HotSet {
-        fraction: 0.05,
-        probability: 0.8,
-    },
+    AddressDist::HotSet { fraction: 0.05, probability: 0.8 },
 ];
 
 fn params(seed: u64) -> GenParams {
@@ -31,11 +28,7 @@ fn generate(dir: &Path, p: &GenParams) {
 
 fn assert_matches(dir: &Path, what: &str) {
     let v = workloads::digest::verify_dir(dir).expect("verify");
-    assert!(
-        v.matches,
-        "{what}: {} of {} blocks differ, first {:?}",
-        v.bad_blocks, v.blocks, v.first_bad_block
-    );
+    assert!(v.matches, "{what}: {} of {} blocks differ, first {:?}", v.bad_blocks, v.blocks, v.first_bad_block);
 }
 
 #[test]
@@ -50,14 +43,8 @@ fn two_hundred_and_forty_seeds_recover_to_the_oracle_and_again_to_the_same_image
         assert!(report.records_scanned > 0, "{what}");
         assert_matches(&dir, &what);
         let first = std::fs::read(dir.join("image.img")).expect("read");
-        let again = recover(
-            &dir,
-            &RecoverOptions {
-                force: true,
-                ..RecoverOptions::default()
-            },
-        )
-        .expect("second recovery");
+        let again =
+            recover(&dir, &RecoverOptions { force: true, ..RecoverOptions::default() }).expect("second recovery");
         assert!(!again.already_recovered);
         assert_eq!(
             std::fs::read(dir.join("image.img")).expect("read"),
@@ -117,14 +104,7 @@ fn crashes_during_recovery_are_repaired_by_the_next_one() {
         .into_iter()
         .enumerate()
         {
-            match recover(
-                &dir,
-                &RecoverOptions {
-                    fault: Some(fault),
-                    image_io,
-                    ..RecoverOptions::default()
-                },
-            ) {
+            match recover(&dir, &RecoverOptions { fault: Some(fault), image_io, ..RecoverOptions::default() }) {
                 Err(Error::InjectedFault(_)) => {}
                 // Fewer dirty blocks than the fault point: recovery finished first.
                 Ok(_) if i < 2 => std::fs::remove_file(dir.join(recovery::dir::MARKER_FILE)).expect("remove marker"),
@@ -146,11 +126,8 @@ fn recovery_killed_with_sigkill_is_completed_by_the_next_run() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("c");
         generate(&dir, &p);
-        let mut child = std::process::Command::new(bin)
-            .args(["recover", "--quiet"])
-            .arg(&dir)
-            .spawn()
-            .expect("spawn fastrec");
+        let mut child =
+            std::process::Command::new(bin).args(["recover", "--quiet"]).arg(&dir).spawn().expect("spawn fastrec");
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));
         let _ = child.kill(); // SIGKILL; it may already have finished
         let _ = child.wait();
@@ -168,41 +145,22 @@ fn flipped_bits_mid_journal_per_mode() {
     let flips = workloads::corrupt::corrupt(&dir, workloads::corrupt::CorruptTarget::Journal, 3, 9).expect("corrupt");
     assert_eq!(flips.len(), 3);
     let before = std::fs::read(dir.join("image.img")).expect("read");
-    let err = recover(
-        &dir,
-        &RecoverOptions {
-            mode: RecoveryMode::Absolute,
-            ..RecoverOptions::default()
-        },
-    )
-    .expect_err("absolute");
+    let err = recover(&dir, &RecoverOptions { mode: RecoveryMode::Absolute, ..RecoverOptions::default() })
+        .expect_err("absolute");
     match &err {
         Error::Corrupt { path, .. } => assert!(flips.iter().any(|f| &f.path == path), "{err}"),
         other => panic!("unexpected {other}"),
     }
-    assert_eq!(
-        std::fs::read(dir.join("image.img")).expect("read"),
-        before,
-        "absolute mode touched the image"
-    );
+    assert_eq!(std::fs::read(dir.join("image.img")).expect("read"), before, "absolute mode touched the image");
     // Tolerate-tail refuses unless every flip happened to land in the tail.
     if let Err(e) = recover(&dir, &RecoverOptions::default()) {
         assert!(matches!(e, Error::MidJournalCorruption { .. }), "{e}");
         assert_eq!(std::fs::read(dir.join("image.img")).expect("read"), before);
     }
-    let r = recover(
-        &dir,
-        &RecoverOptions {
-            mode: RecoveryMode::SkipCorrupt,
-            force: true,
-            ..RecoverOptions::default()
-        },
-    )
-    .expect("skip-corrupt");
-    assert!(
-        !r.skipped.is_empty() || r.tail.is_some(),
-        "skip-corrupt must report the damage"
-    );
+    let r =
+        recover(&dir, &RecoverOptions { mode: RecoveryMode::SkipCorrupt, force: true, ..RecoverOptions::default() })
+            .expect("skip-corrupt");
+    assert!(!r.skipped.is_empty() || r.tail.is_some(), "skip-corrupt must report the damage");
 }
 
 #[test]

@@ -26,10 +26,7 @@ struct Input {
 
 fn input() -> Input {
     let preset = std::env::var("FASTREC_BENCH_PRESET").unwrap_or_else(|_| "default".into());
-    let seed = std::env::var("FASTREC_BENCH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
+    let seed = std::env::var("FASTREC_BENCH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("crash");
     let p: workloads::Preset = preset.parse().expect("preset");
@@ -40,14 +37,7 @@ fn input() -> Input {
         .expect("journal dir")
         .map(|e| e.expect("entry").metadata().expect("stat").len())
         .sum();
-    Input {
-        _tmp: tmp,
-        dir,
-        crash_image,
-        journal_bytes,
-        preset,
-        seed,
-    }
+    Input { _tmp: tmp, dir, crash_image, journal_bytes, preset, seed }
 }
 
 /// Puts the crash image back and makes it durable, so the measured recovery's fsync writes
@@ -55,9 +45,7 @@ fn input() -> Input {
 fn restore(dir: &Path, image: &[u8]) {
     let path = dir.join(recovery::dir::IMAGE_FILE);
     std::fs::write(&path, image).expect("restore image");
-    std::fs::File::open(&path)
-        .and_then(|f| f.sync_all())
-        .expect("fsync restored image");
+    std::fs::File::open(&path).and_then(|f| f.sync_all()).expect("fsync restored image");
     let _ = std::fs::remove_file(dir.join(recovery::dir::MARKER_FILE));
 }
 
@@ -67,10 +55,7 @@ fn serial(c: &mut Criterion) {
     // Warm the page cache and check the input once: the bench measures a correct recovery.
     restore(&inp.dir, &inp.crash_image);
     recover(&inp.dir, &RecoverOptions::default()).expect("recover");
-    assert!(
-        workloads::digest::verify_dir(&inp.dir).expect("verify").matches,
-        "recovery does not match the oracle"
-    );
+    assert!(workloads::digest::verify_dir(&inp.dir).expect("verify").matches, "recovery does not match the oracle");
 
     let mut g = c.benchmark_group("recovery/serial");
     g.sample_size(10);
@@ -84,9 +69,7 @@ fn serial(c: &mut Criterion) {
     });
     let src = vec![7u8; bytes as usize];
     let mut dst = vec![0u8; bytes as usize];
-    g.bench_function(format!("{}/memcpy", inp.preset), |b| {
-        b.iter(|| dst.copy_from_slice(std::hint::black_box(&src)))
-    });
+    g.bench_function(format!("{}/memcpy", inp.preset), |b| b.iter(|| dst.copy_from_slice(std::hint::black_box(&src))));
     g.finish();
     drop((src, dst));
 
@@ -129,10 +112,7 @@ fn serial(c: &mut Criterion) {
         "max_rss_bytes": bench::max_rss_bytes(),
         "provenance": prov,
     });
-    println!(
-        "\nrecovery/serial summary ({} preset, seed {}, warm cache, medians of 7):",
-        inp.preset, inp.seed
-    );
+    println!("\nrecovery/serial summary ({} preset, seed {}, warm cache, medians of 7):", inp.preset, inp.seed);
     println!(
         "  journal {:.1} MiB; recovery {:.2} GB/s; memcpy {:.2} GB/s; ratio {:.2}x",
         bytes as f64 / (1 << 20) as f64,

@@ -47,6 +47,8 @@ pub struct TxnEntry {
     pub allocs: u32,
     full_writes: Vec<(u64, u64)>,
     revokes: Vec<(u64, u64)>,
+    /// Copy sources it read: (source block, LSN, location).
+    reads: Vec<(u64, UndoLoc)>,
     undo: Vec<UndoLoc>,
 }
 
@@ -58,6 +60,7 @@ impl TxnEntry {
             allocs: 0,
             full_writes: Vec::new(),
             revokes: Vec::new(),
+            reads: Vec::new(),
             undo: Vec::new(),
         }
     }
@@ -87,6 +90,8 @@ pub struct RecordCounts {
     pub orphan: u64,
     /// REVOKE records.
     pub revokes: u64,
+    /// COPY records (cross-block dependencies).
+    pub copies: u64,
     /// COMMIT records.
     pub commits: u64,
     /// ABORT records.
@@ -102,22 +107,12 @@ pub fn invalid_reason(layout: &Layout, steal: bool, rec: &Record<'_>) -> Option<
     let bs = layout.block_size();
     let data = layout.data_start()..layout.block_count();
     match *rec {
-        Record::Write {
-            block,
-            offset,
-            redo,
-            undo,
-            full,
-            compensation,
-        } => {
+        Record::Write { block, offset, redo, undo, full, compensation } => {
             if !data.contains(&block) {
                 return Some(format!("write to block {block} outside the data region {data:?}"));
             }
             if offset as usize + redo.len() > bs {
-                return Some(format!(
-                    "write of {} bytes at offset {offset} overruns a {bs}-byte block",
-                    redo.len()
-                ));
+                return Some(format!("write of {} bytes at offset {offset} overruns a {bs}-byte block", redo.len()));
             }
             if full && redo.len() != bs {
                 return Some(format!("full-block write of {} bytes to {bs}-byte blocks", redo.len()));
@@ -127,20 +122,28 @@ pub fn invalid_reason(layout: &Layout, steal: bool, rec: &Record<'_>) -> Option<
             }
             None
         }
-        Record::Bitmap {
-            target: AllocTarget::Block,
-            index,
-            ..
+        Record::Copy { src, src_offset, dst, dst_offset, len, undo } => {
+            if !data.contains(&src) || !data.contains(&dst) {
+                return Some(format!("copy {src} -> {dst} outside the data region {data:?}"));
+            }
+            if src == dst {
+                return Some(format!("copy within block {src}"));
+            }
+            if src_offset as usize + len as usize > bs || dst_offset as usize + len as usize > bs {
+                return Some(format!(
+                    "copy of {len} bytes at offsets {src_offset}/{dst_offset} overruns a {bs}-byte block"
+                ));
+            }
+            if steal && undo.is_none() {
+                return Some("copy without undo bytes in a steal-policy journal".into());
+            }
+            None
         }
-        | Record::Revoke { block: index } => {
+        Record::Bitmap { target: AllocTarget::Block, index, .. } | Record::Revoke { block: index } => {
             (!data.contains(&index)).then(|| format!("block {index} outside the data region {data:?}"))
         }
-        Record::Bitmap {
-            target: AllocTarget::Inode,
-            index,
-            ..
-        }
-        | Record::Orphan { ino: index, .. } => (index >= layout.geometry.inode_count)
+        Record::Bitmap { target: AllocTarget::Inode, index, .. } | Record::Orphan { ino: index, .. } => (index
+            >= layout.geometry.inode_count)
             .then(|| format!("inode {index} beyond the {} inode slots", layout.geometry.inode_count)),
         Record::Commit { .. } | Record::Abort { .. } | Record::Optional { .. } => None,
     }
@@ -150,6 +153,7 @@ pub fn invalid_reason(layout: &Layout, steal: bool, rec: &Record<'_>) -> Option<
 pub fn target_block(layout: &Layout, rec: &Record<'_>) -> Option<u64> {
     match *rec {
         Record::Write { block, .. } => Some(block),
+        Record::Copy { dst, .. } => Some(dst),
         Record::Bitmap { target, index, .. } => {
             let region = match target {
                 AllocTarget::Block => BitRegion::Blocks,
@@ -184,6 +188,9 @@ pub struct Analysis {
     pub touched: Vec<u64>,
     /// Newest full-block write to each block among the records redo applies.
     pub last_full: FxHashMap<u64, u64>,
+    /// For blocks copies read before their newest full-block write: the newest such read.
+    /// Writes at or below it must be replayed even though a full-block write follows.
+    pub read_floor: FxHashMap<u64, u64>,
     /// Newest revoke of each block by a committed transaction.
     pub revoked: FxHashMap<u64, u64>,
     /// Undoable records of losers, newest first (steal only).
@@ -195,6 +202,16 @@ pub struct Analysis {
 }
 
 impl Analysis {
+    /// Whether a change to `block` at `lsn` is made irrelevant by a later full-block write.
+    pub fn superseded(&self, block: u64, lsn: u64) -> bool {
+        self.last_full.get(&block).is_some_and(|&f| lsn < f) && self.read_floor.get(&block).is_none_or(|&r| lsn > r)
+    }
+
+    /// Whether a change to `block` at `lsn` lies below a committed revoke of the block.
+    pub fn revoked_at(&self, block: u64, lsn: u64) -> bool {
+        self.revoked.get(&block).is_some_and(|&r| lsn < r)
+    }
+
     /// Whether redo applies the records of transaction `txid`.
     pub fn redo_applies(&self, txid: u64) -> bool {
         if self.steal {
@@ -238,11 +255,7 @@ impl<'a> Analyzer<'a> {
     fn reject(&mut self, ctx: &RecordCtx, h: &RecordHeader, reason: String) -> Result<()> {
         if self.mode == RecoveryMode::SkipCorrupt {
             self.txns.entry(h.txid).or_insert_with(TxnEntry::new).outcome = TxnOutcome::Damaged;
-            self.invalid.push(InvalidNote {
-                lsn: h.lsn,
-                txid: h.txid,
-                reason,
-            });
+            self.invalid.push(InvalidNote { lsn: h.lsn, txid: h.txid, reason });
             return Ok(());
         }
         Err(Error::InvalidRecord {
@@ -264,6 +277,7 @@ impl<'a> Analyzer<'a> {
             Record::Bitmap { .. } => c.bitmap += 1,
             Record::Orphan { .. } => c.orphan += 1,
             Record::Revoke { .. } => c.revokes += 1,
+            Record::Copy { .. } => c.copies += 1,
             Record::Commit { .. } => c.commits += 1,
             Record::Abort { .. } => c.aborts += 1,
             Record::Optional { .. } => {
@@ -293,31 +307,24 @@ impl<'a> Analyzer<'a> {
                     );
                     return self.reject(ctx, h, reason);
                 }
-                entry.outcome = if matches!(rec, Record::Commit { .. }) {
-                    TxnOutcome::Committed
-                } else {
-                    TxnOutcome::Aborted
-                };
+                entry.outcome =
+                    if matches!(rec, Record::Commit { .. }) { TxnOutcome::Committed } else { TxnOutcome::Aborted };
                 // Only losers are undone; a finished transaction's locations are not needed.
                 entry.undo = Vec::new();
                 return Ok(());
             }
             Record::Revoke { block } => entry.revokes.push((block, h.lsn)),
+            Record::Copy { src, .. } => {
+                entry.reads.push((src, UndoLoc { lsn: h.lsn, segment: ctx.segment as u32, start: ctx.start }));
+                self.touched.insert(src);
+            }
             Record::Write { block, full, .. } if full => entry.full_writes.push((block, h.lsn)),
-            Record::Bitmap {
-                set: true,
-                compensation: false,
-                ..
-            } => entry.allocs += 1,
+            Record::Bitmap { set: true, compensation: false, .. } => entry.allocs += 1,
             _ => {}
         }
         entry.records += 1;
         if self.steal && !rec.is_compensation() && !matches!(rec, Record::Revoke { .. }) {
-            entry.undo.push(UndoLoc {
-                lsn: h.lsn,
-                segment: ctx.segment as u32,
-                start: ctx.start,
-            });
+            entry.undo.push(UndoLoc { lsn: h.lsn, segment: ctx.segment as u32, start: ctx.start });
         }
         if let Some(b) = target_block(self.layout, rec) {
             self.touched.insert(b);
@@ -326,10 +333,14 @@ impl<'a> Analyzer<'a> {
     }
 
     /// Finishes the table: decides what redo skips and what undo restores.
-    pub fn finish(self) -> Analysis {
+    ///
+    /// Fails when a copy reads a block at an LSN below a committed revoke of that block: redo
+    /// cannot reconstruct the source's content there (its earlier writes are not replayed).
+    pub fn finish(self) -> Result<Analysis> {
         let steal = self.steal;
         let mut last_full: FxHashMap<u64, u64> = FxHashMap::default();
         let mut revoked: FxHashMap<u64, u64> = FxHashMap::default();
+        let mut reads: Vec<(u64, UndoLoc)> = Vec::new();
         let mut undo = Vec::new();
         for t in self.txns.values() {
             let redone = steal || t.outcome == TxnOutcome::Committed;
@@ -338,6 +349,7 @@ impl<'a> Analyzer<'a> {
                     let e = last_full.entry(b).or_insert(lsn);
                     *e = (*e).max(lsn);
                 }
+                reads.extend_from_slice(&t.reads);
             }
             // jbd2 honours only revokes of committed transactions: a loser never freed the
             // block, so nobody can have reused it.
@@ -352,21 +364,41 @@ impl<'a> Analyzer<'a> {
             }
         }
         undo.sort_unstable_by_key(|u| std::cmp::Reverse(u.lsn));
+        // A copy reads its source as of its LSN, so a full-block write may only make earlier
+        // writes of that block irrelevant when no copy reads the block in between.
+        let mut read_floor: FxHashMap<u64, u64> = FxHashMap::default();
+        for &(src, loc) in &reads {
+            if let Some(&r) = revoked.get(&src) {
+                if loc.lsn < r {
+                    return Err(Error::InvalidRecord {
+                        path: self.journal.segments[loc.segment as usize].path.clone(),
+                        offset: loc.start,
+                        lsn: loc.lsn,
+                        reason: format!("copy reads block {src}, which a committed transaction revokes later (LSN {r}): its content here cannot be replayed"),
+                    });
+                }
+            }
+            if last_full.get(&src).is_some_and(|&f| loc.lsn < f) {
+                let e = read_floor.entry(src).or_insert(loc.lsn);
+                *e = (*e).max(loc.lsn);
+            }
+        }
         let mut touched = self.touched;
         // Orphan cleanup reads the whole orphan bitmap and may clear inode bits anywhere.
         touched.extend(self.layout.orphan_bitmap.clone());
         touched.extend(self.layout.inode_bitmap.clone());
         let mut touched: Vec<u64> = touched.into_iter().collect();
         touched.sort_unstable();
-        Analysis {
+        Ok(Analysis {
             txns: self.txns,
             steal,
             touched,
             last_full,
+            read_floor,
             revoked,
             undo,
             invalid: self.invalid,
             counts: self.counts,
-        }
+        })
     }
 }

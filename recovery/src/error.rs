@@ -47,10 +47,7 @@ impl std::fmt::Display for CorruptKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CorruptKind::Checksum { stored, computed } => {
-                write!(
-                    f,
-                    "checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
-                )
+                write!(f, "checksum mismatch (stored {stored:#010x}, computed {computed:#010x})")
             }
             CorruptKind::BadMagic => write!(f, "bad magic"),
             CorruptKind::UnsupportedVersion(v) => write!(f, "unsupported format version {v}"),
@@ -182,11 +179,7 @@ pub enum Error {
 impl Error {
     /// Wraps an I/O error with the file and operation it happened on.
     pub fn io(path: impl Into<PathBuf>, op: &'static str, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            op,
-            source,
-        }
+        Error::Io { path: path.into(), op, source }
     }
 
     /// A short, stable name of the error kind, for reports and tests.

@@ -71,9 +71,7 @@ impl Layout {
     pub fn new(geometry: Geometry) -> Result<Layout> {
         let bs = geometry.block_size;
         if !bs.is_power_of_two() || !(512..=65536).contains(&bs) {
-            return Err(Error::Config(format!(
-                "image block size {bs} is not a power of two in 512..=65536"
-            )));
+            return Err(Error::Config(format!("image block size {bs} is not a power of two in 512..=65536")));
         }
         if geometry.inode_count == 0 {
             return Err(Error::Config("inode count must be at least 1".into()));
@@ -90,12 +88,7 @@ impl Layout {
                 geometry.block_count, orphan_bitmap.end
             )));
         }
-        Ok(Layout {
-            geometry,
-            block_bitmap,
-            inode_bitmap,
-            orphan_bitmap,
-        })
+        Ok(Layout { geometry, block_bitmap, inode_bitmap, orphan_bitmap })
     }
 
     /// Block size in bytes.
@@ -138,11 +131,7 @@ impl Layout {
         };
         let bits_per_block = u64::from(self.geometry.block_size) * 8;
         let within = index % bits_per_block;
-        Some(BitPos {
-            block: start + index / bits_per_block,
-            byte: (within / 8) as usize,
-            mask: 1 << (within % 8),
-        })
+        Some(BitPos { block: start + index / bits_per_block, byte: (within / 8) as usize, mask: 1 << (within % 8) })
     }
 
     /// Encodes the superblock as a whole block.
@@ -176,11 +165,7 @@ impl Layout {
     /// Decodes and validates a superblock read from `path` (`bytes` holds at least its first
     /// [`SUPERBLOCK_LEN`] bytes).
     pub fn decode_superblock(path: &Path, bytes: &[u8]) -> Result<Layout> {
-        let bad = |offset: u64, reason: String| Error::BadImage {
-            path: path.to_path_buf(),
-            offset,
-            reason,
-        };
+        let bad = |offset: u64, reason: String| Error::BadImage { path: path.to_path_buf(), offset, reason };
         if bytes.len() < SUPERBLOCK_LEN {
             return Err(bad(bytes.len() as u64, "file shorter than the superblock".into()));
         }
@@ -239,12 +224,7 @@ mod tests {
     use super::*;
 
     fn geom() -> Geometry {
-        Geometry {
-            block_size: 4096,
-            block_count: 100_000,
-            inode_count: 40_000,
-            image_id: 7,
-        }
+        Geometry { block_size: 4096, block_count: 100_000, inode_count: 40_000, image_id: 7 }
     }
 
     #[test]
@@ -256,14 +236,7 @@ mod tests {
         assert_eq!(l.orphan_bitmap, 7..9);
         assert_eq!(l.data_start(), 9);
         let p = l.bit(BitRegion::Orphans, 32769).expect("bit");
-        assert_eq!(
-            p,
-            BitPos {
-                block: 8,
-                byte: 0,
-                mask: 2
-            }
-        );
+        assert_eq!(p, BitPos { block: 8, byte: 0, mask: 2 });
         assert_eq!(l.bit(BitRegion::Inodes, 40_000), None);
     }
 
@@ -275,28 +248,16 @@ mod tests {
         assert_eq!(Layout::decode_superblock(p, &sb).expect("decode"), l);
         let mut bad = sb.clone();
         bad[0] = b'X';
-        assert!(matches!(
-            Layout::decode_superblock(p, &bad),
-            Err(Error::BadImage { offset: 0, .. })
-        ));
+        assert!(matches!(Layout::decode_superblock(p, &bad), Err(Error::BadImage { offset: 0, .. })));
         let mut bad = sb.clone();
         bad[20] ^= 1;
-        assert!(matches!(
-            Layout::decode_superblock(p, &bad),
-            Err(Error::BadImage { offset: 124, .. })
-        ));
-        assert!(matches!(
-            Layout::decode_superblock(p, &sb[..50]),
-            Err(Error::BadImage { offset: 50, .. })
-        ));
+        assert!(matches!(Layout::decode_superblock(p, &bad), Err(Error::BadImage { offset: 124, .. })));
+        assert!(matches!(Layout::decode_superblock(p, &sb[..50]), Err(Error::BadImage { offset: 50, .. })));
     }
 
     #[test]
     fn too_small_images_are_refused() {
-        let g = Geometry {
-            block_count: 4,
-            ..geom()
-        };
+        let g = Geometry { block_count: 4, ..geom() };
         assert!(matches!(Layout::new(g), Err(Error::Config(_))));
     }
 }

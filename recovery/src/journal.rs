@@ -28,9 +28,7 @@ impl std::str::FromStr for IoBackend {
         match s {
             "mmap" => Ok(IoBackend::Mmap),
             "read" => Ok(IoBackend::Read),
-            _ => Err(Error::Config(format!(
-                "unknown I/O backend `{s}` (expected mmap or read)"
-            ))),
+            _ => Err(Error::Config(format!("unknown I/O backend `{s}` (expected mmap or read)"))),
         }
     }
 }
@@ -113,9 +111,7 @@ impl Journal {
         }
         found.sort();
         if found.is_empty() {
-            return Err(Error::NoSegments {
-                path: dir.to_path_buf(),
-            });
+            return Err(Error::NoSegments { path: dir.to_path_buf() });
         }
         let last_index = found.len() - 1;
         let mut segments: Vec<SegmentMeta> = Vec::with_capacity(found.len());
@@ -140,51 +136,29 @@ impl Journal {
                     let torn_last =
                         i == last_index && kind == CorruptKind::TruncatedHeader && mode != RecoveryMode::Absolute;
                     if torn_last || mode == RecoveryMode::SkipCorrupt {
-                        notes.push(LocateNote {
-                            path,
-                            offset,
-                            kind,
-                            bytes: len,
-                        });
+                        notes.push(LocateNote { path, offset, kind, bytes: len });
                         continue;
                     }
                     return Err(Error::Corrupt { path, offset, kind });
                 }
             };
             if header.image_id != image_id {
-                return Err(Error::ImageMismatch {
-                    path,
-                    journal_image_id: header.image_id,
-                    image_id,
-                });
+                return Err(Error::ImageMismatch { path, journal_image_id: header.image_id, image_id });
             }
             if header.image_block_size != image_block_size {
-                return Err(Error::InconsistentSegments {
-                    path,
-                    what: "image block size (differs from the image's)",
-                });
+                return Err(Error::InconsistentSegments { path, what: "image block size (differs from the image's)" });
             }
             if let Some(prev) = segments.last() {
                 if header.steal() != prev.header.steal() {
-                    return Err(Error::InconsistentSegments {
-                        path,
-                        what: "buffer policy",
-                    });
+                    return Err(Error::InconsistentSegments { path, what: "buffer policy" });
                 }
                 if header.block_size != prev.header.block_size {
-                    return Err(Error::InconsistentSegments {
-                        path,
-                        what: "journal block size",
-                    });
+                    return Err(Error::InconsistentSegments { path, what: "journal block size" });
                 }
                 let expected = prev.header.segment_seq + 1;
                 if header.segment_seq != expected {
                     if mode != RecoveryMode::SkipCorrupt {
-                        return Err(Error::SegmentGap {
-                            path,
-                            expected,
-                            found: header.segment_seq,
-                        });
+                        return Err(Error::SegmentGap { path, expected, found: header.segment_seq });
                     }
                     notes.push(LocateNote {
                         path: path.clone(),
@@ -197,18 +171,10 @@ impl Journal {
             segments.push(SegmentMeta { path, header, len });
         }
         if segments.is_empty() {
-            return Err(Error::NoSegments {
-                path: dir.to_path_buf(),
-            });
+            return Err(Error::NoSegments { path: dir.to_path_buf() });
         }
         let maps = segments.iter().map(|_| OnceLock::new()).collect();
-        Ok(Journal {
-            dir: dir.to_path_buf(),
-            segments,
-            notes,
-            backend,
-            maps,
-        })
+        Ok(Journal { dir: dir.to_path_buf(), segments, notes, backend, maps })
     }
 
     /// Total bytes of the segment files recovery reads.

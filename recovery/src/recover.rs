@@ -77,9 +77,7 @@ impl std::str::FromStr for ImageIo {
         match s {
             "mmap" => Ok(ImageIo::Mmap),
             "pwrite" => Ok(ImageIo::Pwrite),
-            _ => Err(Error::Config(format!(
-                "unknown image I/O `{s}` (expected mmap or pwrite)"
-            ))),
+            _ => Err(Error::Config(format!("unknown image I/O `{s}` (expected mmap or pwrite)"))),
         }
     }
 }
@@ -241,11 +239,7 @@ impl std::fmt::Display for RecoveryReport {
             "  orphans    {} freed; {} allocations by losers undone or never applied",
             r.orphans_freed, self.loser_allocations_freed
         )?;
-        writeln!(
-            f,
-            "  image      {} blocks written in {} window(s)",
-            r.blocks_written, self.windows
-        )?;
+        writeln!(f, "  image      {} blocks written in {} window(s)", r.blocks_written, self.windows)?;
         match &self.tail {
             Some(t) => writeln!(
                 f,
@@ -258,13 +252,7 @@ impl std::fmt::Display for RecoveryReport {
             None => writeln!(f, "  tail       clean")?,
         }
         for n in &self.segment_notes {
-            writeln!(
-                f,
-                "  segment    {} ignored: {} at offset {}",
-                n.path.display(),
-                n.kind,
-                n.offset
-            )?;
+            writeln!(f, "  segment    {} ignored: {} at offset {}", n.path.display(), n.kind, n.offset)?;
         }
         for s in &self.skipped {
             writeln!(
@@ -295,11 +283,7 @@ struct Marker {
 }
 
 fn journal_fingerprint(journal: &Journal) -> Vec<(String, u64)> {
-    let name = |p: &Path| {
-        p.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    };
+    let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let mut files: Vec<(String, u64)> = journal
         .segments
         .iter()
@@ -317,9 +301,7 @@ fn read_marker(path: &Path) -> Option<Marker> {
 }
 
 fn fsync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, "fsync directory", e))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, "fsync directory", e))
 }
 
 /// Writes `bytes` to `path` atomically: temporary file, fsync, rename, directory fsync.
@@ -385,20 +367,11 @@ impl Timer {
 /// Opens the image and journal of `dir` without changing anything.
 pub fn open_dir(dir: &Path, mode: RecoveryMode, io: IoBackend) -> Result<(Layout, Journal)> {
     if !dir.is_dir() {
-        return Err(Error::io(
-            dir,
-            "open directory",
-            std::io::Error::from(std::io::ErrorKind::NotFound),
-        ));
+        return Err(Error::io(dir, "open directory", std::io::Error::from(std::io::ErrorKind::NotFound)));
     }
     let layout = Layout::read_from(&dir.join(IMAGE_FILE))?;
-    let journal = Journal::open(
-        &dir.join(JOURNAL_DIR),
-        layout.geometry.image_id,
-        layout.geometry.block_size,
-        mode,
-        io,
-    )?;
+    let journal =
+        Journal::open(&dir.join(JOURNAL_DIR), layout.geometry.image_id, layout.geometry.block_size, mode, io)?;
     Ok((layout, journal))
 }
 
@@ -411,7 +384,7 @@ pub fn analyze_dir(
     let (layout, journal) = open_dir(dir, mode, io)?;
     let mut analyzer = Analyzer::new(&layout, &journal, mode);
     let outcome = scan::scan(&journal, mode, |ctx, h, rec| analyzer.visit(ctx, h, rec))?;
-    let analysis = analyzer.finish();
+    let analysis = analyzer.finish()?;
     Ok((layout, journal, outcome, analysis))
 }
 
@@ -424,10 +397,7 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
         )));
     }
     let started = Instant::now();
-    let mut timer = Timer {
-        phases: Vec::new(),
-        at: started,
-    };
+    let mut timer = Timer { phases: Vec::new(), at: started };
     let _lock = lock_dir(dir)?;
     let (layout, journal) = open_dir(dir, opts.mode, opts.io)?;
     let marker_path = dir.join(MARKER_FILE);
@@ -469,7 +439,7 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
 
     let mut analyzer = Analyzer::new(&layout, &journal, opts.mode);
     let outcome = scan::scan(&journal, opts.mode, |ctx, h, rec| analyzer.visit(ctx, h, rec))?;
-    let analysis = analyzer.finish();
+    let analysis = analyzer.finish()?;
     timer.lap("scan");
 
     // From here on the image changes; a marker left from an earlier journal must not survive.
@@ -501,14 +471,7 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
             )?;
             timer.lap("redo");
             if analysis.steal {
-                replay::undo_losers(
-                    &mut img,
-                    &layout,
-                    &journal,
-                    &analysis,
-                    &(0..layout.block_count()),
-                    &mut stats,
-                )?;
+                replay::undo_losers(&mut img, &layout, &journal, &analysis, &(0..layout.block_count()), &mut stats)?;
                 timer.lap("undo");
             }
             replay::clean_orphans(&mut img, &layout, &mut stats)?;
@@ -520,14 +483,15 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
         ImageIo::Pwrite => {
             let bs = layout.block_size();
             let blocks_max = (opts.memory_budget_bytes / (bs as u64 + 64)).max(1) as usize;
+            // A copy reads its source as replay reaches it, so source and destination must
+            // be in one window: with copies in the journal, one window holds every block.
+            let blocks_max = if analysis.counts.copies > 0 { usize::MAX } else { blocks_max };
             let windows = replay::plan_windows(&analysis.touched, blocks_max, &layout);
             for (wi, window) in windows.iter().enumerate() {
                 let in_window = analysis.touched.iter().filter(|b| window.contains(b)).count();
                 let mut cache = BlockCache::new(&image, &image_path, bs, in_window);
                 timer.lap("cache");
-                replay::redo_window(
-                    &mut cache, &layout, &journal, opts.mode, &outcome, &analysis, window, &mut stats,
-                )?;
+                replay::redo_window(&mut cache, &layout, &journal, opts.mode, &outcome, &analysis, window, &mut stats)?;
                 timer.lap("redo");
                 if analysis.steal {
                     replay::undo_losers(&mut cache, &layout, &journal, &analysis, window, &mut stats)?;
@@ -549,11 +513,7 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
     if opts.fault == Some(FaultPoint::BeforeMarker) {
         return Err(Error::InjectedFault("before-marker"));
     }
-    let marker = Marker {
-        version: 1,
-        files: fingerprint,
-        last_lsn: outcome.last_lsn,
-    };
+    let marker = Marker { version: 1, files: fingerprint, last_lsn: outcome.last_lsn };
     let marker_bytes = serde_json::to_vec_pretty(&marker)
         .map_err(|e| Error::io(&marker_path, "encode marker", std::io::Error::other(e)))?;
     write_atomic(&marker_path, &marker_bytes)?;

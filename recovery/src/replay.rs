@@ -162,12 +162,8 @@ impl MappedImage {
     pub fn map(image: &File, path: &Path, layout: &Layout, fault: Option<FaultPoint>) -> Result<MappedImage> {
         // SAFETY: see the contract above; the mapping is only accessed through bounds-checked
         // slices of `block_size` bytes within `block_count` blocks.
-        let map = unsafe {
-            memmap2::MmapOptions::new()
-                .len(layout.image_len() as usize)
-                .map_mut(image)
-        }
-        .map_err(|e| Error::io(path, "map image", e))?;
+        let map = unsafe { memmap2::MmapOptions::new().len(layout.image_len() as usize).map_mut(image) }
+            .map_err(|e| Error::io(path, "map image", e))?;
         Ok(MappedImage {
             map,
             block_size: layout.block_size(),
@@ -315,9 +311,7 @@ impl<'f> BlockCache<'f> {
                 j += 1;
             }
             if j > i {
-                self.image
-                    .write_all_at(&run, first * bs as u64)
-                    .map_err(|e| Error::io(self.path, "write image", e))?;
+                self.image.write_all_at(&run, first * bs as u64).map_err(|e| Error::io(self.path, "write image", e))?;
                 written += (j - i) as u64;
             }
             if limit.is_some_and(|l| written >= l) {
@@ -398,23 +392,30 @@ pub fn redo_record(
         return Ok(());
     }
     match *rec {
-        Record::Write {
-            block,
-            offset,
-            redo,
-            full,
-            ..
-        } => {
-            if analysis.revoked.get(&block).is_some_and(|&r| h.lsn < r) {
+        Record::Write { block, offset, redo, full, .. } => {
+            if analysis.revoked_at(block, h.lsn) {
                 stats.redo_skipped_revoked += 1;
                 return Ok(());
             }
-            if analysis.last_full.get(&block).is_some_and(|&f| h.lsn < f) {
+            if analysis.superseded(block, h.lsn) {
                 stats.redo_skipped_superseded += 1;
                 return Ok(());
             }
             let b = cache.block_mut(block, full)?;
             b[offset as usize..offset as usize + redo.len()].copy_from_slice(redo);
+        }
+        Record::Copy { src, src_offset, dst, dst_offset, len, .. } => {
+            if analysis.revoked_at(dst, h.lsn) {
+                stats.redo_skipped_revoked += 1;
+                return Ok(());
+            }
+            if analysis.superseded(dst, h.lsn) {
+                stats.redo_skipped_superseded += 1;
+                return Ok(());
+            }
+            let (so, d, n) = (src_offset as usize, dst_offset as usize, len as usize);
+            let bytes = cache.block(src)?[so..so + n].to_vec();
+            cache.block_mut(dst, false)?[d..d + n].copy_from_slice(&bytes);
         }
         Record::Bitmap { target, index, set, .. } => set_bit(cache, layout, region_of(target), index, set)?,
         Record::Orphan { ino, add, .. } => set_bit(cache, layout, BitRegion::Orphans, ino, add)?,
@@ -445,11 +446,7 @@ pub fn undo_losers(
         let meta = &journal.segments[loc.segment as usize];
         let mut dec = SegmentDecoder::new(bytes, meta.header.block_size, meta.header.salt);
         dec.seek(loc.start as usize, false);
-        let corrupt = |offset: u64, kind| Error::Corrupt {
-            path: meta.path.clone(),
-            offset,
-            kind,
-        };
+        let corrupt = |offset: u64, kind| Error::Corrupt { path: meta.path.clone(), offset, kind };
         let rec_bytes = match dec.next_step() {
             Step::Record { bytes, .. } => bytes,
             Step::Damage { offset, kind } => return Err(corrupt(offset as u64, kind)),
@@ -464,14 +461,13 @@ pub fn undo_losers(
             continue;
         }
         match rec {
-            Record::Write {
-                offset,
-                undo: Some(undo),
-                full,
-                ..
-            } => {
+            Record::Write { offset, undo: Some(undo), full, .. } => {
                 let b = cache.block_mut(block, full)?;
                 b[offset as usize..offset as usize + undo.len()].copy_from_slice(undo);
+            }
+            Record::Copy { dst_offset, undo: Some(undo), .. } => {
+                let b = cache.block_mut(block, false)?;
+                b[dst_offset as usize..dst_offset as usize + undo.len()].copy_from_slice(undo);
             }
             Record::Bitmap { target, index, set, .. } => set_bit(cache, layout, region_of(target), index, !set)?,
             Record::Orphan { ino, add, .. } => set_bit(cache, layout, BitRegion::Orphans, ino, !add)?,

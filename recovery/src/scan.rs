@@ -88,10 +88,7 @@ where
     let mut allow_jump = false;
     'segments: for (si, meta) in journal.segments.iter().enumerate() {
         if si > 0 && meta.header.first_lsn != expected_lsn {
-            let kind = CorruptKind::LsnSequence {
-                expected: expected_lsn,
-                found: meta.header.first_lsn,
-            };
+            let kind = CorruptKind::LsnSequence { expected: expected_lsn, found: meta.header.first_lsn };
             let gap_is_backwards = meta.header.first_lsn < expected_lsn;
             match mode {
                 RecoveryMode::SkipCorrupt if !gap_is_backwards => {
@@ -113,13 +110,7 @@ where
                     });
                     continue 'segments;
                 }
-                _ => {
-                    return Err(Error::Corrupt {
-                        path: meta.path.clone(),
-                        offset: 40,
-                        kind,
-                    })
-                }
+                _ => return Err(Error::Corrupt { path: meta.path.clone(), offset: 40, kind }),
             }
         }
         let bytes = journal.load(si)?;
@@ -127,17 +118,8 @@ where
         let mut segment_end = meta.len;
         loop {
             let (offset, kind, record_level) = match dec.next_step() {
-                Step::Record {
-                    start,
-                    end,
-                    bytes: rec,
-                    single,
-                } => {
-                    let ctx = RecordCtx {
-                        segment: si,
-                        start: start as u64,
-                        end: end as u64,
-                    };
+                Step::Record { start, end, bytes: rec, single } => {
+                    let ctx = RecordCtx { segment: si, start: start as u64, end: end as u64 };
                     match decode_record(rec, !single, expected_lsn, allow_jump) {
                         Ok((h, r)) => {
                             allow_jump = false;
@@ -200,13 +182,7 @@ fn decode_record(
 ) -> std::result::Result<(RecordHeader, Record<'_>), (usize, CorruptKind)> {
     let (h, body) = decode_header_with(rec, verify_crc)?;
     if h.lsn != expected_lsn && !(allow_jump && h.lsn > expected_lsn) {
-        return Err((
-            8,
-            CorruptKind::LsnSequence {
-                expected: expected_lsn,
-                found: h.lsn,
-            },
-        ));
+        return Err((8, CorruptKind::LsnSequence { expected: expected_lsn, found: h.lsn }));
     }
     let r = decode_body(&h, body)?;
     Ok((h, r))
@@ -242,10 +218,7 @@ fn valid_data_after(
     Ok(None)
 }
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one call site; the state is the scan's own locals"
-)]
+#[expect(clippy::too_many_arguments, reason = "one call site; the state is the scan's own locals")]
 fn on_damage(
     journal: &Journal,
     mode: RecoveryMode,
@@ -258,11 +231,7 @@ fn on_damage(
 ) -> Result<Flow> {
     let meta = &journal.segments[si];
     match mode {
-        RecoveryMode::Absolute => Err(Error::Corrupt {
-            path: meta.path.clone(),
-            offset: offset as u64,
-            kind,
-        }),
+        RecoveryMode::Absolute => Err(Error::Corrupt { path: meta.path.clone(), offset: offset as u64, kind }),
         RecoveryMode::TolerateTail => match valid_data_after(journal, si, dec, offset, record_level)? {
             Some((sj, next)) => Err(Error::MidJournalCorruption {
                 path: meta.path.clone(),
@@ -289,11 +258,7 @@ fn on_damage(
                 kind,
                 lsn_before: out.last_lsn,
             });
-            let next = if record_level {
-                Some(dec.position())
-            } else {
-                dec.next_valid_after(offset)
-            };
+            let next = if record_level { Some(dec.position()) } else { dec.next_valid_after(offset) };
             match next {
                 Some(p) => {
                     dec.seek(p, true);
@@ -324,30 +289,16 @@ where
         let meta = &journal.segments[si];
         let bytes = journal.load(si)?;
         let mut dec = SegmentDecoder::new_trusted(&bytes, meta.header.block_size, meta.header.salt);
-        let changed = |offset: usize, kind| Error::Corrupt {
-            path: meta.path.clone(),
-            offset: offset as u64,
-            kind,
-        };
+        let changed = |offset: usize, kind| Error::Corrupt { path: meta.path.clone(), offset: offset as u64, kind };
         loop {
             match dec.next_step() {
-                Step::Record {
-                    start, end, bytes: rec, ..
-                } => {
+                Step::Record { start, end, bytes: rec, .. } => {
                     if si == last_segment && end as u64 > end_offset {
                         break;
                     }
                     let (h, body) = decode_header_with(rec, false).map_err(|(o, k)| changed(start + o, k))?;
                     let r = decode_body(&h, body).map_err(|(o, k)| changed(start + o, k))?;
-                    visit(
-                        &RecordCtx {
-                            segment: si,
-                            start: start as u64,
-                            end: end as u64,
-                        },
-                        &h,
-                        &r,
-                    )?;
+                    visit(&RecordCtx { segment: si, start: start as u64, end: end as u64 }, &h, &r)?;
                     if si == last_segment && end as u64 == end_offset {
                         break;
                     }

@@ -9,10 +9,7 @@ use recovery::image::BitRegion;
 use recovery::{recover, CorruptKind, Error, FaultPoint, ImageIo, IoBackend, RecoverOptions, RecoveryMode};
 
 fn opts(mode: RecoveryMode) -> RecoverOptions {
-    RecoverOptions {
-        mode,
-        ..RecoverOptions::default()
-    }
+    RecoverOptions { mode, ..RecoverOptions::default() }
 }
 
 fn data(f: &Fixture, i: u64) -> u64 {
@@ -38,10 +35,7 @@ fn no_steal_redoes_winners_and_ignores_losers_and_aborts() {
     assert_eq!(f.block(b), vec![b as u8; BS], "loser's write must not appear");
     assert_eq!(f.block(c), vec![c as u8; BS], "aborted write must not appear");
     assert!(f.bit(BitRegion::Inodes, 7));
-    assert_eq!(
-        (report.txns.committed, report.txns.aborted, report.txns.discarded),
-        (1, 1, 1)
-    );
+    assert_eq!((report.txns.committed, report.txns.aborted, report.txns.discarded), (1, 1, 1));
     assert_eq!(report.lsn_range, (1, 6));
 }
 
@@ -54,17 +48,7 @@ fn steal_rolls_back_losers_already_in_the_image_and_keeps_compensations() {
     // Txn 1 writes a and aborts (compensation restores it); txn 2 then commits an
     // overlapping write to a; txn 3 is in flight and its change to b was flushed.
     f.append(1, write(a, 0, &[9; 16], Some(&old_a)));
-    f.append(
-        1,
-        Record::Write {
-            block: a,
-            offset: 0,
-            redo: &old_a,
-            undo: None,
-            full: false,
-            compensation: true,
-        },
-    );
+    f.append(1, Record::Write { block: a, offset: 0, redo: &old_a, undo: None, full: false, compensation: true });
     f.append(1, Record::Abort { records: 2 });
     let mut undo2 = old_a[8..].to_vec();
     undo2.extend_from_slice(&[a as u8; 8]);
@@ -118,14 +102,7 @@ fn orphans_are_freed() {
     f.set_bit(BitRegion::Inodes, 3, true);
     f.set_bit(BitRegion::Orphans, 3, true);
     f.append(1, alloc(AllocTarget::Inode, 9));
-    f.append(
-        1,
-        Record::Orphan {
-            ino: 9,
-            add: true,
-            compensation: false,
-        },
-    );
+    f.append(1, Record::Orphan { ino: 9, add: true, compensation: false });
     f.append(1, alloc(AllocTarget::Inode, 10));
     f.append(1, Record::Commit { records: 3 });
     f.finish();
@@ -158,14 +135,7 @@ fn recovery_is_idempotent_and_marks_the_journal() {
     let second = recover(f.dir(), &RecoverOptions::default()).expect("recover again");
     assert!(second.already_recovered);
     assert_eq!(f.image(), img);
-    let forced = recover(
-        f.dir(),
-        &RecoverOptions {
-            force: true,
-            ..RecoverOptions::default()
-        },
-    )
-    .expect("forced");
+    let forced = recover(f.dir(), &RecoverOptions { force: true, ..RecoverOptions::default() }).expect("forced");
     assert!(!forced.already_recovered);
     assert_eq!(f.image(), img);
 }
@@ -190,39 +160,16 @@ fn a_crash_during_write_back_is_repaired_by_the_next_recovery() {
         copy_dir(f.dir(), clean.path());
         recover(clean.path(), &RecoverOptions::default()).expect("reference recovery");
         let expected = std::fs::read(clean.path().join("image.img")).expect("read");
-        let base = RecoverOptions {
-            image_io,
-            force: true,
-            ..RecoverOptions::default()
-        };
+        let base = RecoverOptions { image_io, force: true, ..RecoverOptions::default() };
         for n in [1, 3] {
-            let err = recover(
-                f.dir(),
-                &RecoverOptions {
-                    fault: Some(FaultPoint::AfterBlockWrites(n)),
-                    ..base
-                },
-            )
-            .expect_err("fault must fire");
+            let err = recover(f.dir(), &RecoverOptions { fault: Some(FaultPoint::AfterBlockWrites(n)), ..base })
+                .expect_err("fault must fire");
             assert!(matches!(err, Error::InjectedFault("after-block-writes")), "{err}");
         }
-        let err = recover(
-            f.dir(),
-            &RecoverOptions {
-                fault: Some(FaultPoint::BeforeMarker),
-                ..base
-            },
-        )
-        .expect_err("fault must fire");
+        let err = recover(f.dir(), &RecoverOptions { fault: Some(FaultPoint::BeforeMarker), ..base })
+            .expect_err("fault must fire");
         assert!(matches!(err, Error::InjectedFault("before-marker")));
-        recover(
-            f.dir(),
-            &RecoverOptions {
-                image_io,
-                ..RecoverOptions::default()
-            },
-        )
-        .expect("recover after crashes");
+        recover(f.dir(), &RecoverOptions { image_io, ..RecoverOptions::default() }).expect("recover after crashes");
         assert_eq!(f.image(), expected, "{image_io:?}");
     }
 }
@@ -276,14 +223,8 @@ fn small_memory_budget_recovers_in_windows_to_the_same_image() {
     assert_eq!(w.first().map(|r| r.start), Some(0));
     assert_eq!(w.last().map(|r| r.end), Some(64));
     assert!(w.windows(2).all(|p| p[0].end == p[1].start));
-    let err = recover(
-        f.dir(),
-        &RecoverOptions {
-            memory_budget_bytes: 1000,
-            ..RecoverOptions::default()
-        },
-    )
-    .expect_err("too small");
+    let err = recover(f.dir(), &RecoverOptions { memory_budget_bytes: 1000, ..RecoverOptions::default() })
+        .expect_err("too small");
     assert!(matches!(err, Error::Config(_)));
 }
 
@@ -293,33 +234,14 @@ fn every_io_combination_gives_the_same_image() {
     standard_journal(&mut f, 80);
     let other = tempfile::tempdir().expect("tempdir");
     copy_dir(f.dir(), other.path());
-    recover(
-        f.dir(),
-        &RecoverOptions {
-            io: IoBackend::Mmap,
-            ..RecoverOptions::default()
-        },
-    )
-    .expect("mmap");
+    recover(f.dir(), &RecoverOptions { io: IoBackend::Mmap, ..RecoverOptions::default() }).expect("mmap");
     let reference = f.image();
     for io in [IoBackend::Mmap, IoBackend::Read] {
         for image_io in [ImageIo::Mmap, ImageIo::Pwrite] {
             let d = tempfile::tempdir().expect("tempdir");
             copy_dir(other.path(), d.path());
-            recover(
-                d.path(),
-                &RecoverOptions {
-                    io,
-                    image_io,
-                    ..RecoverOptions::default()
-                },
-            )
-            .expect("recover");
-            assert_eq!(
-                std::fs::read(d.path().join("image.img")).expect("read"),
-                reference,
-                "{io:?} {image_io:?}"
-            );
+            recover(d.path(), &RecoverOptions { io, image_io, ..RecoverOptions::default() }).expect("recover");
+            assert_eq!(std::fs::read(d.path().join("image.img")).expect("read"), reference, "{io:?} {image_io:?}");
         }
     }
 }
@@ -357,10 +279,7 @@ fn truncated_image_is_refused_with_its_length() {
     let img = f.image();
     std::fs::write(f.dir().join("image.img"), &img[..img.len() - 100]).expect("truncate");
     let err = recover(f.dir(), &RecoverOptions::default()).expect_err("short image");
-    assert!(
-        matches!(err, Error::BadImage { offset, .. } if offset == img.len() as u64 - 100),
-        "{err}"
-    );
+    assert!(matches!(err, Error::BadImage { offset, .. } if offset == img.len() as u64 - 100), "{err}");
 }
 
 fn multi_segment() -> Fixture {
@@ -399,17 +318,7 @@ fn truncated_header_of_the_last_segment_is_a_torn_tail_except_in_absolute_mode()
     let before = f.image();
     std::fs::write(&p, &std::fs::read(&p).expect("read")[..20]).expect("truncate");
     let err = recover(f.dir(), &opts(RecoveryMode::Absolute)).expect_err("absolute");
-    assert!(
-        matches!(
-            &err,
-            Error::Corrupt {
-                offset: 20,
-                kind: CorruptKind::TruncatedHeader,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(&err, Error::Corrupt { offset: 20, kind: CorruptKind::TruncatedHeader, .. }), "{err}");
     assert_eq!(f.image(), before, "absolute mode must leave the image untouched");
     let report = recover(f.dir(), &RecoverOptions::default()).expect("tolerate-tail");
     assert_eq!(report.segment_notes.len(), 1);
@@ -426,25 +335,16 @@ fn random_bytes_segment_is_a_bad_magic_error() {
     let before = f.image();
     for mode in [RecoveryMode::TolerateTail, RecoveryMode::Absolute] {
         let err = recover(f.dir(), &opts(mode)).expect_err("random segment");
-        assert!(
-            matches!(&err, Error::Corrupt { path, offset: 0, kind: CorruptKind::BadMagic } if *path == p),
-            "{err}"
-        );
+        assert!(matches!(&err, Error::Corrupt { path, offset: 0, kind: CorruptKind::BadMagic } if *path == p), "{err}");
     }
     assert_eq!(f.image(), before);
     let report = recover(f.dir(), &opts(RecoveryMode::SkipCorrupt)).expect("skip-corrupt");
     assert!(
-        report
-            .segment_notes
-            .iter()
-            .any(|n| n.path == p && n.kind == CorruptKind::BadMagic),
+        report.segment_notes.iter().any(|n| n.path == p && n.kind == CorruptKind::BadMagic),
         "{:?}",
         report.segment_notes
     );
-    assert!(
-        !report.skipped.is_empty(),
-        "the LSN gap after the skipped segment is reported"
-    );
+    assert!(!report.skipped.is_empty(), "the LSN gap after the skipped segment is reported");
 }
 
 #[test]
@@ -463,17 +363,7 @@ fn journal_from_another_image_is_refused() {
     standard_journal(&mut f, 3);
     let before = f.image();
     let err = recover(f.dir(), &RecoverOptions::default()).expect_err("foreign journal");
-    assert!(
-        matches!(
-            err,
-            Error::ImageMismatch {
-                journal_image_id: 12345,
-                image_id: IMAGE_ID,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, Error::ImageMismatch { journal_image_id: 12345, image_id: IMAGE_ID, .. }), "{err}");
     assert_eq!(f.image(), before);
 }
 
@@ -482,17 +372,7 @@ fn missing_middle_segment_is_a_gap() {
     let f = multi_segment();
     std::fs::remove_file(f.segment_path(1)).expect("rm");
     let err = recover(f.dir(), &RecoverOptions::default()).expect_err("gap");
-    assert!(
-        matches!(
-            err,
-            Error::SegmentGap {
-                expected: 2,
-                found: 3,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, Error::SegmentGap { expected: 2, found: 3, .. }), "{err}");
 }
 
 #[test]
@@ -504,16 +384,9 @@ fn flipped_bit_mid_journal_per_mode() {
     let before = f.image();
     let err = recover(f.dir(), &opts(RecoveryMode::Absolute)).expect_err("absolute");
     match &err {
-        Error::Corrupt {
-            path,
-            offset: o,
-            kind: CorruptKind::Checksum { .. },
-        } => {
+        Error::Corrupt { path, offset: o, kind: CorruptKind::Checksum { .. } } => {
             assert_eq!(path, &p);
-            assert!(
-                *o <= offset && offset - *o < 4096,
-                "damage reported at {o}, flipped {offset}"
-            );
+            assert!(*o <= offset && offset - *o < 4096, "damage reported at {o}, flipped {offset}");
         }
         other => panic!("unexpected {other}"),
     }
@@ -524,10 +397,7 @@ fn flipped_bit_mid_journal_per_mode() {
     let report = recover(f.dir(), &opts(RecoveryMode::SkipCorrupt)).expect("skip-corrupt");
     assert_eq!(report.skipped.len(), 1);
     assert_eq!(report.skipped[0].path, p);
-    assert!(
-        report.txns.damaged >= 1,
-        "the transaction that lost a record must be a loser"
-    );
+    assert!(report.txns.damaged >= 1, "the transaction that lost a record must be a loser");
 }
 
 #[test]
@@ -580,17 +450,7 @@ fn impossible_record_is_located_by_lsn() {
     f.append(1, Record::Commit { records: 1 });
     f.finish();
     let err = recover(f.dir(), &RecoverOptions::default()).expect_err("invalid");
-    assert!(
-        matches!(
-            &err,
-            Error::InvalidRecord {
-                lsn: 1,
-                offset: 4096,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(&err, Error::InvalidRecord { lsn: 1, offset: 4096, .. }), "{err}");
     let report = recover(f.dir(), &opts(RecoveryMode::SkipCorrupt)).expect("skip");
     assert_eq!(report.invalid.len(), 1);
     assert_eq!(report.txns.damaged, 1);
@@ -628,10 +488,7 @@ fn optional_unknown_records_are_skipped_and_mandatory_ones_are_errors() {
     let rec = frag + 8;
     bytes[rec] = 0x30;
     let body_len = u32::from_le_bytes(bytes[rec + 4..rec + 8].try_into().expect("4 bytes")) as usize;
-    let crc = crc32c::crc32c_append(
-        crc32c::crc32c(&bytes[rec..rec + 24]),
-        &bytes[rec + 28..rec + 28 + body_len],
-    );
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&bytes[rec..rec + 24]), &bytes[rec + 28..rec + 28 + body_len]);
     bytes[rec + 24..rec + 28].copy_from_slice(&crc.to_le_bytes());
     let len = u16::from_le_bytes([bytes[frag + 4], bytes[frag + 5]]);
     let fcrc =
@@ -669,10 +526,7 @@ fn segments_disagreeing_on_policy_or_block_size_are_refused() {
     let p = f.segment_path(1);
     patch_header(&p, 10, &1u16.to_le_bytes());
     let err = recover(f.dir(), &RecoverOptions::default()).expect_err("policy");
-    assert!(
-        matches!(&err, Error::InconsistentSegments { path, what: "buffer policy" } if *path == p),
-        "{err}"
-    );
+    assert!(matches!(&err, Error::InconsistentSegments { path, what: "buffer policy" } if *path == p), "{err}");
 
     let f = multi_segment();
     let p = f.segment_path(0);
@@ -701,17 +555,7 @@ fn a_segment_named_for_another_sequence_number_is_refused() {
     let p = f.segment_path(1);
     patch_header(&p, 16, &9u64.to_le_bytes());
     let err = recover(f.dir(), &RecoverOptions::default()).expect_err("seq");
-    assert!(
-        matches!(
-            &err,
-            Error::Corrupt {
-                offset: 16,
-                kind: CorruptKind::BadField(_),
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(&err, Error::Corrupt { offset: 16, kind: CorruptKind::BadField(_), .. }), "{err}");
 }
 
 #[test]
@@ -758,5 +602,69 @@ mod fuzz {
                 }
             }
         }
+    }
+}
+
+fn copy(src: u64, src_offset: u32, dst: u64, dst_offset: u32, len: u32, undo: Option<&[u8]>) -> Record<'_> {
+    Record::Copy { src, src_offset, dst, dst_offset, len, undo }
+}
+
+#[test]
+fn a_copy_reads_its_source_as_of_its_lsn_even_when_a_full_write_follows() {
+    let mut f = Fixture::new(false);
+    let (s, d) = (data(&f, 0), data(&f, 1));
+    f.append(1, write(s, 0, &[7; 32], None));
+    f.append(1, copy(s, 0, d, 100, 32, None));
+    f.append(1, full(s, &[9; BS], None)); // would supersede the write above, but the copy read it
+    f.append(1, write(s, 0, &[8; 4], None));
+    f.append(1, Record::Commit { records: 4 });
+    f.append(2, copy(s, 0, d, 0, 16, None)); // a loser: never applied under no-steal
+    f.finish();
+    let report = recover(f.dir(), &RecoverOptions::default()).expect("recover");
+    let blk = f.block(d);
+    assert_eq!(&blk[100..132], &[7; 32]);
+    assert_eq!(blk[0], d as u8);
+    let src = f.block(s);
+    assert_eq!(&src[..4], &[8; 4]);
+    assert_eq!(&src[4..], &[9; BS - 4][..]);
+    assert_eq!(report.record_counts.copies, 2);
+}
+
+#[test]
+fn a_losers_copy_is_undone_under_steal() {
+    let mut f = Fixture::new(true);
+    let (s, d) = (data(&f, 0), data(&f, 1));
+    let before = vec![d as u8; 8];
+    f.append(1, copy(s, 0, d, 8, 8, Some(&before)));
+    f.finish();
+    f.poke(d, 8, &[s as u8; 8]); // the loser's copy reached the image
+    recover(f.dir(), &RecoverOptions::default()).expect("recover");
+    assert_eq!(f.block(d), vec![d as u8; BS]);
+}
+
+#[test]
+fn a_copy_from_a_block_revoked_later_cannot_be_replayed() {
+    let mut f = Fixture::new(false);
+    let (s, d) = (data(&f, 0), data(&f, 1));
+    f.append(1, write(s, 0, &[1; 8], None));
+    let c = f.append(1, copy(s, 0, d, 0, 8, None));
+    f.append(1, Record::Commit { records: 2 });
+    f.append(2, free(AllocTarget::Block, s));
+    f.append(2, Record::Revoke { block: s });
+    f.append(2, Record::Commit { records: 2 });
+    f.finish();
+    let err = recover(f.dir(), &RecoverOptions::default()).expect_err("unreplayable copy");
+    assert!(matches!(&err, Error::InvalidRecord { lsn, offset, .. } if *lsn == c.lsn && *offset == c.start), "{err}");
+}
+
+#[test]
+fn impossible_copies_are_invalid() {
+    for rec in [copy(1, 0, 20, 0, 8, None), copy(20, 0, 20, 0, 8, None), copy(20, BS as u32 - 4, 21, 0, 8, None)] {
+        let mut f = Fixture::new(false);
+        f.append(1, rec);
+        f.append(1, Record::Commit { records: 1 });
+        f.finish();
+        let err = recover(f.dir(), &RecoverOptions::default()).expect_err("invalid copy");
+        assert!(matches!(&err, Error::InvalidRecord { lsn: 1, .. }), "{err}");
     }
 }

@@ -60,12 +60,9 @@ pub fn corrupt(dir: &Path, target: CorruptTarget, flips: usize, seed: u64) -> Re
             for (_, path) in names {
                 let mut f = std::fs::File::open(&path).map_err(|e| GenError::io(&path, "open segment", e))?;
                 let mut head = vec![0u8; SEGMENT_HEADER_LEN];
-                f.read_exact(&mut head)
-                    .map_err(|e| GenError::io(&path, "read segment header", e))?;
-                let header = SegmentHeader::decode(&head).map_err(|_| GenError::BadInput {
-                    path: path.clone(),
-                    what: "segment header does not decode",
-                })?;
+                f.read_exact(&mut head).map_err(|e| GenError::io(&path, "read segment header", e))?;
+                let header = SegmentHeader::decode(&head)
+                    .map_err(|_| GenError::BadInput { path: path.clone(), what: "segment header does not decode" })?;
                 let len = f.metadata().map_err(|e| GenError::io(&path, "stat segment", e))?.len();
                 areas.push((path, u64::from(header.block_size), len));
             }
@@ -74,10 +71,7 @@ pub fn corrupt(dir: &Path, target: CorruptTarget, flips: usize, seed: u64) -> Re
     areas.retain(|(_, start, len)| len > start);
     let total: u64 = areas.iter().map(|(_, s, l)| l - s).sum();
     if total == 0 {
-        return Err(GenError::BadInput {
-            path: dir.to_path_buf(),
-            what: "nothing to corrupt",
-        });
+        return Err(GenError::BadInput { path: dir.to_path_buf(), what: "nothing to corrupt" });
     }
     let mut rng = Rng::new(seed);
     let mut chosen = BTreeSet::new();
@@ -95,11 +89,7 @@ pub fn corrupt(dir: &Path, target: CorruptTarget, flips: usize, seed: u64) -> Re
                 let offset = start + at;
                 if chosen.insert((i, offset, bit)) {
                     flip_bit(path, offset, bit)?;
-                    out.push(Flip {
-                        path: path.clone(),
-                        offset,
-                        bit,
-                    });
+                    out.push(Flip { path: path.clone(), offset, bit });
                 }
                 break;
             }
@@ -116,12 +106,10 @@ fn flip_bit(path: &Path, offset: u64, bit: u8) -> Result<(), GenError> {
         .open(path)
         .map_err(|e| GenError::io(path, "open for corruption", e))?;
     let mut b = [0u8; 1];
-    f.seek(SeekFrom::Start(offset))
-        .map_err(|e| GenError::io(path, "seek", e))?;
+    f.seek(SeekFrom::Start(offset)).map_err(|e| GenError::io(path, "seek", e))?;
     f.read_exact(&mut b).map_err(|e| GenError::io(path, "read", e))?;
     b[0] ^= 1 << bit;
-    f.seek(SeekFrom::Start(offset))
-        .map_err(|e| GenError::io(path, "seek", e))?;
+    f.seek(SeekFrom::Start(offset)).map_err(|e| GenError::io(path, "seek", e))?;
     f.write_all(&b).map_err(|e| GenError::io(path, "write", e))?;
     Ok(())
 }

@@ -39,10 +39,7 @@ pub(crate) fn shape_journal(
 ) -> Result<Shaped, GenError> {
     let total: u64 = segments.iter().map(|s| s.len).sum();
     if kind == CrashKind::Clean {
-        return Ok(Shaped {
-            bytes: total,
-            segments: segments.len() as u64,
-        });
+        return Ok(Shaped { bytes: total, segments: segments.len() as u64 });
     }
     let Some((i, off)) = locate(segments, pos) else {
         return Err(GenError::Invariant {
@@ -77,26 +74,16 @@ pub(crate) fn shape_journal(
             v
         }
     };
-    let f = OpenOptions::new()
-        .write(true)
-        .open(&seg.path)
-        .map_err(|e| GenError::io(&seg.path, "open segment", e))?;
-    f.set_len(off)
-        .map_err(|e| GenError::io(&seg.path, "truncate segment", e))?;
+    let f = OpenOptions::new().write(true).open(&seg.path).map_err(|e| GenError::io(&seg.path, "open segment", e))?;
+    f.set_len(off).map_err(|e| GenError::io(&seg.path, "truncate segment", e))?;
     drop(f);
     if !tail.is_empty() {
-        let mut f = OpenOptions::new()
-            .append(true)
-            .open(&seg.path)
-            .map_err(|e| GenError::io(&seg.path, "open segment", e))?;
-        f.write_all(&tail)
-            .map_err(|e| GenError::io(&seg.path, "write tail", e))?;
+        let mut f =
+            OpenOptions::new().append(true).open(&seg.path).map_err(|e| GenError::io(&seg.path, "open segment", e))?;
+        f.write_all(&tail).map_err(|e| GenError::io(&seg.path, "write tail", e))?;
     }
     let before: u64 = segments[..i].iter().map(|s| s.len).sum();
-    Ok(Shaped {
-        bytes: before + off + tail.len() as u64,
-        segments: i as u64 + 1,
-    })
+    Ok(Shaped { bytes: before + off + tail.len() as u64, segments: i as u64 + 1 })
 }
 
 /// `len` bytes of what an earlier use of the file might have left: fragments framed with

@@ -54,10 +54,8 @@ pub(crate) fn write_expected(dir: &Path, digests: &[u64], expected: &Expected) -
 
 /// Writes `value` as pretty JSON to `path`.
 pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), GenError> {
-    let mut text = serde_json::to_string_pretty(value).map_err(|source| GenError::Json {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let mut text =
+        serde_json::to_string_pretty(value).map_err(|source| GenError::Json { path: path.to_path_buf(), source })?;
     text.push('\n');
     std::fs::write(path, text).map_err(|e| GenError::io(path, "write", e))
 }
@@ -91,10 +89,7 @@ pub fn verify_dir(dir: &Path) -> Result<VerifyOutcome, GenError> {
     let dpath = dir.join(EXPECTED_DIGESTS_FILE);
     let raw = std::fs::read(&dpath).map_err(|e| GenError::io(&dpath, "read", e))?;
     if raw.len() as u64 != expected.block_count * 8 {
-        return Err(GenError::BadInput {
-            path: dpath,
-            what: "digest count disagrees with expected.json",
-        });
+        return Err(GenError::BadInput { path: dpath, what: "digest count disagrees with expected.json" });
     }
     let digests: Vec<u64> = raw
         .chunks_exact(8)
@@ -106,10 +101,7 @@ pub fn verify_dir(dir: &Path) -> Result<VerifyOutcome, GenError> {
         .collect();
     let bs = expected.block_size as usize;
     if bs == 0 {
-        return Err(GenError::BadInput {
-            path: dir.join(EXPECTED_FILE),
-            what: "block_size is 0",
-        });
+        return Err(GenError::BadInput { path: dir.join(EXPECTED_FILE), what: "block_size is 0" });
     }
     let ipath = dir.join(IMAGE_FILE);
     let mut file = File::open(&ipath).map_err(|e| GenError::io(&ipath, "open", e))?;
@@ -146,12 +138,7 @@ pub fn verify_dir(dir: &Path) -> Result<VerifyOutcome, GenError> {
         bad_blocks += expected.block_count - block;
         first_bad_block.get_or_insert(block);
     }
-    Ok(VerifyOutcome {
-        matches: bad_blocks == 0 && !extra,
-        blocks: expected.block_count,
-        bad_blocks,
-        first_bad_block,
-    })
+    Ok(VerifyOutcome { matches: bad_blocks == 0 && !extra, blocks: expected.block_count, bad_blocks, first_bad_block })
 }
 
 /// Reads until `buf` is full or the file ends; returns the bytes read.

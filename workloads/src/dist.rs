@@ -48,9 +48,7 @@ impl AddressSampler {
         }
         let kind = match dist {
             AddressDist::Uniform => Kind::Uniform,
-            AddressDist::Sequential => Kind::Sequential {
-                cursor: rng.below(count),
-            },
+            AddressDist::Sequential => Kind::Sequential { cursor: rng.below(count) },
             AddressDist::Zipf { skew } => {
                 let mut acc = 0.0;
                 let cdf = (0..count)
@@ -61,17 +59,11 @@ impl AddressSampler {
                     .collect();
                 Kind::Zipf(cdf)
             }
-            AddressDist::HotSet { fraction, probability } => Kind::HotSet {
-                hot: ((count as f64 * fraction) as u64).clamp(1, count),
-                probability,
-            },
+            AddressDist::HotSet { fraction, probability } => {
+                Kind::HotSet { hot: ((count as f64 * fraction) as u64).clamp(1, count), probability }
+            }
         };
-        AddressSampler {
-            start,
-            count,
-            stride,
-            kind,
-        }
+        AddressSampler { start, count, stride, kind }
     }
 
     fn place(&self, rank: u64) -> u64 {
@@ -96,11 +88,7 @@ impl AddressSampler {
             }
             Kind::HotSet { hot, probability } => {
                 let (hot, p) = (*hot, *probability);
-                let rank = if rng.chance(p) {
-                    rng.below(hot)
-                } else {
-                    rng.below(self.count)
-                };
+                let rank = if rng.chance(p) { rng.below(hot) } else { rng.below(self.count) };
                 self.place(rank)
             }
         }
@@ -118,10 +106,7 @@ mod tests {
             AddressDist::Uniform,
             AddressDist::Sequential,
             AddressDist::Zipf { skew: 1.1 },
-            AddressDist::HotSet {
-                fraction: 0.01,
-                probability: 0.9,
-            },
+            AddressDist::HotSet { fraction: 0.01, probability: 0.9 },
         ] {
             let mut s = AddressSampler::new(dist, 10, 1000, &mut rng);
             let mut counts = vec![0u32; 1000];

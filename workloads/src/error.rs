@@ -79,10 +79,6 @@ pub enum GenError {
 impl GenError {
     /// Wraps an I/O error with the file and operation it happened on.
     pub fn io(path: impl Into<PathBuf>, op: &'static str, source: std::io::Error) -> Self {
-        GenError::Io {
-            path: path.into(),
-            op,
-            source,
-        }
+        GenError::Io { path: path.into(), op, source }
     }
 }

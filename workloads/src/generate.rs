@@ -197,10 +197,7 @@ fn close_journal(mut writer: JournalWriter, jdir: &Path, salt_seed: u64) -> Resu
         let entry = entry.map_err(|e| GenError::io(jdir, "list journal", e))?;
         if let Some(seq) = parse_segment_file_name(&entry.file_name().to_string_lossy()) {
             let path = entry.path();
-            let len = entry
-                .metadata()
-                .map_err(|e| GenError::io(&path, "stat segment", e))?
-                .len();
+            let len = entry.metadata().map_err(|e| GenError::io(&path, "stat segment", e))?.len();
             found.push((seq, path, len));
         }
     }
@@ -209,13 +206,7 @@ fn close_journal(mut writer: JournalWriter, jdir: &Path, salt_seed: u64) -> Resu
     Ok(found
         .into_iter()
         .map(|(seq, path, len)| {
-            let info = SegmentInfo {
-                seq,
-                path,
-                base,
-                len,
-                salt: segment_salt(salt_seed, seq),
-            };
+            let info = SegmentInfo { seq, path, base, len, salt: segment_salt(salt_seed, seq) };
             base += len;
             info
         })
@@ -231,20 +222,8 @@ const HOT_WRITES: u64 = 24;
 
 #[derive(Debug)]
 enum DoneOp {
-    Write {
-        block: u64,
-        offset: u32,
-        redo: Vec<u8>,
-        before: Vec<u8>,
-        full: bool,
-        lsn: u64,
-    },
-    Bit {
-        region: BitRegion,
-        index: u64,
-        set: bool,
-        lsn: u64,
-    },
+    Write { block: u64, offset: u32, redo: Vec<u8>, before: Vec<u8>, full: bool, lsn: u64 },
+    Bit { region: BitRegion, index: u64, set: bool, lsn: u64 },
     Revoke,
 }
 
@@ -270,9 +249,7 @@ struct Txn {
 
 impl Txn {
     fn wrote(&self, block: u64) -> bool {
-        self.ops
-            .iter()
-            .any(|op| matches!(op, DoneOp::Write { block: b, .. } if *b == block))
+        self.ops.iter().any(|op| matches!(op, DoneOp::Write { block: b, .. } if *b == block))
     }
 
     fn write_count(&self) -> usize {
@@ -310,13 +287,7 @@ impl Checker {
     fn touch(&mut self, key: usize, index: u64, txid: u64) -> Result<(), GenError> {
         let slot = &mut self.last[key][index as usize];
         if *slot != 0 && *slot != txid && self.open.contains(slot) {
-            return Err(GenError::Invariant {
-                rule: "2pl",
-                index,
-                lsn: 0,
-                durable_lsn: 0,
-                txid,
-            });
+            return Err(GenError::Invariant { rule: "2pl", index, lsn: 0, durable_lsn: 0, txid });
         }
         *slot = txid;
         Ok(())
@@ -383,9 +354,7 @@ struct Gen<'p> {
 }
 
 fn bit_get(buf: &[u8], layout: &Layout, region: BitRegion, index: u64) -> bool {
-    layout
-        .bit(region, index)
-        .is_some_and(|p| buf[p.block as usize * layout.block_size() + p.byte] & p.mask != 0)
+    layout.bit(region, index).is_some_and(|p| buf[p.block as usize * layout.block_size() + p.byte] & p.mask != 0)
 }
 
 fn bit_put(buf: &mut [u8], layout: &Layout, region: BitRegion, index: u64, set: bool) {
@@ -502,10 +471,7 @@ impl<'p> Gen<'p> {
             in_tail: false,
             tail_log: Vec::new(),
             hot_block,
-            hard: HardCases {
-                orphans_in_base: orphans,
-                ..HardCases::default()
-            },
+            hard: HardCases { orphans_in_base: orphans, ..HardCases::default() },
             records: 0,
             commits: 0,
             aborts: 0,
@@ -620,17 +586,7 @@ impl<'p> Gen<'p> {
         full: bool,
         compensation: bool,
     ) -> Result<Appended, GenError> {
-        let a = self.append(
-            ti,
-            &Record::Write {
-                block,
-                offset,
-                redo,
-                undo,
-                full,
-                compensation,
-            },
-        )?;
+        let a = self.append(ti, &Record::Write { block, offset, redo, undo, full, compensation })?;
         self.checker.touch(KEY_DATA, block, self.open[ti].id)?;
         let at = block as usize * self.bs + offset as usize;
         self.mem[at..at + redo.len()].copy_from_slice(redo);
@@ -653,23 +609,9 @@ impl<'p> Gen<'p> {
         compensation: bool,
     ) -> Result<Appended, GenError> {
         let record = match region {
-            BitRegion::Blocks => Record::Bitmap {
-                target: AllocTarget::Block,
-                index,
-                set,
-                compensation,
-            },
-            BitRegion::Inodes => Record::Bitmap {
-                target: AllocTarget::Inode,
-                index,
-                set,
-                compensation,
-            },
-            BitRegion::Orphans => Record::Orphan {
-                ino: index,
-                add: set,
-                compensation,
-            },
+            BitRegion::Blocks => Record::Bitmap { target: AllocTarget::Block, index, set, compensation },
+            BitRegion::Inodes => Record::Bitmap { target: AllocTarget::Inode, index, set, compensation },
+            BitRegion::Orphans => Record::Orphan { ino: index, add: set, compensation },
         };
         let a = self.append(ti, &record)?;
         self.checker.touch(key_of(region), index, self.open[ti].id)?;
@@ -738,14 +680,7 @@ impl<'p> Gen<'p> {
         let undo = self.steal.then_some(&before[..]);
         let a = self.log_write(ti, block, offset, &redo, undo, full, false)?;
         self.lock_block(ti, block);
-        self.open[ti].ops.push(DoneOp::Write {
-            block,
-            offset,
-            redo,
-            before,
-            full,
-            lsn: a.lsn,
-        });
+        self.open[ti].ops.push(DoneOp::Write { block, offset, redo, before, full, lsn: a.lsn });
         Ok(true)
     }
 
@@ -770,12 +705,7 @@ impl<'p> Gen<'p> {
             let Some(b) = pick else { return Ok(false) };
             let a = self.log_bit(ti, BitRegion::Blocks, b, set, false)?;
             self.lock_block(ti, b);
-            self.open[ti].ops.push(DoneOp::Bit {
-                region: BitRegion::Blocks,
-                index: b,
-                set,
-                lsn: a.lsn,
-            });
+            self.open[ti].ops.push(DoneOp::Bit { region: BitRegion::Blocks, index: b, set, lsn: a.lsn });
             if !set {
                 let r = self.append(ti, &Record::Revoke { block: b })?;
                 self.hard.revokes += 1;
@@ -795,12 +725,7 @@ impl<'p> Gen<'p> {
                 if self.inode_free_for(ti, i) && allocated != set && !orphan {
                     let a = self.log_bit(ti, BitRegion::Inodes, i, set, false)?;
                     self.lock_inode(ti, i);
-                    self.open[ti].ops.push(DoneOp::Bit {
-                        region: BitRegion::Inodes,
-                        index: i,
-                        set,
-                        lsn: a.lsn,
-                    });
+                    self.open[ti].ops.push(DoneOp::Bit { region: BitRegion::Inodes, index: i, set, lsn: a.lsn });
                     return Ok(true);
                 }
             }
@@ -820,12 +745,7 @@ impl<'p> Gen<'p> {
             if self.inode_free_for(ti, i) && ok {
                 let a = self.log_bit(ti, BitRegion::Orphans, i, add, false)?;
                 self.lock_inode(ti, i);
-                self.open[ti].ops.push(DoneOp::Bit {
-                    region: BitRegion::Orphans,
-                    index: i,
-                    set: add,
-                    lsn: a.lsn,
-                });
+                self.open[ti].ops.push(DoneOp::Bit { region: BitRegion::Orphans, index: i, set: add, lsn: a.lsn });
                 return Ok(true);
             }
         }
@@ -854,14 +774,7 @@ impl<'p> Gen<'p> {
         let mut changes = Vec::with_capacity(t.ops.len());
         for op in t.ops {
             match op {
-                DoneOp::Write {
-                    block,
-                    offset,
-                    redo,
-                    full,
-                    lsn,
-                    ..
-                } => {
+                DoneOp::Write { block, offset, redo, full, lsn, .. } => {
                     if !full && !self.in_tail {
                         let end = offset + redo.len() as u32;
                         if let Some(&(lo, hi)) = self.aborted_flushed.get(&block) {
@@ -872,18 +785,9 @@ impl<'p> Gen<'p> {
                         }
                     }
                     changes.push((block, lsn));
-                    events.push(Event::Write {
-                        block,
-                        offset,
-                        bytes: redo,
-                    });
+                    events.push(Event::Write { block, offset, bytes: redo });
                 }
-                DoneOp::Bit {
-                    region,
-                    index,
-                    set,
-                    lsn,
-                } => {
+                DoneOp::Bit { region, index, set, lsn } => {
                     changes.push((bit_block(&self.layout, region, index), lsn));
                     events.push(Event::Bit { region, index, set });
                 }
@@ -891,11 +795,7 @@ impl<'p> Gen<'p> {
             }
         }
         self.oracle.commit(a.end, events)?;
-        self.pending.push_back(PendingCommit {
-            end: a.end,
-            changes,
-            revokes: t.revokes,
-        });
+        self.pending.push_back(PendingCommit { end: a.end, changes, revokes: t.revokes });
         self.commits += 1;
         self.commits_since_sync += 1;
         if !self.in_tail && self.commits_since_sync >= self.p.sync_every {
@@ -913,13 +813,7 @@ impl<'p> Gen<'p> {
             let Some(op) = self.open[ti].ops.pop() else { break };
             match op {
                 DoneOp::Revoke => continue,
-                DoneOp::Write {
-                    block,
-                    offset,
-                    before,
-                    full,
-                    ..
-                } => {
+                DoneOp::Write { block, offset, before, full, .. } => {
                     if self.steal {
                         self.log_write(ti, block, offset, &before, None, full, true)?;
                         written += 1;
@@ -948,10 +842,7 @@ impl<'p> Gen<'p> {
         for &b in &self.open[ti].flushed {
             let mut range: Option<(u32, u32)> = None;
             for op in &self.open[ti].ops {
-                if let DoneOp::Write {
-                    block, offset, redo, ..
-                } = op
-                {
+                if let DoneOp::Write { block, offset, redo, .. } = op {
                     if *block == b {
                         let (lo, hi) = (*offset, offset + redo.len() as u32);
                         range = Some(range.map_or((lo, hi), |(a, z)| (a.min(lo), z.max(hi))));
@@ -1016,11 +907,7 @@ impl<'p> Gen<'p> {
     /// committed content under no-steal. Refuses (as an invariant violation) anything newer
     /// than the durable LSN.
     fn flush_block(&mut self, b: u64) -> Result<(), GenError> {
-        let src_lsn = if self.steal {
-            self.mem_lsn[b as usize]
-        } else {
-            self.committed_lsn[b as usize]
-        };
+        let src_lsn = if self.steal { self.mem_lsn[b as usize] } else { self.committed_lsn[b as usize] };
         if src_lsn > self.durable_lsn {
             return Err(GenError::Invariant {
                 rule: "wal",
@@ -1227,11 +1114,7 @@ impl<'p> Gen<'p> {
         }
         let mut ids: Vec<u64> = self.open.iter().map(|t| t.id).collect();
         let straddler = ids.swap_remove(self.rng.below(ids.len() as u64) as usize);
-        let mid = if self.steal {
-            Some(ids.swap_remove(self.rng.below(ids.len() as u64) as usize))
-        } else {
-            None
-        };
+        let mid = if self.steal { Some(ids.swap_remove(self.rng.below(ids.len() as u64) as usize)) } else { None };
         let losers = ids;
 
         // Durable records for the transactions that need them.
@@ -1267,13 +1150,7 @@ impl<'p> Gen<'p> {
                 let blocks: Vec<u64> = self.open[ti]
                     .ops
                     .iter()
-                    .filter_map(|op| {
-                        if let DoneOp::Write { block, .. } = op {
-                            Some(*block)
-                        } else {
-                            None
-                        }
-                    })
+                    .filter_map(|op| if let DoneOp::Write { block, .. } = op { Some(*block) } else { None })
                     .collect();
                 for b in blocks {
                     if (k == 0 || self.rng.chance(0.5)) && self.can_flush(b) {
@@ -1294,11 +1171,7 @@ impl<'p> Gen<'p> {
         }
         let mut mid_comp_end = None;
         if let Some(mi) = mid.and_then(|m| self.index_of(m)) {
-            let n = self.open[mi]
-                .ops
-                .iter()
-                .filter(|op| !matches!(op, DoneOp::Revoke))
-                .count();
+            let n = self.open[mi].ops.iter().filter(|op| !matches!(op, DoneOp::Revoke)).count();
             let first_comp = self.tail_log.len();
             if self.compensate(mi, n.div_ceil(2).max(1))? > 0 {
                 mid_comp_end = self.tail_log.get(first_comp).map(|(a, _)| a.end);
@@ -1372,13 +1245,8 @@ impl<'p> Gen<'p> {
             // Nothing is lost: the tail counts as synced.
             self.sync()?;
         }
-        let last_surviving_lsn = self
-            .tail_log
-            .iter()
-            .filter(|(a, _)| a.end <= crash_pos)
-            .map(|(a, _)| a.lsn)
-            .max()
-            .unwrap_or(durable_lsn);
+        let last_surviving_lsn =
+            self.tail_log.iter().filter(|(a, _)| a.end <= crash_pos).map(|(a, _)| a.lsn).max().unwrap_or(durable_lsn);
 
         // WAL at the crash: no image block holds a change newer than what survives.
         if let Some(b) = (0..self.disk_lsn.len()).find(|&b| self.disk_lsn[b] > last_surviving_lsn) {
@@ -1418,30 +1286,12 @@ impl<'p> Gen<'p> {
     /// manifest.
     fn finish(self, dir: &Path, tail: Tail) -> Result<(GenSummary, Vec<u8>), GenError> {
         let Gen {
-            p,
-            layout,
-            writer,
-            disk,
-            oracle,
-            mut rng,
-            mut hard,
-            records,
-            commits,
-            aborts,
-            flushes,
-            syncs,
-            ..
+            p, layout, writer, disk, oracle, mut rng, mut hard, records, commits, aborts, flushes, syncs, ..
         } = self;
         let journal_bytes_written = writer.position();
         let segments = close_journal(writer, &dir.join(JOURNAL_DIR), derive(p.seed, 2))?;
-        let shaped = shape_journal(
-            &segments,
-            p.crash,
-            tail.crash_pos,
-            p.journal_block_size,
-            p.segment_blocks,
-            &mut rng,
-        )?;
+        let shaped =
+            shape_journal(&segments, p.crash, tail.crash_pos, p.journal_block_size, p.segment_blocks, &mut rng)?;
 
         let result = oracle.finish(tail.crash_pos);
         let bs = layout.block_size();
@@ -1511,13 +1361,7 @@ impl<'p> Gen<'p> {
         }
         write_json(
             &dir.join(MANIFEST_FILE),
-            &Manifest {
-                format: "fastrec-crash-state/1",
-                seed: p.seed,
-                preset: p.preset,
-                params: p,
-                summary: &summary,
-            },
+            &Manifest { format: "fastrec-crash-state/1", seed: p.seed, preset: p.preset, params: p, summary: &summary },
         )?;
         Ok((summary, result.image))
     }
@@ -1528,10 +1372,7 @@ mod tests {
     use super::*;
 
     fn small_gen(policy: Policy) -> (GenParams, tempfile::TempDir) {
-        let p = GenParams {
-            policy,
-            ..Preset::Small.params(9)
-        };
+        let p = GenParams { policy, ..Preset::Small.params(9) };
         (p, tempfile::tempdir().expect("tempdir"))
     }
 
@@ -1562,10 +1403,7 @@ mod tests {
         // ...and the independent checker would catch a lock-table bug.
         let (id1, id2) = (g.open[t1].id, g.open[t2].id);
         assert!(g.checker.touch(KEY_DATA, b, id1).is_ok());
-        assert!(matches!(
-            g.checker.touch(KEY_DATA, b, id2),
-            Err(GenError::Invariant { rule: "2pl", .. })
-        ));
+        assert!(matches!(g.checker.touch(KEY_DATA, b, id2), Err(GenError::Invariant { rule: "2pl", .. })));
         g.commit(t1).expect("commit");
         let t2 = g.index_of(id2).expect("still open");
         assert!(g.op_write(t2, Some(b), None).expect("free after commit"));

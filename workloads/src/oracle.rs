@@ -77,10 +77,7 @@ impl Oracle {
     /// An oracle over `base`, the image bytes at the start of the journal.
     pub fn new(layout: Layout, base: Vec<u8>) -> Result<Oracle, GenError> {
         if base.len() as u64 != layout.image_len() {
-            return Err(GenError::BadEvent {
-                what: "base image length",
-                value: base.len() as u64,
-            });
+            return Err(GenError::BadEvent { what: "base image length", value: base.len() as u64 });
         }
         let blocks = layout.block_count() as usize;
         Ok(Oracle {
@@ -109,20 +106,14 @@ impl Oracle {
     /// position is durable.
     pub fn commit(&mut self, commit_end: u64, events: Vec<Event>) -> Result<(), GenError> {
         if commit_end <= self.last_end {
-            return Err(GenError::BadEvent {
-                what: "commit end not increasing",
-                value: commit_end,
-            });
+            return Err(GenError::BadEvent { what: "commit end not increasing", value: commit_end });
         }
         let bs = self.layout.block_size() as u64;
         for e in &events {
             match e {
                 Event::Write { block, offset, bytes } => {
                     if *block < self.layout.data_start() || *block >= self.layout.block_count() {
-                        return Err(GenError::BadEvent {
-                            what: "write block",
-                            value: *block,
-                        });
+                        return Err(GenError::BadEvent { what: "write block", value: *block });
                     }
                     if bytes.is_empty() || u64::from(*offset) + bytes.len() as u64 > bs {
                         return Err(GenError::BadEvent {
@@ -133,19 +124,13 @@ impl Oracle {
                 }
                 Event::Bit { region, index, .. } => {
                     if self.layout.bit(*region, *index).is_none() {
-                        return Err(GenError::BadEvent {
-                            what: "bit index",
-                            value: *index,
-                        });
+                        return Err(GenError::BadEvent { what: "bit index", value: *index });
                     }
                 }
             }
         }
         self.last_end = commit_end;
-        self.queue.push_back(Entry::Commit {
-            end: commit_end,
-            events,
-        });
+        self.queue.push_back(Entry::Commit { end: commit_end, events });
         Ok(())
     }
 
@@ -154,21 +139,15 @@ impl Oracle {
     /// order.
     pub fn unlogged_write(&mut self, block: u64, bytes: Vec<u8>) -> Result<(), GenError> {
         if block < self.layout.data_start() || block >= self.layout.block_count() {
-            return Err(GenError::BadEvent {
-                what: "unlogged block",
-                value: block,
-            });
+            return Err(GenError::BadEvent { what: "unlogged block", value: block });
         }
         if bytes.len() != self.layout.block_size() {
-            return Err(GenError::BadEvent {
-                what: "unlogged length",
-                value: bytes.len() as u64,
-            });
+            return Err(GenError::BadEvent { what: "unlogged length", value: bytes.len() as u64 });
         }
         let behind = self.queue.iter().any(|e| match e {
-            Entry::Commit { events, .. } => events
-                .iter()
-                .any(|ev| matches!(ev, Event::Write { block: b, .. } if *b == block)),
+            Entry::Commit { events, .. } => {
+                events.iter().any(|ev| matches!(ev, Event::Write { block: b, .. } if *b == block))
+            }
             Entry::Unlogged { block: b, .. } => *b == block,
         });
         if behind {
@@ -212,10 +191,8 @@ impl Oracle {
             }
         }
         let start = self.layout.data_start() as usize;
-        let committed_blocks = (start..self.txns_per_block.len())
-            .filter(|&b| self.txns_per_block[b] > 0)
-            .map(|b| b as u64)
-            .collect();
+        let committed_blocks =
+            (start..self.txns_per_block.len()).filter(|&b| self.txns_per_block[b] > 0).map(|b| b as u64).collect();
         OracleResult {
             max_txns_per_block: self.txns_per_block.iter().copied().max().unwrap_or(0),
             image: self.image,

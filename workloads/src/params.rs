@@ -75,13 +75,8 @@ pub enum CrashKind {
 
 impl CrashKind {
     /// Every crash kind.
-    pub const ALL: [CrashKind; 5] = [
-        CrashKind::Clean,
-        CrashKind::Cut,
-        CrashKind::Torn,
-        CrashKind::ZeroTail,
-        CrashKind::GarbageTail,
-    ];
+    pub const ALL: [CrashKind; 5] =
+        [CrashKind::Clean, CrashKind::Cut, CrashKind::Torn, CrashKind::ZeroTail, CrashKind::GarbageTail];
 
     /// The kebab-case name.
     pub fn name(self) -> &'static str {
@@ -114,13 +109,7 @@ pub enum Preset {
 
 impl Preset {
     /// Every preset.
-    pub const ALL: [Preset; 5] = [
-        Preset::Small,
-        Preset::Default,
-        Preset::Large,
-        Preset::Skewed,
-        Preset::Steal,
-    ];
+    pub const ALL: [Preset; 5] = [Preset::Small, Preset::Default, Preset::Large, Preset::Skewed, Preset::Steal];
 
     /// The kebab-case name.
     pub fn name(self) -> &'static str {
@@ -135,11 +124,7 @@ impl Preset {
 
     /// The parameters of this preset with `seed`.
     pub fn params(self, seed: u64) -> GenParams {
-        let base = GenParams {
-            seed,
-            preset: Some(self),
-            ..GenParams::default()
-        };
+        let base = GenParams { seed, preset: Some(self), ..GenParams::default() };
         match self {
             Preset::Default => base,
             // 2 KiB image blocks halve the hashing and filling a generation costs, which keeps
@@ -153,24 +138,11 @@ impl Preset {
                 segment_blocks: 16,
                 ..base
             },
-            Preset::Large => GenParams {
-                txns: 288_000,
-                block_count: 65_536,
-                inode_count: 65_536,
-                ..base
-            },
-            Preset::Skewed => GenParams {
-                txns: 8_000,
-                address: AddressDist::Zipf { skew: 1.1 },
-                ..base
-            },
+            Preset::Large => GenParams { txns: 288_000, block_count: 65_536, inode_count: 65_536, ..base },
+            Preset::Skewed => GenParams { txns: 8_000, address: AddressDist::Zipf { skew: 1.1 }, ..base },
             // Steal records carry undo bytes too, so a third of the bytes takes a sixth of the
             // transactions.
-            Preset::Steal => GenParams {
-                txns: 4_000,
-                policy: Policy::Steal,
-                ..base
-            },
+            Preset::Steal => GenParams { txns: 4_000, policy: Policy::Steal, ..base },
         }
     }
 }
@@ -189,11 +161,7 @@ pub struct OpMix {
 
 impl Default for OpMix {
     fn default() -> Self {
-        OpMix {
-            write: 80,
-            bitmap: 15,
-            orphan: 5,
-        }
+        OpMix { write: 80, bitmap: 15, orphan: 5 }
     }
 }
 
@@ -350,25 +318,9 @@ kebab_enum!(Policy, "policy", [Policy::NoSteal, Policy::Steal]);
 kebab_enum!(
     CrashKind,
     "crash",
-    [
-        CrashKind::Clean,
-        CrashKind::Cut,
-        CrashKind::Torn,
-        CrashKind::ZeroTail,
-        CrashKind::GarbageTail
-    ]
+    [CrashKind::Clean, CrashKind::Cut, CrashKind::Torn, CrashKind::ZeroTail, CrashKind::GarbageTail]
 );
-kebab_enum!(
-    Preset,
-    "preset",
-    [
-        Preset::Small,
-        Preset::Default,
-        Preset::Large,
-        Preset::Skewed,
-        Preset::Steal
-    ]
-);
+kebab_enum!(Preset, "preset", [Preset::Small, Preset::Default, Preset::Large, Preset::Skewed, Preset::Steal]);
 
 #[cfg(test)]
 mod tests {
@@ -387,31 +339,17 @@ mod tests {
             p.params(1).validate().expect("preset validates");
         }
         assert!("zero_tail".parse::<CrashKind>().is_err());
-        assert_eq!(
-            serde_json::to_string(&CrashKind::GarbageTail).expect("json"),
-            "\"garbage-tail\""
-        );
+        assert_eq!(serde_json::to_string(&CrashKind::GarbageTail).expect("json"), "\"garbage-tail\"");
     }
 
     #[test]
     fn params_roundtrip_through_json() {
-        let p = GenParams {
-            address: AddressDist::HotSet {
-                fraction: 0.1,
-                probability: 0.9,
-            },
-            ..Preset::Small.params(3)
-        };
+        let p =
+            GenParams { address: AddressDist::HotSet { fraction: 0.1, probability: 0.9 }, ..Preset::Small.params(3) };
         let json = serde_json::to_string(&p).expect("json");
         let back: GenParams = serde_json::from_str(&json).expect("parse");
         assert_eq!(back, p);
         let partial: GenParams = serde_json::from_str("{\"seed\": 5}").expect("defaults fill in");
-        assert_eq!(
-            partial,
-            GenParams {
-                seed: 5,
-                ..GenParams::default()
-            }
-        );
+        assert_eq!(partial, GenParams { seed: 5, ..GenParams::default() });
     }
 }

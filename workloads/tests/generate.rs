@@ -23,10 +23,7 @@ fn tree_digests(dir: &Path) -> BTreeMap<PathBuf, u64> {
                 stack.push(p);
             } else {
                 let bytes = std::fs::read(&p).expect("read");
-                out.insert(
-                    p.strip_prefix(dir).expect("prefix").to_path_buf(),
-                    xxhash_rust::xxh3::xxh3_64(&bytes),
-                );
+                out.insert(p.strip_prefix(dir).expect("prefix").to_path_buf(), xxhash_rust::xxh3::xxh3_64(&bytes));
             }
         }
     }
@@ -43,11 +40,7 @@ fn gen(params: &GenParams) -> (tempfile::TempDir, workloads::GenSummary) {
 fn same_seed_same_bytes_different_seed_different_bytes() {
     for policy in Policy::ALL {
         for crash in [CrashKind::Torn, CrashKind::GarbageTail] {
-            let p = GenParams {
-                policy,
-                crash,
-                ..Preset::Small.params(11)
-            };
+            let p = GenParams { policy, crash, ..Preset::Small.params(11) };
             let (a, sa) = gen(&p);
             let (b, sb) = gen(&p);
             assert_eq!(sa, sb, "{policy} {crash}");
@@ -70,11 +63,7 @@ fn hard_cases_are_produced_for_every_policy_and_crash_kind() {
     for seed in [1u64, 2, 3] {
         for policy in Policy::ALL {
             for crash in CrashKind::ALL {
-                let p = GenParams {
-                    policy,
-                    crash,
-                    ..Preset::Small.params(seed)
-                };
+                let p = GenParams { policy, crash, ..Preset::Small.params(seed) };
                 let (_dir, s) = gen(&p);
                 let h = &s.hard_cases;
                 let what = format!("seed {seed} {policy} {crash}: {h:?}");
@@ -96,19 +85,10 @@ fn hard_cases_are_produced_for_every_policy_and_crash_kind() {
                     assert_eq!(s.crash_pos, s.journal_bytes_written, "{what}");
                 } else {
                     assert_eq!(h.straddling_txns, 1, "{what}");
-                    assert!(
-                        s.crash_pos > s.durable_pos && s.crash_pos < s.journal_bytes_written,
-                        "{what}"
-                    );
+                    assert!(s.crash_pos > s.durable_pos && s.crash_pos < s.journal_bytes_written, "{what}");
                 }
-                assert!(
-                    h.committed_blocks_flushed > 0 && h.committed_blocks_unflushed > 0,
-                    "{what}"
-                );
-                assert!(
-                    h.unlogged_writes > 0 && h.revokes > 0 && h.orphans_in_base > 0,
-                    "{what}"
-                );
+                assert!(h.committed_blocks_flushed > 0 && h.committed_blocks_unflushed > 0, "{what}");
+                assert!(h.unlogged_writes > 0 && h.revokes > 0 && h.orphans_in_base > 0, "{what}");
                 assert!(s.txns_in_flight >= u64::from(p.inflight), "{what}");
                 assert!(s.segments > 1, "{what}: small journals still span several segments");
                 assert!(
@@ -123,10 +103,8 @@ fn hard_cases_are_produced_for_every_policy_and_crash_kind() {
 
 /// Global position `pos` as (segment file, offset), from the segment files left on disk.
 fn segment_files(dir: &Path) -> Vec<(PathBuf, u64)> {
-    let mut segs: Vec<PathBuf> = std::fs::read_dir(dir.join(JOURNAL_DIR))
-        .expect("list")
-        .map(|e| e.expect("entry").path())
-        .collect();
+    let mut segs: Vec<PathBuf> =
+        std::fs::read_dir(dir.join(JOURNAL_DIR)).expect("list").map(|e| e.expect("entry").path()).collect();
     segs.sort();
     segs.into_iter()
         .map(|p| {
@@ -141,10 +119,7 @@ fn crash_kinds_shape_the_journal_tail() {
     for seed in 0..4u64 {
         let mut written = None;
         for crash in CrashKind::ALL {
-            let p = GenParams {
-                crash,
-                ..Preset::Small.params(seed)
-            };
+            let p = GenParams { crash, ..Preset::Small.params(seed) };
             let (dir, s) = gen(&p);
             // Everything before the crash is identical whatever the crash kind.
             let w = *written.get_or_insert(s.journal_bytes_written);
@@ -167,10 +142,7 @@ fn crash_kinds_shape_the_journal_tail() {
                 CrashKind::Torn => {
                     let jbs = SegmentHeader::decode(&data).expect("header").block_size as usize;
                     let at_capacity = off + after.len() == jbs * (1 + p.segment_blocks as usize);
-                    assert!(
-                        after.len() >= 300 || at_capacity,
-                        "{crash}: at least a few hundred stale bytes"
-                    );
+                    assert!(after.len() >= 300 || at_capacity, "{crash}: at least a few hundred stale bytes");
                     assert!(
                         off % jbs + after.len() >= jbs || at_capacity,
                         "{crash}: stale bytes reach the end of the journal block"
@@ -189,10 +161,7 @@ fn expected_files_and_manifest_describe_the_state() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (s, expected_image) = generate_with_expected_image(dir.path(), &p).expect("generate");
     let e = read_expected(dir.path()).expect("expected.json");
-    assert_eq!(
-        (e.block_size, e.block_count, e.seed),
-        (p.block_size, p.block_count, p.seed)
-    );
+    assert_eq!((e.block_size, e.block_count, e.seed), (p.block_size, p.block_count, p.seed));
     let digests = block_digests(&expected_image, p.block_size as usize);
     assert_eq!(e.image_digest, image_digest(&digests));
     assert_eq!(e.image_digest, s.expected_digest);
@@ -206,12 +175,7 @@ fn expected_files_and_manifest_describe_the_state() {
     assert_eq!(m["params"]["crash"], "torn");
     assert_eq!(m["params"]["policy"], "no-steal");
     assert_eq!(m["summary"]["crash_pos"], s.crash_pos);
-    assert!(
-        m["summary"]["hard_cases"]["max_txns_per_block"]
-            .as_u64()
-            .expect("count")
-            >= 8
-    );
+    assert!(m["summary"]["hard_cases"]["max_txns_per_block"].as_u64().expect("count") >= 8);
     let back: GenParams = serde_json::from_value(m["params"].clone()).expect("params parse back");
     assert_eq!(back, p);
     // The image is a valid image of the right geometry.
@@ -222,10 +186,7 @@ fn expected_files_and_manifest_describe_the_state() {
 #[test]
 fn verify_dir_tells_crash_image_from_expected_image() {
     for policy in Policy::ALL {
-        let p = GenParams {
-            policy,
-            ..Preset::Small.params(21)
-        };
+        let p = GenParams { policy, ..Preset::Small.params(21) };
         let dir = tempfile::tempdir().expect("tempdir");
         let (_, expected_image) = generate_with_expected_image(dir.path(), &p).expect("generate");
         let v = verify_dir(dir.path()).expect("verify");
@@ -245,10 +206,7 @@ fn verify_dir_tells_crash_image_from_expected_image() {
         assert_eq!(v.first_bad_block, Some(flips[0].offset / u64::from(p.block_size)));
 
         // A short image is a mismatch, not an error.
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(dir.path().join(IMAGE_FILE))
-            .expect("open");
+        let f = std::fs::OpenOptions::new().write(true).open(dir.path().join(IMAGE_FILE)).expect("open");
         f.set_len(u64::from(p.block_size) * 10).expect("truncate");
         let v = verify_dir(dir.path()).expect("verify");
         assert!(!v.matches);
@@ -292,9 +250,7 @@ fn corrupt_flips_only_data_areas_and_is_seeded() {
     let f1 = corrupt(d1.path(), CorruptTarget::Journal, 5, 9).expect("corrupt");
     let f2 = corrupt(d2.path(), CorruptTarget::Journal, 5, 9).expect("corrupt");
     let rel = |fs: &[workloads::Flip], d: &Path| {
-        fs.iter()
-            .map(|f| (f.path.strip_prefix(d).expect("prefix").to_path_buf(), f.offset, f.bit))
-            .collect::<Vec<_>>()
+        fs.iter().map(|f| (f.path.strip_prefix(d).expect("prefix").to_path_buf(), f.offset, f.bit)).collect::<Vec<_>>()
     };
     assert_eq!(rel(&f1, d1.path()), rel(&f2, d2.path()));
 }
@@ -305,17 +261,8 @@ fn refuses_a_directory_with_a_journal_and_bad_parameters() {
     let (dir, _) = gen(&p);
     assert!(matches!(generate(dir.path(), &p), Err(GenError::JournalExists { .. })));
     let fresh = tempfile::tempdir().expect("tempdir");
-    let bad = GenParams {
-        ops_per_txn: (5, 2),
-        ..p.clone()
-    };
-    assert!(matches!(
-        generate(fresh.path(), &bad),
-        Err(GenError::Params {
-            what: "ops_per_txn",
-            ..
-        })
-    ));
+    let bad = GenParams { ops_per_txn: (5, 2), ..p.clone() };
+    assert!(matches!(generate(fresh.path(), &bad), Err(GenError::Params { what: "ops_per_txn", .. })));
     let bad = GenParams { block_size: 1000, ..p };
     assert!(matches!(generate(fresh.path(), &bad), Err(GenError::Recovery(_))));
 }
@@ -326,11 +273,7 @@ fn many_seeds_generate_cleanly() {
     for seed in 0..100u64 {
         let policy = Policy::ALL[(seed % 2) as usize];
         let crash = CrashKind::ALL[(seed % 5) as usize];
-        let p = GenParams {
-            policy,
-            crash,
-            ..Preset::Small.params(1000 + seed)
-        };
+        let p = GenParams { policy, crash, ..Preset::Small.params(1000 + seed) };
         let _ = gen(&p);
     }
 }
@@ -339,9 +282,6 @@ fn many_seeds_generate_cleanly() {
 fn the_summary_prints_for_people() {
     let (_dir, s) = gen(&Preset::Small.params(4));
     let text = s.to_string();
-    assert!(
-        text.contains("preset small, seed 4, policy no-steal, crash torn"),
-        "{text}"
-    );
+    assert!(text.contains("preset small, seed 4, policy no-steal, crash torn"), "{text}");
     assert!(text.contains(&s.expected_digest));
 }

@@ -6,13 +6,7 @@ use workloads::oracle::{Event, Oracle};
 const BS: usize = 512;
 
 fn layout() -> Layout {
-    Layout::new(Geometry {
-        block_size: BS as u32,
-        block_count: 64,
-        inode_count: 100,
-        image_id: 1,
-    })
-    .expect("layout")
+    Layout::new(Geometry { block_size: BS as u32, block_count: 64, inode_count: 100, image_id: 1 }).expect("layout")
 }
 
 fn base(l: &Layout) -> Vec<u8> {
@@ -20,11 +14,7 @@ fn base(l: &Layout) -> Vec<u8> {
 }
 
 fn write(block: u64, offset: u32, byte: u8, len: usize) -> Event {
-    Event::Write {
-        block,
-        offset,
-        bytes: vec![byte; len],
-    }
+    Event::Write { block, offset, bytes: vec![byte; len] }
 }
 
 fn at(img: &[u8], block: u64, offset: usize) -> u8 {
@@ -63,8 +53,7 @@ fn commit_order_decides_overlapping_ranges() {
     let mut o = Oracle::new(l.clone(), base(&l)).expect("oracle");
     o.commit(10, vec![write(d, 0, 1, 100)]).expect("commit");
     o.commit(20, vec![write(d, 50, 2, 100)]).expect("commit");
-    o.commit(30, vec![write(d, 120, 3, 10), write(d, 125, 4, 2)])
-        .expect("commit");
+    o.commit(30, vec![write(d, 120, 3, 10), write(d, 125, 4, 2)]).expect("commit");
     let r = o.finish(30);
     assert_eq!(at(&r.image, d, 49), 1);
     assert_eq!(at(&r.image, d, 50), 2);
@@ -85,18 +74,8 @@ fn unlogged_writes_keep_their_place_in_history() {
     let fresh = vec![7u8; BS];
     // After a durable revoking commit: the unlogged write survives.
     let mut o = Oracle::new(l.clone(), base(&l)).expect("oracle");
-    o.commit(
-        10,
-        vec![
-            write(d, 0, 1, BS),
-            Event::Bit {
-                region: BitRegion::Blocks,
-                index: d,
-                set: false,
-            },
-        ],
-    )
-    .expect("commit");
+    o.commit(10, vec![write(d, 0, 1, BS), Event::Bit { region: BitRegion::Blocks, index: d, set: false }])
+        .expect("commit");
     o.make_durable(10);
     o.unlogged_write(d, fresh.clone()).expect("unlogged");
     assert_eq!(o.pending(), 0, "applied at once");
@@ -112,10 +91,7 @@ fn unlogged_writes_keep_their_place_in_history() {
         let r = o.finish(crash_pos);
         assert_eq!(at(&r.image, d, 0), 7, "crash at {crash_pos}");
     }
-    assert!(Oracle::new(l.clone(), base(&l))
-        .expect("oracle")
-        .unlogged_write(0, fresh)
-        .is_err());
+    assert!(Oracle::new(l.clone(), base(&l)).expect("oracle").unlogged_write(0, fresh).is_err());
 }
 
 #[test]
@@ -130,58 +106,22 @@ fn orphan_cleanup_frees_inodes() {
     o.commit(
         5,
         vec![
-            Event::Bit {
-                region: BitRegion::Inodes,
-                index: 3,
-                set: true,
-            },
-            Event::Bit {
-                region: BitRegion::Orphans,
-                index: 3,
-                set: true,
-            },
-            Event::Bit {
-                region: BitRegion::Inodes,
-                index: 4,
-                set: true,
-            },
-            Event::Bit {
-                region: BitRegion::Inodes,
-                index: 5,
-                set: true,
-            },
-            Event::Bit {
-                region: BitRegion::Orphans,
-                index: 5,
-                set: true,
-            },
+            Event::Bit { region: BitRegion::Inodes, index: 3, set: true },
+            Event::Bit { region: BitRegion::Orphans, index: 3, set: true },
+            Event::Bit { region: BitRegion::Inodes, index: 4, set: true },
+            Event::Bit { region: BitRegion::Inodes, index: 5, set: true },
+            Event::Bit { region: BitRegion::Orphans, index: 5, set: true },
         ],
     )
     .expect("commit");
     // Inode 5 leaves the orphan list in a later committed transaction; inode 6 is orphaned by
     // one whose commit is lost.
-    o.commit(
-        6,
-        vec![Event::Bit {
-            region: BitRegion::Orphans,
-            index: 5,
-            set: false,
-        }],
-    )
-    .expect("commit");
+    o.commit(6, vec![Event::Bit { region: BitRegion::Orphans, index: 5, set: false }]).expect("commit");
     o.commit(
         8,
         vec![
-            Event::Bit {
-                region: BitRegion::Inodes,
-                index: 6,
-                set: true,
-            },
-            Event::Bit {
-                region: BitRegion::Orphans,
-                index: 6,
-                set: true,
-            },
+            Event::Bit { region: BitRegion::Inodes, index: 6, set: true },
+            Event::Bit { region: BitRegion::Orphans, index: 6, set: true },
         ],
     )
     .expect("commit");
@@ -198,23 +138,8 @@ fn orphan_cleanup_frees_inodes() {
 fn impossible_events_are_refused() {
     let l = layout();
     let mut o = Oracle::new(l.clone(), base(&l)).expect("oracle");
-    assert!(
-        o.commit(1, vec![write(0, 0, 1, 1)]).is_err(),
-        "superblock is not a data block"
-    );
-    assert!(
-        o.commit(2, vec![write(l.data_start(), BS as u32 - 1, 1, 2)]).is_err(),
-        "past the block end"
-    );
-    assert!(o
-        .commit(
-            3,
-            vec![Event::Bit {
-                region: BitRegion::Inodes,
-                index: 100,
-                set: true
-            }]
-        )
-        .is_err());
+    assert!(o.commit(1, vec![write(0, 0, 1, 1)]).is_err(), "superblock is not a data block");
+    assert!(o.commit(2, vec![write(l.data_start(), BS as u32 - 1, 1, 2)]).is_err(), "past the block end");
+    assert!(o.commit(3, vec![Event::Bit { region: BitRegion::Inodes, index: 100, set: true }]).is_err());
     assert!(Oracle::new(l.clone(), vec![0; 10]).is_err());
 }

@@ -18,22 +18,9 @@ use workloads::{generate_with_expected_image, CrashKind, GenParams, Policy, Pres
 
 #[derive(Debug, Clone)]
 enum Rec {
-    Write {
-        block: u64,
-        offset: u32,
-        redo: Vec<u8>,
-        undo: Option<Vec<u8>>,
-        comp: bool,
-    },
-    Bit {
-        region: BitRegion,
-        index: u64,
-        set: bool,
-        comp: bool,
-    },
-    Revoke {
-        block: u64,
-    },
+    Write { block: u64, offset: u32, redo: Vec<u8>, undo: Option<Vec<u8>>, comp: bool },
+    Bit { region: BitRegion, index: u64, set: bool, comp: bool },
+    Revoke { block: u64 },
     Commit,
     Abort,
 }
@@ -76,26 +63,14 @@ fn scan(jdir: &Path) -> Scanned {
                     assert_eq!(rh.lsn, next_lsn, "LSNs are dense");
                     next_lsn += 1;
                     let r = match rec {
-                        Record::Write {
-                            block,
-                            offset,
-                            redo,
-                            undo,
-                            compensation,
-                            ..
-                        } => Rec::Write {
+                        Record::Write { block, offset, redo, undo, compensation, .. } => Rec::Write {
                             block,
                             offset,
                             redo: redo.to_vec(),
                             undo: undo.map(<[u8]>::to_vec),
                             comp: compensation,
                         },
-                        Record::Bitmap {
-                            target,
-                            index,
-                            set,
-                            compensation,
-                        } => Rec::Bit {
+                        Record::Bitmap { target, index, set, compensation } => Rec::Bit {
                             region: match target {
                                 AllocTarget::Block => BitRegion::Blocks,
                                 AllocTarget::Inode => BitRegion::Inodes,
@@ -104,12 +79,9 @@ fn scan(jdir: &Path) -> Scanned {
                             set,
                             comp: compensation,
                         },
-                        Record::Orphan { ino, add, compensation } => Rec::Bit {
-                            region: BitRegion::Orphans,
-                            index: ino,
-                            set: add,
-                            comp: compensation,
-                        },
+                        Record::Orphan { ino, add, compensation } => {
+                            Rec::Bit { region: BitRegion::Orphans, index: ino, set: add, comp: compensation }
+                        }
                         Record::Revoke { block } => Rec::Revoke { block },
                         Record::Commit { .. } => Rec::Commit,
                         Record::Abort { .. } => Rec::Abort,
@@ -145,16 +117,10 @@ fn reference_recover(dir: &Path) -> Vec<u8> {
     let mut img = std::fs::read(dir.join(IMAGE_FILE)).expect("image");
     let bs = layout.block_size();
     let Scanned { records, steal } = scan(&dir.join(JOURNAL_DIR));
-    let winners: HashSet<u64> = records
-        .iter()
-        .filter(|(_, _, r)| matches!(r, Rec::Commit))
-        .map(|(_, t, _)| *t)
-        .collect();
-    let finished: HashSet<u64> = records
-        .iter()
-        .filter(|(_, _, r)| matches!(r, Rec::Abort | Rec::Commit))
-        .map(|(_, t, _)| *t)
-        .collect();
+    let winners: HashSet<u64> =
+        records.iter().filter(|(_, _, r)| matches!(r, Rec::Commit)).map(|(_, t, _)| *t).collect();
+    let finished: HashSet<u64> =
+        records.iter().filter(|(_, _, r)| matches!(r, Rec::Abort | Rec::Commit)).map(|(_, t, _)| *t).collect();
     let mut revoked: HashMap<u64, u64> = HashMap::new();
     for (lsn, txid, r) in &records {
         if let Rec::Revoke { block } = r {
@@ -170,9 +136,7 @@ fn reference_recover(dir: &Path) -> Vec<u8> {
             continue;
         }
         match r {
-            Rec::Write {
-                block, offset, redo, ..
-            } => {
+            Rec::Write { block, offset, redo, .. } => {
                 if revoked.get(block).is_some_and(|&rl| *lsn < rl) {
                     continue;
                 }
@@ -190,23 +154,12 @@ fn reference_recover(dir: &Path) -> Vec<u8> {
                 continue;
             }
             match r {
-                Rec::Write {
-                    block,
-                    offset,
-                    undo,
-                    comp: false,
-                    ..
-                } => {
+                Rec::Write { block, offset, undo, comp: false, .. } => {
                     let undo = undo.as_ref().expect("steal writes carry undo");
                     let at = *block as usize * bs + *offset as usize;
                     img[at..at + undo.len()].copy_from_slice(undo);
                 }
-                Rec::Bit {
-                    region,
-                    index,
-                    set,
-                    comp: false,
-                } => put_bit(&mut img, &layout, *region, *index, !*set),
+                Rec::Bit { region, index, set, comp: false } => put_bit(&mut img, &layout, *region, *index, !*set),
                 _ => {}
             }
         }
@@ -232,9 +185,8 @@ fn check(params: &GenParams) {
     );
     let got = reference_recover(dir.path());
     let bs = params.block_size as usize;
-    let bad: Vec<usize> = (0..expected.len() / bs)
-        .filter(|&b| got[b * bs..(b + 1) * bs] != expected[b * bs..(b + 1) * bs])
-        .collect();
+    let bad: Vec<usize> =
+        (0..expected.len() / bs).filter(|&b| got[b * bs..(b + 1) * bs] != expected[b * bs..(b + 1) * bs]).collect();
     assert!(
         bad.is_empty(),
         "seed {} policy {} crash {}: reference recovery differs from the oracle in {} blocks, first {:?}; summary {summary:?}",
@@ -251,11 +203,7 @@ fn reference_recovery_reaches_the_oracle_image_for_every_policy_and_crash_kind()
     for seed in 0..12u64 {
         for policy in Policy::ALL {
             for crash in CrashKind::ALL {
-                check(&GenParams {
-                    policy,
-                    crash,
-                    ..Preset::Small.params(seed)
-                });
+                check(&GenParams { policy, crash, ..Preset::Small.params(seed) });
             }
         }
     }
@@ -264,73 +212,36 @@ fn reference_recovery_reaches_the_oracle_image_for_every_policy_and_crash_kind()
 #[test]
 fn reference_recovery_agrees_under_other_shapes() {
     let shapes = [
-        GenParams {
-            sync_every: 4,
-            ..Preset::Small.params(100)
-        },
-        GenParams {
-            sync_every: 3,
-            policy: Policy::Steal,
-            abort_rate: 0.3,
-            ..Preset::Small.params(101)
-        },
+        GenParams { sync_every: 4, ..Preset::Small.params(100) },
+        GenParams { sync_every: 3, policy: Policy::Steal, abort_rate: 0.3, ..Preset::Small.params(101) },
         GenParams {
             address: workloads::AddressDist::Zipf { skew: 1.1 },
             policy: Policy::Steal,
             ..Preset::Small.params(102)
         },
+        GenParams { address: workloads::AddressDist::Sequential, crash: CrashKind::Cut, ..Preset::Small.params(103) },
         GenParams {
-            address: workloads::AddressDist::Sequential,
-            crash: CrashKind::Cut,
-            ..Preset::Small.params(103)
-        },
-        GenParams {
-            address: workloads::AddressDist::HotSet {
-                fraction: 0.02,
-                probability: 0.9,
-            },
+            address: workloads::AddressDist::HotSet { fraction: 0.02, probability: 0.9 },
             policy: Policy::Steal,
             interleave: 16,
             inflight: 6,
             ..Preset::Small.params(104)
         },
         GenParams {
-            mix: workloads::OpMix {
-                write: 1,
-                bitmap: 3,
-                orphan: 2,
-            },
+            mix: workloads::OpMix { write: 1, bitmap: 3, orphan: 2 },
             unlogged_write_rate: 0.5,
             ..Preset::Small.params(105)
         },
         GenParams {
-            mix: workloads::OpMix {
-                write: 1,
-                bitmap: 3,
-                orphan: 2,
-            },
+            mix: workloads::OpMix { write: 1, bitmap: 3, orphan: 2 },
             unlogged_write_rate: 0.5,
             policy: Policy::Steal,
             sync_every: 5,
             ..Preset::Small.params(106)
         },
-        GenParams {
-            interleave: 1,
-            inflight: 0,
-            policy: Policy::Steal,
-            ..Preset::Small.params(107)
-        },
-        GenParams {
-            block_size: 4096,
-            flush_rate: 1.0,
-            policy: Policy::Steal,
-            ..Preset::Small.params(108)
-        },
-        GenParams {
-            flush_rate: 0.0,
-            crash: CrashKind::GarbageTail,
-            ..Preset::Small.params(109)
-        },
+        GenParams { interleave: 1, inflight: 0, policy: Policy::Steal, ..Preset::Small.params(107) },
+        GenParams { block_size: 4096, flush_rate: 1.0, policy: Policy::Steal, ..Preset::Small.params(108) },
+        GenParams { flush_rate: 0.0, crash: CrashKind::GarbageTail, ..Preset::Small.params(109) },
     ];
     for p in &shapes {
         check(p);

@@ -115,10 +115,7 @@ impl<'a> SegmentDecoder<'a> {
     /// A decoder that does not verify fragment checksums, for re-reading bytes an earlier
     /// verifying pass already accepted (under the directory lock, so they cannot change).
     pub fn new_trusted(data: &'a [u8], block_size: u32, salt: u64) -> Self {
-        SegmentDecoder {
-            verify: false,
-            ..SegmentDecoder::new(data, block_size, salt)
-        }
+        SegmentDecoder { verify: false, ..SegmentDecoder::new(data, block_size, salt) }
     }
 
     /// Current position (the offset of the next fragment to decode).
@@ -183,10 +180,7 @@ impl<'a> SegmentDecoder<'a> {
     }
 
     fn torn_record(&self) -> Step<'static> {
-        Step::Damage {
-            offset: self.asm_start.unwrap_or(self.pos),
-            kind: CorruptKind::RecordTruncated,
-        }
+        Step::Damage { offset: self.asm_start.unwrap_or(self.pos), kind: CorruptKind::RecordTruncated }
     }
 
     /// Decodes the next step. After `Damage` the decoder does not move: the caller decides
@@ -203,18 +197,13 @@ impl<'a> SegmentDecoder<'a> {
                 if self.asm_start.is_some() {
                     return self.torn_record();
                 }
-                return Step::End {
-                    offset: self.data.len().min(pos),
-                };
+                return Step::End { offset: self.data.len().min(pos) };
             }
             if pos + FRAGMENT_HEADER_LEN > self.data.len() {
                 if self.asm_start.is_none() && self.data[pos..].iter().all(|&b| b == 0) {
                     return Step::End { offset: pos };
                 }
-                return Step::Damage {
-                    offset: self.asm_start.unwrap_or(pos),
-                    kind: CorruptKind::RecordTruncated,
-                };
+                return Step::Damage { offset: self.asm_start.unwrap_or(pos), kind: CorruptKind::RecordTruncated };
             }
             let h = &self.data[pos..pos + FRAGMENT_HEADER_LEN];
             if h.iter().all(|&b| b == 0) {
@@ -226,59 +215,36 @@ impl<'a> SegmentDecoder<'a> {
             let kind = h[6];
             let len = usize::from(le_u16(h, 4));
             if !(kinds::FULL..=kinds::LAST).contains(&kind) || h[7] != 0 {
-                return Step::Damage {
-                    offset: pos,
-                    kind: CorruptKind::BadField("fragment kind"),
-                };
+                return Step::Damage { offset: pos, kind: CorruptKind::BadField("fragment kind") };
             }
             if len == 0 {
-                return Step::Damage {
-                    offset: pos,
-                    kind: CorruptKind::BadField("fragment length"),
-                };
+                return Step::Damage { offset: pos, kind: CorruptKind::BadField("fragment length") };
             }
             let payload_end = pos + FRAGMENT_HEADER_LEN + len;
             if payload_end > block_end {
-                return Step::Damage {
-                    offset: pos,
-                    kind: CorruptKind::FragmentOverrun,
-                };
+                return Step::Damage { offset: pos, kind: CorruptKind::FragmentOverrun };
             }
             if payload_end > self.data.len() {
-                return Step::Damage {
-                    offset: self.asm_start.unwrap_or(pos),
-                    kind: CorruptKind::RecordTruncated,
-                };
+                return Step::Damage { offset: self.asm_start.unwrap_or(pos), kind: CorruptKind::RecordTruncated };
             }
             let payload = &self.data[pos + FRAGMENT_HEADER_LEN..payload_end];
             if self.verify {
                 let stored = le_u32(h, 0);
                 let computed = fragment_crc(self.salt, len as u16, kind, payload);
                 if stored != computed {
-                    return Step::Damage {
-                        offset: pos,
-                        kind: CorruptKind::Checksum { stored, computed },
-                    };
+                    return Step::Damage { offset: pos, kind: CorruptKind::Checksum { stored, computed } };
                 }
             }
             match kind {
                 kinds::FULL | kinds::FIRST => {
                     if let Some(start) = self.asm_start {
                         // The record in progress never got its LAST fragment.
-                        return Step::Damage {
-                            offset: start,
-                            kind: CorruptKind::FragmentSequence,
-                        };
+                        return Step::Damage { offset: start, kind: CorruptKind::FragmentSequence };
                     }
                     self.skip_continuations = false;
                     self.pos = payload_end;
                     if kind == kinds::FULL {
-                        return Step::Record {
-                            start: pos,
-                            end: payload_end,
-                            bytes: payload,
-                            single: true,
-                        };
+                        return Step::Record { start: pos, end: payload_end, bytes: payload, single: true };
                     }
                     self.asm.clear();
                     self.asm.extend_from_slice(payload);
@@ -290,10 +256,7 @@ impl<'a> SegmentDecoder<'a> {
                             self.pos = payload_end;
                             continue;
                         }
-                        return Step::Damage {
-                            offset: pos,
-                            kind: CorruptKind::FragmentSequence,
-                        };
+                        return Step::Damage { offset: pos, kind: CorruptKind::FragmentSequence };
                     };
                     if self.asm.len() + len > RECORD_LEN_MAX {
                         return Step::Damage {
@@ -305,12 +268,7 @@ impl<'a> SegmentDecoder<'a> {
                     self.pos = payload_end;
                     if kind == kinds::LAST {
                         self.asm_start = None;
-                        return Step::Record {
-                            start,
-                            end: payload_end,
-                            bytes: &self.asm,
-                            single: false,
-                        };
+                        return Step::Record { start, end: payload_end, bytes: &self.asm, single: false };
                     }
                 }
             }
@@ -345,15 +303,7 @@ mod tests {
             9,
         );
         let mut d = SegmentDecoder::new(&data, BS, 9);
-        assert_eq!(
-            d.next_step(),
-            Step::Record {
-                start: 4096,
-                end: 4096 + 38,
-                bytes: &[1; 30][..],
-                single: true
-            }
-        );
+        assert_eq!(d.next_step(), Step::Record { start: 4096, end: 4096 + 38, bytes: &[1; 30][..], single: true });
         match d.next_step() {
             Step::Record { start, bytes, .. } => {
                 assert_eq!(start, 4096 + 38);
@@ -370,71 +320,35 @@ mod tests {
     fn wrong_salt_never_validates() {
         let data = segment_with(&[(kinds::FULL, vec![1; 30])], 1);
         let mut d = SegmentDecoder::new(&data, BS, 2);
-        assert!(matches!(
-            d.next_step(),
-            Step::Damage {
-                offset: 4096,
-                kind: CorruptKind::Checksum { .. }
-            }
-        ));
+        assert!(matches!(d.next_step(), Step::Damage { offset: 4096, kind: CorruptKind::Checksum { .. } }));
     }
 
     #[test]
     fn torn_and_sequence_errors_are_located() {
         let data = segment_with(&[(kinds::FIRST, vec![2; 10])], 3);
         let mut d = SegmentDecoder::new(&data, BS, 3);
-        assert_eq!(
-            d.next_step(),
-            Step::Damage {
-                offset: 4096,
-                kind: CorruptKind::RecordTruncated
-            }
-        );
+        assert_eq!(d.next_step(), Step::Damage { offset: 4096, kind: CorruptKind::RecordTruncated });
 
         let data = segment_with(&[(kinds::LAST, vec![2; 10])], 3);
         let mut d = SegmentDecoder::new(&data, BS, 3);
-        assert_eq!(
-            d.next_step(),
-            Step::Damage {
-                offset: 4096,
-                kind: CorruptKind::FragmentSequence
-            }
-        );
+        assert_eq!(d.next_step(), Step::Damage { offset: 4096, kind: CorruptKind::FragmentSequence });
         d.seek(4096, true);
         assert_eq!(d.next_step(), Step::End { offset: data.len() });
 
         let mut data = segment_with(&[(kinds::FULL, vec![2; 100])], 3);
         data.truncate(4096 + 50);
         let mut d = SegmentDecoder::new(&data, BS, 3);
-        assert_eq!(
-            d.next_step(),
-            Step::Damage {
-                offset: 4096,
-                kind: CorruptKind::RecordTruncated
-            }
-        );
+        assert_eq!(d.next_step(), Step::Damage { offset: 4096, kind: CorruptKind::RecordTruncated });
 
         let mut data = segment_with(&[(kinds::FULL, vec![2; 100])], 3);
         data[4096 + 4..4096 + 6].copy_from_slice(&5000u16.to_le_bytes());
         let mut d = SegmentDecoder::new(&data, BS, 3);
-        assert_eq!(
-            d.next_step(),
-            Step::Damage {
-                offset: 4096,
-                kind: CorruptKind::FragmentOverrun
-            }
-        );
+        assert_eq!(d.next_step(), Step::Damage { offset: 4096, kind: CorruptKind::FragmentOverrun });
 
         let mut data = segment_with(&[(kinds::FULL, vec![2; 100])], 3);
         data[4096 + 6] = 9;
         let mut d = SegmentDecoder::new(&data, BS, 3);
-        assert_eq!(
-            d.next_step(),
-            Step::Damage {
-                offset: 4096,
-                kind: CorruptKind::BadField("fragment kind")
-            }
-        );
+        assert_eq!(d.next_step(), Step::Damage { offset: 4096, kind: CorruptKind::BadField("fragment kind") });
     }
 
     #[test]
@@ -478,13 +392,7 @@ mod more_tests {
         let mut data = vec![0u8; 4096];
         data.extend_from_slice(&[1, 2, 3, 4, 0, 0, kinds::FULL, 0]);
         let mut d = SegmentDecoder::new(&data, 4096, 0);
-        assert_eq!(
-            d.next_step(),
-            Step::Damage {
-                offset: 4096,
-                kind: CorruptKind::BadField("fragment length")
-            }
-        );
+        assert_eq!(d.next_step(), Step::Damage { offset: 4096, kind: CorruptKind::BadField("fragment length") });
 
         // A FIRST followed by MIDDLE fragments whose total exceeds RECORD_LEN_MAX.
         let bs = 65536u32;

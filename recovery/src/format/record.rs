@@ -32,6 +32,8 @@ pub mod types {
     pub const COMMIT: u8 = 7;
     /// The transaction aborted (its compensation records precede this one).
     pub const ABORT: u8 = 8;
+    /// Logical copy of a byte range from one image block to another (reads its source).
+    pub const COPY: u8 = 9;
     /// Bit that marks a type as optional (skippable by readers that do not know it).
     pub const OPTIONAL_BIT: u8 = 0x80;
 }
@@ -93,6 +95,24 @@ pub enum Record<'a> {
         /// The record is a compensation record.
         compensation: bool,
     },
+    /// Copy `len` bytes at `src_offset` of block `src` to `dst_offset` of block `dst`, reading
+    /// the source as it is at this record's LSN. `undo` holds the destination bytes it replaced
+    /// (steal policy only). A cross-block dependency: replay must apply everything below this
+    /// LSN to `src` first, and nothing above it.
+    Copy {
+        /// Source block.
+        src: u64,
+        /// Byte offset in the source block.
+        src_offset: u32,
+        /// Destination block (`!= src`).
+        dst: u64,
+        /// Byte offset in the destination block.
+        dst_offset: u32,
+        /// Bytes copied.
+        len: u32,
+        /// Previous destination bytes (steal policy only).
+        undo: Option<&'a [u8]>,
+    },
     /// Logged writes of `block` below this record's LSN must not be replayed.
     Revoke {
         /// Image block number.
@@ -140,6 +160,7 @@ impl Record<'_> {
             Record::Orphan { add: true, .. } => types::ORPHAN_ADD,
             Record::Orphan { add: false, .. } => types::ORPHAN_REMOVE,
             Record::Revoke { .. } => types::REVOKE,
+            Record::Copy { .. } => types::COPY,
             Record::Commit { .. } => types::COMMIT,
             Record::Abort { .. } => types::ABORT,
             Record::Optional { rec_type } => *rec_type,
@@ -162,6 +183,13 @@ impl Record<'_> {
             Record::Write { undo, full, .. } => {
                 comp | if undo.is_some() { flags::HAS_UNDO } else { 0 } | if *full { flags::FULL_BLOCK } else { 0 }
             }
+            Record::Copy { undo, .. } => {
+                if undo.is_some() {
+                    flags::HAS_UNDO
+                } else {
+                    0
+                }
+            }
             _ => comp,
         }
     }
@@ -179,17 +207,8 @@ impl Record<'_> {
         out.extend_from_slice(&txid.to_le_bytes());
         out.extend_from_slice(&[0u8; 4]); // crc, patched below
         match self {
-            Record::Write {
-                block,
-                offset,
-                redo,
-                undo,
-                ..
-            } => {
-                assert!(
-                    redo.len() <= IMAGE_BLOCK_SIZE_MAX,
-                    "write payload over the format limit"
-                );
+            Record::Write { block, offset, redo, undo, .. } => {
+                assert!(redo.len() <= IMAGE_BLOCK_SIZE_MAX, "write payload over the format limit");
                 if let Some(u) = undo {
                     assert_eq!(u.len(), redo.len(), "undo and redo lengths differ");
                 }
@@ -211,6 +230,20 @@ impl Record<'_> {
             }
             Record::Orphan { ino, .. } => out.extend_from_slice(&ino.to_le_bytes()),
             Record::Revoke { block } => out.extend_from_slice(&block.to_le_bytes()),
+            Record::Copy { src, src_offset, dst, dst_offset, len, undo } => {
+                if let Some(u) = undo {
+                    assert_eq!(u.len(), *len as usize, "copy undo length differs from its length");
+                }
+                out.extend_from_slice(&src.to_le_bytes());
+                out.extend_from_slice(&dst.to_le_bytes());
+                out.extend_from_slice(&src_offset.to_le_bytes());
+                out.extend_from_slice(&dst_offset.to_le_bytes());
+                out.extend_from_slice(&len.to_le_bytes());
+                out.extend_from_slice(&[0u8; 4]);
+                if let Some(u) = undo {
+                    out.extend_from_slice(u);
+                }
+            }
             Record::Commit { records } | Record::Abort { records } => {
                 out.extend_from_slice(&records.to_le_bytes());
                 out.extend_from_slice(&[0u8; 4]);
@@ -219,10 +252,7 @@ impl Record<'_> {
         }
         let body_len = (out.len() - start - RECORD_HEADER_LEN) as u32;
         out[start + 4..start + 8].copy_from_slice(&body_len.to_le_bytes());
-        let crc = crc32c::crc32c_append(
-            crc32c::crc32c(&out[start..start + 24]),
-            &out[start + RECORD_HEADER_LEN..],
-        );
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&out[start..start + 24]), &out[start + RECORD_HEADER_LEN..]);
         out[start + 24..start + 28].copy_from_slice(&crc.to_le_bytes());
     }
 }
@@ -257,13 +287,8 @@ pub fn decode_header_with(bytes: &[u8], verify_crc: bool) -> Result<(RecordHeade
     if bytes[2] != 0 || bytes[3] != 0 {
         return Err((2, CorruptKind::BadField("reserved")));
     }
-    let header = RecordHeader {
-        rec_type: bytes[0],
-        flags: bytes[1],
-        body_len,
-        lsn: le_u64(bytes, 8),
-        txid: le_u64(bytes, 16),
-    };
+    let header =
+        RecordHeader { rec_type: bytes[0], flags: bytes[1], body_len, lsn: le_u64(bytes, 8), txid: le_u64(bytes, 16) };
     if header.lsn == 0 {
         return Err((8, CorruptKind::BadField("lsn")));
     }
@@ -312,14 +337,7 @@ pub fn decode_body<'a>(h: &RecordHeader, body: &'a [u8]) -> Result<Record<'a>, (
             if full && offset != 0 {
                 return Err((at(8), CorruptKind::BadField("offset of a full-block write")));
             }
-            Ok(Record::Write {
-                block,
-                offset,
-                redo,
-                undo,
-                full,
-                compensation: comp,
-            })
+            Ok(Record::Write { block, offset, redo, undo, full, compensation: comp })
         }
         types::ALLOC | types::FREE => {
             only_flags(flags::COMPENSATION)?;
@@ -332,20 +350,34 @@ pub fn decode_body<'a>(h: &RecordHeader, body: &'a [u8]) -> Result<Record<'a>, (
             if body[1..8].iter().any(|&b| b != 0) {
                 return Err((at(1), CorruptKind::BadField("reserved")));
             }
-            Ok(Record::Bitmap {
-                target,
-                index: le_u64(body, 8),
-                set: h.rec_type == types::ALLOC,
-                compensation: comp,
-            })
+            Ok(Record::Bitmap { target, index: le_u64(body, 8), set: h.rec_type == types::ALLOC, compensation: comp })
         }
         types::ORPHAN_ADD | types::ORPHAN_REMOVE => {
             only_flags(flags::COMPENSATION)?;
             need(8)?;
-            Ok(Record::Orphan {
-                ino: le_u64(body, 0),
-                add: h.rec_type == types::ORPHAN_ADD,
-                compensation: comp,
+            Ok(Record::Orphan { ino: le_u64(body, 0), add: h.rec_type == types::ORPHAN_ADD, compensation: comp })
+        }
+        types::COPY => {
+            only_flags(flags::HAS_UNDO)?;
+            if body.len() < 32 {
+                return Err((at(0), CorruptKind::BadField("body length")));
+            }
+            let len = le_u32(body, 24);
+            if len == 0 || len as usize > IMAGE_BLOCK_SIZE_MAX {
+                return Err((at(24), CorruptKind::BadField("copy length")));
+            }
+            if body[28..32].iter().any(|&b| b != 0) {
+                return Err((at(28), CorruptKind::BadField("reserved")));
+            }
+            let has_undo = h.flags & flags::HAS_UNDO != 0;
+            need(32 + if has_undo { len as usize } else { 0 })?;
+            Ok(Record::Copy {
+                src: le_u64(body, 0),
+                dst: le_u64(body, 8),
+                src_offset: le_u32(body, 16),
+                dst_offset: le_u32(body, 20),
+                len,
+                undo: has_undo.then(|| &body[32..32 + len as usize]),
             })
         }
         types::REVOKE => {
@@ -387,45 +419,15 @@ mod tests {
         let redo = [1u8, 2, 3];
         let undo = [4u8, 5, 6];
         for rec in [
-            Record::Write {
-                block: 5,
-                offset: 10,
-                redo: &redo,
-                undo: Some(&undo),
-                full: false,
-                compensation: false,
-            },
-            Record::Write {
-                block: 5,
-                offset: 0,
-                redo: &redo,
-                undo: None,
-                full: true,
-                compensation: true,
-            },
-            Record::Bitmap {
-                target: AllocTarget::Inode,
-                index: 3,
-                set: true,
-                compensation: false,
-            },
-            Record::Bitmap {
-                target: AllocTarget::Block,
-                index: 3,
-                set: false,
-                compensation: true,
-            },
-            Record::Orphan {
-                ino: 8,
-                add: true,
-                compensation: false,
-            },
-            Record::Orphan {
-                ino: 8,
-                add: false,
-                compensation: true,
-            },
+            Record::Write { block: 5, offset: 10, redo: &redo, undo: Some(&undo), full: false, compensation: false },
+            Record::Write { block: 5, offset: 0, redo: &redo, undo: None, full: true, compensation: true },
+            Record::Bitmap { target: AllocTarget::Inode, index: 3, set: true, compensation: false },
+            Record::Bitmap { target: AllocTarget::Block, index: 3, set: false, compensation: true },
+            Record::Orphan { ino: 8, add: true, compensation: false },
+            Record::Orphan { ino: 8, add: false, compensation: true },
             Record::Revoke { block: 99 },
+            Record::Copy { src: 10, src_offset: 3, dst: 11, dst_offset: 7, len: 3, undo: Some(&undo) },
+            Record::Copy { src: 10, src_offset: 3, dst: 11, dst_offset: 7, len: 30, undo: None },
             Record::Commit { records: 12 },
             Record::Abort { records: 1 },
             Record::Optional { rec_type: 0x91 },
@@ -445,33 +447,12 @@ mod tests {
         let mut bad = buf.clone();
         bad[4..8].copy_from_slice(&(RECORD_BODY_MAX as u32 + 1).to_le_bytes());
         assert!(matches!(decode_header(&bad), Err((4, CorruptKind::RecordTooLarge(_)))));
-        let h = RecordHeader {
-            rec_type: 0x33,
-            flags: 0,
-            body_len: 0,
-            lsn: 1,
-            txid: 1,
-        };
+        let h = RecordHeader { rec_type: 0x33, flags: 0, body_len: 0, lsn: 1, txid: 1 };
         assert_eq!(decode_body(&h, &[]), Err((0, CorruptKind::UnknownRecordType(0x33))));
-        let h = RecordHeader {
-            rec_type: types::REVOKE,
-            flags: 0x40,
-            body_len: 8,
-            lsn: 1,
-            txid: 1,
-        };
+        let h = RecordHeader { rec_type: types::REVOKE, flags: 0x40, body_len: 8, lsn: 1, txid: 1 };
         assert_eq!(decode_body(&h, &[0; 8]), Err((1, CorruptKind::BadField("flags"))));
-        let h = RecordHeader {
-            rec_type: types::REVOKE,
-            flags: 0,
-            body_len: 7,
-            lsn: 1,
-            txid: 1,
-        };
-        assert_eq!(
-            decode_body(&h, &[0; 7]),
-            Err((RECORD_HEADER_LEN, CorruptKind::BadField("body length")))
-        );
+        let h = RecordHeader { rec_type: types::REVOKE, flags: 0, body_len: 7, lsn: 1, txid: 1 };
+        assert_eq!(decode_body(&h, &[0; 7]), Err((RECORD_HEADER_LEN, CorruptKind::BadField("body length"))));
     }
 
     proptest! {
@@ -535,13 +516,8 @@ mod field_tests {
 
     #[test]
     fn body_field_errors() {
-        let h = |t: u8, flags: u8, len: usize| RecordHeader {
-            rec_type: t,
-            flags,
-            body_len: len as u32,
-            lsn: 1,
-            txid: 1,
-        };
+        let h =
+            |t: u8, flags: u8, len: usize| RecordHeader { rec_type: t, flags, body_len: len as u32, lsn: 1, txid: 1 };
         let mut w = vec![0u8; 16];
         assert_eq!(
             decode_body(&h(types::WRITE, 0, 16), &w),
@@ -552,10 +528,7 @@ mod field_tests {
         w.push(0);
         assert_eq!(
             decode_body(&h(types::WRITE, flags::FULL_BLOCK, 17), &w),
-            Err((
-                RECORD_HEADER_LEN + 8,
-                CorruptKind::BadField("offset of a full-block write")
-            ))
+            Err((RECORD_HEADER_LEN + 8, CorruptKind::BadField("offset of a full-block write")))
         );
         assert_eq!(
             decode_body(&h(types::WRITE, flags::HAS_UNDO, 17), &w),

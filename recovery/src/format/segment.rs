@@ -153,25 +153,16 @@ mod tests {
     #[test]
     fn every_error_is_located() {
         let good = header().encode();
-        assert_eq!(
-            SegmentHeader::decode(&good[..10]),
-            Err((10, CorruptKind::TruncatedHeader))
-        );
+        assert_eq!(SegmentHeader::decode(&good[..10]), Err((10, CorruptKind::TruncatedHeader)));
         let mut bad = good.clone();
         bad[0] ^= 1;
         assert_eq!(SegmentHeader::decode(&bad), Err((0, CorruptKind::BadMagic)));
         let mut bad = good.clone();
         bad[20] ^= 1;
-        assert!(matches!(
-            SegmentHeader::decode(&bad),
-            Err((60, CorruptKind::Checksum { .. }))
-        ));
+        assert!(matches!(SegmentHeader::decode(&bad), Err((60, CorruptKind::Checksum { .. }))));
         let mut h = header();
         h.block_size = 1000;
-        assert_eq!(
-            SegmentHeader::decode(&h.encode_unchecked_size()),
-            Err((12, CorruptKind::BadField("block_size")))
-        );
+        assert_eq!(SegmentHeader::decode(&h.encode_unchecked_size()), Err((12, CorruptKind::BadField("block_size"))));
     }
 
     impl SegmentHeader {

@@ -73,10 +73,7 @@ pub struct SegmentInfo {
 /// Maps a global position to (segment index, offset in that file). Positions at the very end
 /// of a segment map to that segment.
 pub fn locate(segments: &[SegmentInfo], pos: u64) -> Option<(usize, u64)> {
-    segments
-        .iter()
-        .position(|s| pos >= s.base && pos <= s.base + s.len)
-        .map(|i| (i, pos - segments[i].base))
+    segments.iter().position(|s| pos >= s.base && pos <= s.base + s.len).map(|i| (i, pos - segments[i].base))
 }
 
 /// Salt of segment `seq` for a journal written with `salt_seed` (splitmix64 of both).
@@ -120,9 +117,7 @@ impl JournalWriter {
                 cfg.block_size
             )));
         }
-        let usable = cfg
-            .segment_blocks
-            .saturating_mul(u64::from(cfg.block_size) - FRAGMENT_HEADER_LEN as u64 * 2);
+        let usable = cfg.segment_blocks.saturating_mul(u64::from(cfg.block_size) - FRAGMENT_HEADER_LEN as u64 * 2);
         if usable < RECORD_LEN_MAX as u64 {
             return Err(Error::Config(format!(
                 "segment of {} blocks of {} bytes cannot hold a record of the maximum size",
@@ -165,9 +160,7 @@ impl JournalWriter {
                 offset += space;
                 continue;
             }
-            let take = rem
-                .min(space as usize - FRAGMENT_HEADER_LEN)
-                .min(fragment_payload_max());
+            let take = rem.min(space as usize - FRAGMENT_HEADER_LEN).min(fragment_payload_max());
             offset += (FRAGMENT_HEADER_LEN + take) as u64;
             rem -= take;
             if rem == 0 {
@@ -198,13 +191,7 @@ impl JournalWriter {
         let len = pending.len() as u64;
         self.current = Some(OpenSegment {
             file,
-            info: SegmentInfo {
-                seq,
-                path,
-                base: self.next_base,
-                len: 0,
-                salt,
-            },
+            info: SegmentInfo { seq, path, base: self.next_base, len: 0, salt },
             pending,
             len,
         });
@@ -224,9 +211,7 @@ impl JournalWriter {
 
     fn write_pending(seg: &mut OpenSegment) -> Result<()> {
         if !seg.pending.is_empty() {
-            seg.file
-                .write_all(&seg.pending)
-                .map_err(|e| Error::io(&seg.info.path, "write segment", e))?;
+            seg.file.write_all(&seg.pending).map_err(|e| Error::io(&seg.info.path, "write segment", e))?;
             seg.pending.clear();
         }
         Ok(())
@@ -265,10 +250,7 @@ impl JournalWriter {
                 seg.len += space;
                 continue;
             }
-            let take = rest
-                .len()
-                .min(space as usize - FRAGMENT_HEADER_LEN)
-                .min(fragment_payload_max());
+            let take = rest.len().min(space as usize - FRAGMENT_HEADER_LEN).min(fragment_payload_max());
             let last = take == rest.len();
             let kind = match (first, last) {
                 (true, true) => kinds::FULL,
@@ -288,11 +270,7 @@ impl JournalWriter {
         }
         let lsn = self.next_lsn;
         self.next_lsn += 1;
-        Ok(Appended {
-            lsn,
-            start: start.unwrap_or(end),
-            end,
-        })
+        Ok(Appended { lsn, start: start.unwrap_or(end), end })
     }
 
     /// Writes buffered bytes to the current segment file (no fsync).
@@ -307,9 +285,7 @@ impl JournalWriter {
     pub fn sync(&mut self) -> Result<()> {
         if let Some(seg) = self.current.as_mut() {
             Self::write_pending(seg)?;
-            seg.file
-                .sync_data()
-                .map_err(|e| Error::io(&seg.info.path, "fsync segment", e))?;
+            seg.file.sync_data().map_err(|e| Error::io(&seg.info.path, "fsync segment", e))?;
         }
         Ok(())
     }
@@ -319,8 +295,7 @@ impl JournalWriter {
         self.sync()?;
         self.close_segment()?;
         let dir = File::open(&self.dir).map_err(|e| Error::io(&self.dir, "open journal directory", e))?;
-        dir.sync_all()
-            .map_err(|e| Error::io(&self.dir, "fsync journal directory", e))?;
+        dir.sync_all().map_err(|e| Error::io(&self.dir, "fsync journal directory", e))?;
         Ok(std::mem::take(&mut self.done))
     }
 }
@@ -334,11 +309,7 @@ mod tests {
     #[test]
     fn records_roundtrip_across_blocks_and_segments() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let cfg = WriterConfig {
-            block_size: 4096,
-            segment_blocks: 80,
-            ..WriterConfig::default()
-        };
+        let cfg = WriterConfig { block_size: 4096, segment_blocks: 80, ..WriterConfig::default() };
         let mut w = JournalWriter::create(dir.path(), cfg).expect("create");
         let payload: Vec<u8> = (0..4096u32).map(|i| (i * 7) as u8).collect();
         let mut appended = Vec::new();

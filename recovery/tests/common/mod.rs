@@ -14,13 +14,8 @@ pub const BS: usize = 4096;
 pub const IMAGE_ID: u64 = 0xfeed_0001;
 
 pub fn layout() -> Layout {
-    Layout::new(Geometry {
-        block_size: BS as u32,
-        block_count: 64,
-        inode_count: 128,
-        image_id: IMAGE_ID,
-    })
-    .expect("layout")
+    Layout::new(Geometry { block_size: BS as u32, block_count: 64, inode_count: 128, image_id: IMAGE_ID })
+        .expect("layout")
 }
 
 /// A directory with a formatted image whose data blocks hold `fill(block)` bytes.
@@ -53,12 +48,7 @@ impl Fixture {
         }
         std::fs::write(tmp.path().join(IMAGE_FILE), &image).expect("write image");
         let writer = JournalWriter::create(&tmp.path().join(JOURNAL_DIR), cfg).expect("writer");
-        Fixture {
-            tmp,
-            layout,
-            writer: Some(writer),
-            segments: Vec::new(),
-        }
+        Fixture { tmp, layout, writer: Some(writer), segments: Vec::new() }
     }
 
     pub fn dir(&self) -> &Path {
@@ -66,11 +56,7 @@ impl Fixture {
     }
 
     pub fn append(&mut self, txid: u64, rec: Record<'_>) -> recovery::format::writer::Appended {
-        self.writer
-            .as_mut()
-            .expect("writer open")
-            .append(txid, &rec)
-            .expect("append")
+        self.writer.as_mut().expect("writer open").append(txid, &rec).expect("append")
     }
 
     pub fn finish(&mut self) -> Vec<SegmentInfo> {
@@ -119,43 +105,19 @@ impl Fixture {
 }
 
 pub fn write<'a>(block: u64, offset: u32, redo: &'a [u8], undo: Option<&'a [u8]>) -> Record<'a> {
-    Record::Write {
-        block,
-        offset,
-        redo,
-        undo,
-        full: false,
-        compensation: false,
-    }
+    Record::Write { block, offset, redo, undo, full: false, compensation: false }
 }
 
 pub fn full<'a>(block: u64, redo: &'a [u8], undo: Option<&'a [u8]>) -> Record<'a> {
-    Record::Write {
-        block,
-        offset: 0,
-        redo,
-        undo,
-        full: true,
-        compensation: false,
-    }
+    Record::Write { block, offset: 0, redo, undo, full: true, compensation: false }
 }
 
 pub fn alloc(target: AllocTarget, index: u64) -> Record<'static> {
-    Record::Bitmap {
-        target,
-        index,
-        set: true,
-        compensation: false,
-    }
+    Record::Bitmap { target, index, set: true, compensation: false }
 }
 
 pub fn free(target: AllocTarget, index: u64) -> Record<'static> {
-    Record::Bitmap {
-        target,
-        index,
-        set: false,
-        compensation: false,
-    }
+    Record::Bitmap { target, index, set: false, compensation: false }
 }
 
 pub fn flip_byte(path: &Path, offset: u64) {
