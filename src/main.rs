@@ -110,7 +110,7 @@ struct GenArgs {
     /// Directory to create (must not hold a journal already).
     #[arg(long)]
     out: PathBuf,
-    /// Named parameter set: small, default, large, skewed, steal.
+    /// Named parameter set: small, default, large, skewed, steal, cpu-bound, memory-bound, deps.
     #[arg(long, default_value = "default")]
     preset: String,
     /// Seed; the same seed and parameters give byte-identical output.
@@ -143,6 +143,12 @@ struct GenArgs {
     /// Operations per transaction, as MIN-MAX.
     #[arg(long)]
     ops: Option<String>,
+    /// Fraction of writes that are COPY records (cross-block dependencies), 0 to 1.
+    #[arg(long = "deps", value_name = "RATE")]
+    deps: Option<f64>,
+    /// How far a copy's source is from its destination, in blocks (at least 1).
+    #[arg(long, value_name = "N")]
+    deps_reach: Option<u64>,
 }
 
 #[derive(clap::Args)]
@@ -238,6 +244,12 @@ fn gen_params(a: &GenArgs) -> Result<GenParams> {
         let (lo, hi) = s.split_once('-').with_context(|| format!("--ops `{s}`: expected MIN-MAX"))?;
         p.ops_per_txn = (lo.parse().context("--ops MIN")?, hi.parse().context("--ops MAX")?);
     }
+    if let Some(r) = a.deps {
+        p.deps_rate = r;
+    }
+    if let Some(n) = a.deps_reach {
+        p.deps_reach = n;
+    }
     Ok(p)
 }
 
@@ -261,7 +273,7 @@ fn run_recover(a: &RecoverArgs) -> Result<()> {
         },
         memory_budget_bytes: parse_bytes(&a.memory_budget)?,
         force: a.force,
-        fault: None,
+        ..RecoverOptions::default()
     };
     let report = recovery::recover(&a.dir, &opts)?;
     if let Some(path) = &a.report {

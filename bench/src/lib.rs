@@ -7,6 +7,8 @@
 //! println!("memcpy {:.2} GB/s", bytes_per_s / 1e9);
 //! ```
 
+pub mod scaling;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;

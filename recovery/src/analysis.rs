@@ -50,6 +50,9 @@ pub struct TxnEntry {
     /// Copy sources it read: (source block, LSN, location).
     reads: Vec<(u64, UndoLoc)>,
     undo: Vec<UndoLoc>,
+    /// In a partial (per-chunk) analysis: the record count its COMMIT or ABORT claimed,
+    /// checked when chunks are merged.
+    claimed: Option<u32>,
 }
 
 impl TxnEntry {
@@ -62,6 +65,7 @@ impl TxnEntry {
             revokes: Vec::new(),
             reads: Vec::new(),
             undo: Vec::new(),
+            claimed: None,
         }
     }
 }
@@ -175,7 +179,27 @@ pub struct Analyzer<'a> {
     txns: FxHashMap<u64, TxnEntry>,
     touched: FxHashSet<u64>,
     invalid: Vec<InvalidNote>,
+    rejected: FxHashSet<u64>,
     counts: RecordCounts,
+    /// Analysing one chunk of a parallel scan: end-record counts are checked at merge time,
+    /// and any invalid record just marks the chunk as needing the serial path.
+    partial: bool,
+    partial_failed: bool,
+}
+
+impl RecordCounts {
+    fn add(&mut self, o: &RecordCounts) {
+        self.writes += o.writes;
+        self.full_writes += o.full_writes;
+        self.bitmap += o.bitmap;
+        self.orphan += o.orphan;
+        self.revokes += o.revokes;
+        self.copies += o.copies;
+        self.commits += o.commits;
+        self.aborts += o.aborts;
+        self.compensation += o.compensation;
+        self.optional += o.optional;
+    }
 }
 
 /// The finished analysis.
@@ -197,6 +221,8 @@ pub struct Analysis {
     pub undo: Vec<UndoLoc>,
     /// Records skip-corrupt passed over as invalid.
     pub invalid: Vec<InvalidNote>,
+    /// LSNs of those records: redo and undo never apply them.
+    pub rejected: FxHashSet<u64>,
     /// Record counts by type.
     pub counts: RecordCounts,
 }
@@ -248,13 +274,77 @@ impl<'a> Analyzer<'a> {
             txns: FxHashMap::default(),
             touched: FxHashSet::default(),
             invalid: Vec::new(),
+            rejected: FxHashSet::default(),
             counts: RecordCounts::default(),
+            partial: false,
+            partial_failed: false,
         }
     }
 
-    fn reject(&mut self, ctx: &RecordCtx, h: &RecordHeader, reason: String) -> Result<()> {
+    /// An analysis of one chunk of the journal, to be merged in order with [`absorb`](Self::absorb).
+    pub fn new_partial(layout: &'a Layout, journal: &'a Journal) -> Self {
+        Analyzer { partial: true, ..Analyzer::new(layout, journal, RecoveryMode::Absolute) }
+    }
+
+    /// Whether a partial analysis met something only the serial path can judge exactly.
+    pub fn partial_failed(&self) -> bool {
+        self.partial_failed
+    }
+
+    /// Appends the analysis of the next chunk (`next` covers the records right after this
+    /// one's). Returns false when the merge finds something only the serial path can judge
+    /// (a record after its transaction ended, a wrong record count, an invalid record).
+    pub fn absorb(&mut self, next: Analyzer<'a>) -> bool {
+        if next.partial_failed || self.partial_failed {
+            return false;
+        }
+        self.counts.add(&next.counts);
+        self.touched.extend(next.touched);
+        for (txid, b) in next.txns {
+            match self.txns.get_mut(&txid) {
+                Some(a) => {
+                    if a.outcome != TxnOutcome::InFlight {
+                        return false;
+                    }
+                    a.records += b.records;
+                    a.allocs += b.allocs;
+                    a.full_writes.extend_from_slice(&b.full_writes);
+                    a.revokes.extend_from_slice(&b.revokes);
+                    a.reads.extend_from_slice(&b.reads);
+                    match b.claimed {
+                        Some(claimed) => {
+                            if claimed != a.records {
+                                return false;
+                            }
+                            a.outcome = b.outcome;
+                            a.undo = Vec::new();
+                        }
+                        None => a.undo.extend_from_slice(&b.undo),
+                    }
+                }
+                None => {
+                    if b.claimed.is_some_and(|c| c != b.records) {
+                        return false;
+                    }
+                    self.txns.insert(txid, b);
+                }
+            }
+        }
+        true
+    }
+
+    /// Refuses a record: an error, or in skip-corrupt mode a skipped record (never replayed)
+    /// that makes its transaction a loser when `damages_txn`.
+    fn reject(&mut self, ctx: &RecordCtx, h: &RecordHeader, reason: String, damages_txn: bool) -> Result<()> {
+        if self.partial {
+            self.partial_failed = true;
+            return Ok(());
+        }
         if self.mode == RecoveryMode::SkipCorrupt {
-            self.txns.entry(h.txid).or_insert_with(TxnEntry::new).outcome = TxnOutcome::Damaged;
+            if damages_txn {
+                self.txns.entry(h.txid).or_insert_with(TxnEntry::new).outcome = TxnOutcome::Damaged;
+            }
+            self.rejected.insert(h.lsn);
             self.invalid.push(InvalidNote { lsn: h.lsn, txid: h.txid, reason });
             return Ok(());
         }
@@ -287,12 +377,14 @@ impl<'a> Analyzer<'a> {
         }
         c.compensation += u64::from(rec.is_compensation());
         if let Some(reason) = invalid_reason(self.layout, self.steal, rec) {
-            return self.reject(ctx, h, reason);
+            return self.reject(ctx, h, reason, true);
         }
         let entry = self.txns.entry(h.txid).or_insert_with(TxnEntry::new);
         if matches!(entry.outcome, TxnOutcome::Committed | TxnOutcome::Aborted) {
+            // A stray record after the end: skipped; the transaction's outcome stands (its
+            // records up to the end matched the count its end record claimed).
             let reason = format!("record of transaction {} after its commit or abort", h.txid);
-            return self.reject(ctx, h, reason);
+            return self.reject(ctx, h, reason, false);
         }
         match *rec {
             Record::Commit { records } | Record::Abort { records } => {
@@ -300,12 +392,14 @@ impl<'a> Analyzer<'a> {
                     // Half of it is gone: it stays a loser, whatever its end record says.
                     return Ok(());
                 }
-                if records != entry.records {
+                if self.partial {
+                    entry.claimed = Some(records);
+                } else if records != entry.records {
                     let reason = format!(
                         "transaction {} ends claiming {records} records, the journal holds {}",
                         h.txid, entry.records
                     );
-                    return self.reject(ctx, h, reason);
+                    return self.reject(ctx, h, reason, true);
                 }
                 entry.outcome =
                     if matches!(rec, Record::Commit { .. }) { TxnOutcome::Committed } else { TxnOutcome::Aborted };
@@ -398,6 +492,7 @@ impl<'a> Analyzer<'a> {
             revoked,
             undo,
             invalid: self.invalid,
+            rejected: self.rejected,
             counts: self.counts,
         })
     }

@@ -71,15 +71,14 @@ impl std::fmt::Display for CorruptKind {
 #[non_exhaustive]
 pub enum Error {
     /// An operating-system I/O error on a named file.
-    #[error("{path}: {op}: {source}")]
+    #[error("{path}: {op}: {error}")]
     Io {
         /// The file the operation was on.
         path: PathBuf,
         /// What was being done.
         op: &'static str,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying error (part of this error's message, so not repeated as a source).
+        error: std::io::Error,
     },
     /// Damaged bytes in the journal or image.
     #[error("{path} at offset {offset}: {kind}")]
@@ -174,12 +173,16 @@ pub enum Error {
     /// A fault injected by a test through a fault point.
     #[error("injected fault at `{0}`")]
     InjectedFault(&'static str),
+    /// A parallel worker stopped because another one failed (never the error recovery
+    /// returns: it returns the failure that caused it).
+    #[error("stopped because another recovery worker failed")]
+    WorkerStopped,
 }
 
 impl Error {
     /// Wraps an I/O error with the file and operation it happened on.
     pub fn io(path: impl Into<PathBuf>, op: &'static str, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), op, source }
+        Error::Io { path: path.into(), op, error: source }
     }
 
     /// A short, stable name of the error kind, for reports and tests.
@@ -197,6 +200,7 @@ impl Error {
             Error::Locked { .. } => "locked",
             Error::Config(_) => "config",
             Error::InjectedFault(_) => "injected-fault",
+            Error::WorkerStopped => "worker-stopped",
         }
     }
 }

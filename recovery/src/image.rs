@@ -15,6 +15,9 @@ use crate::format::{le_u32, le_u64};
 pub const IMAGE_MAGIC: [u8; 8] = *b"FRECIMG1";
 /// Image format version.
 pub const IMAGE_VERSION: u32 = 1;
+/// Largest image the format allows (1 PiB), so every byte offset fits in a `u64` and a `usize`
+/// on 64-bit machines.
+pub const IMAGE_BYTES_MAX: u64 = 1 << 50;
 /// Encoded size of the superblock fields; the rest of block 0 is zero.
 pub const SUPERBLOCK_LEN: usize = 128;
 
@@ -75,6 +78,12 @@ impl Layout {
         }
         if geometry.inode_count == 0 {
             return Err(Error::Config("inode count must be at least 1".into()));
+        }
+        if geometry.block_count.checked_mul(u64::from(bs)).is_none_or(|len| len > IMAGE_BYTES_MAX) {
+            return Err(Error::Config(format!(
+                "{} blocks of {bs} bytes exceed the largest image ({IMAGE_BYTES_MAX} bytes)",
+                geometry.block_count
+            )));
         }
         let bits_per_block = u64::from(bs) * 8;
         let bb = geometry.block_count.div_ceil(bits_per_block);

@@ -126,6 +126,9 @@ impl Journal {
                     Err((16, CorruptKind::BadField("segment_seq (disagrees with the file name)")))
                 }
                 Ok(h) if (len as usize) < h.block_size as usize => Err((len, CorruptKind::TruncatedHeader)),
+                Ok(h) if len > h.capacity_bytes() => {
+                    Err((h.capacity_bytes(), CorruptKind::BadField("file length (longer than the segment's capacity)")))
+                }
                 other => other,
             };
             let header = match header {
@@ -147,6 +150,26 @@ impl Journal {
             }
             if header.image_block_size != image_block_size {
                 return Err(Error::InconsistentSegments { path, what: "image block size (differs from the image's)" });
+            }
+            if segments.is_empty() && header.segment_seq != 1 {
+                // Without a checkpoint saying where the journal starts, a journal that does not
+                // begin at segment 1 has lost its beginning.
+                if mode != RecoveryMode::SkipCorrupt {
+                    return Err(Error::SegmentGap { path, expected: 1, found: header.segment_seq });
+                }
+                notes.push(LocateNote {
+                    path: path.clone(),
+                    offset: 16,
+                    kind: CorruptKind::BadField("segment_seq (the journal does not start at 1)"),
+                    bytes: 0,
+                });
+            }
+            if header.segment_seq == 1 && header.first_lsn != 1 {
+                let kind = CorruptKind::LsnSequence { expected: 1, found: header.first_lsn };
+                if mode != RecoveryMode::SkipCorrupt {
+                    return Err(Error::Corrupt { path, offset: 40, kind });
+                }
+                notes.push(LocateNote { path: path.clone(), offset: 40, kind, bytes: 0 });
             }
             if let Some(prev) = segments.last() {
                 if header.steal() != prev.header.steal() {
@@ -196,7 +219,7 @@ impl Journal {
         let file = File::open(&meta.path).map_err(|e| Error::io(&meta.path, "open segment", e))?;
         let bytes = match self.backend {
             IoBackend::Mmap => {
-                let m = Arc::new(map_segment(&file, &meta.path)?);
+                let m = Arc::new(map_segment(&file, &meta.path, meta.len)?);
                 SegmentBytes::Mapped(Arc::clone(self.maps[index].get_or_init(|| m)))
             }
             IoBackend::Read => {
@@ -228,9 +251,18 @@ impl Journal {
 /// (`LOCK`) for its whole run and never writes segments, and every cooperating writer takes
 /// the same lock, so the contract holds for all fastrec processes. A process that ignores the
 /// lock and truncates a segment mid-recovery is outside what the engine can defend against.
-fn map_segment(file: &File, path: &Path) -> Result<memmap2::Mmap> {
+fn map_segment(file: &File, path: &Path, len: u64) -> Result<memmap2::Mmap> {
+    let mut opts = memmap2::MmapOptions::new();
+    // Populating page tables up front is cheaper than a fault per page, for segments of a
+    // sensible size; a huge one is faulted in as it is read.
+    if len <= POPULATE_BYTES_MAX {
+        opts.populate();
+    }
     // SAFETY: see the function's contract above: the file is opened read-only, the mapping
     // is private to this process, and the directory lock excludes cooperating writers for the
     // mapping's lifetime.
-    unsafe { memmap2::MmapOptions::new().populate().map(file) }.map_err(|e| Error::io(path, "map segment", e))
+    unsafe { opts.map(file) }.map_err(|e| Error::io(path, "map segment", e))
 }
+
+/// Segments up to this size are mapped with `MAP_POPULATE`.
+const POPULATE_BYTES_MAX: u64 = 256 << 20;

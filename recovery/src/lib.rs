@@ -26,11 +26,15 @@ pub mod error;
 pub mod format;
 pub mod image;
 pub mod journal;
+pub mod parallel;
 pub mod recover;
 pub mod replay;
 pub mod scan;
+pub mod topology;
 
 pub use error::{CorruptKind, Error, Result};
 pub use journal::IoBackend;
+pub use parallel::Executor;
 pub use recover::{analyze_dir, recover, ImageIo, RecoverOptions, RecoveryMode, RecoveryReport};
 pub use replay::FaultPoint;
+pub use topology::PinMode;

@@ -10,8 +10,10 @@ use crate::dir::{IMAGE_FILE, JOURNAL_DIR, LOCK_FILE, MARKER_FILE};
 use crate::error::{Error, Result};
 use crate::image::Layout;
 use crate::journal::{IoBackend, Journal, LocateNote};
+use crate::parallel::{self, DependencyStats, Executor, ParallelSetup};
 use crate::replay::{self, BlockCache, FaultPoint, ReplayStats};
 use crate::scan::{self, SkippedRange, TailCut};
+use crate::topology::{PinMode, PinPlan, Topology};
 
 /// What recovery may do with damaged journal bytes. Each mode states exactly what it may
 /// lose.
@@ -101,6 +103,30 @@ pub struct RecoverOptions {
     pub force: bool,
     /// Test hook: simulate a crash at a named point. Default none.
     pub fault: Option<FaultPoint>,
+    /// Worker threads; `None` means one per available CPU. Capped at `workers_max`. 1 means
+    /// serial recovery.
+    pub workers: Option<usize>,
+    /// Upper bound on workers. Default 16, minimum 1.
+    pub workers_max: usize,
+    /// Below this many durable records, replay stays serial (threads would cost more than
+    /// they save). Default 10,000.
+    pub parallel_threshold: u64,
+    /// Where workers run. Default [`PinMode::Numa`].
+    pub pin: PinMode,
+    /// Restrict workers to these NUMA node ids (bit N = node N); `None`: all nodes. Naming a
+    /// node the machine does not have is an error.
+    pub numa_nodes_mask: Option<u64>,
+    /// Dedicated pinned threads or a rayon pool. Default [`Executor::Pinned`].
+    pub executor: Executor,
+    /// Operations per batch sent to a replay worker. Default 1024, minimum 1.
+    pub batch_ops: usize,
+    /// Batches each worker's queue holds before the router waits. Default 4, minimum 1.
+    pub queue_batches: usize,
+    /// Journal bytes per parallel-scan chunk (rounded to whole journal blocks). Default 1 MiB.
+    pub chunk_bytes: u64,
+    /// Compute the replay dependency graph's work and span (parallel replay only). Costs a
+    /// hash lookup per operation on the routing thread. Default false.
+    pub dependency_stats: bool,
 }
 
 impl Default for RecoverOptions {
@@ -112,8 +138,39 @@ impl Default for RecoverOptions {
             memory_budget_bytes: 1 << 30,
             force: false,
             fault: None,
+            workers: None,
+            workers_max: 16,
+            parallel_threshold: 10_000,
+            pin: PinMode::default(),
+            numa_nodes_mask: None,
+            executor: Executor::default(),
+            batch_ops: 1024,
+            queue_batches: 4,
+            chunk_bytes: 1 << 20,
+            dependency_stats: false,
         }
     }
+}
+
+/// How a recovery used its workers.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ParallelReport {
+    /// Workers used (1: serial).
+    pub workers: usize,
+    /// CPUs available to this process.
+    pub cpus: usize,
+    /// How pass 1 (scan and analysis) ran, and why.
+    pub scan: String,
+    /// How pass 2 (redo and undo) ran, and why.
+    pub replay: String,
+    /// Executor used for parallel passes.
+    pub executor: Executor,
+    /// The pinning plan, when workers > 1.
+    pub plan: Option<PinPlan>,
+    /// Work and span of the replay dependency graph, when replay ran in parallel.
+    pub dependencies: Option<DependencyStats>,
+    /// Things the operator should know (e.g. more workers than CPUs).
+    pub warnings: Vec<String>,
 }
 
 /// Transactions by outcome.
@@ -185,6 +242,8 @@ pub struct RecoveryReport {
     pub invalid: Vec<InvalidNote>,
     /// Cache windows (1 unless the memory budget forced more).
     pub windows: u64,
+    /// Workers, pinning plan, and why each pass ran serially or in parallel.
+    pub parallel: ParallelReport,
     /// Time per phase.
     pub phases: Vec<PhaseTime>,
     /// Total wall time in milliseconds.
@@ -278,17 +337,18 @@ impl std::fmt::Display for RecoveryReport {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Marker {
     version: u32,
-    files: Vec<(String, u64)>,
+    /// (file name, length, salt, first LSN) of every segment file seen; 0s for ignored ones.
+    files: Vec<(String, u64, u64, u64)>,
     last_lsn: u64,
 }
 
-fn journal_fingerprint(journal: &Journal) -> Vec<(String, u64)> {
+fn journal_fingerprint(journal: &Journal) -> Vec<(String, u64, u64, u64)> {
     let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut files: Vec<(String, u64)> = journal
+    let mut files: Vec<(String, u64, u64, u64)> = journal
         .segments
         .iter()
-        .map(|s| (name(&s.path), s.len))
-        .chain(journal.notes.iter().map(|n| (name(&n.path), n.bytes)))
+        .map(|s| (name(&s.path), s.len, s.header.salt, s.header.first_lsn))
+        .chain(journal.notes.iter().map(|n| (name(&n.path), n.bytes, 0, 0)))
         .collect();
     files.sort();
     files.dedup();
@@ -364,11 +424,17 @@ impl Timer {
     }
 }
 
+fn check_dir(dir: &Path) -> Result<()> {
+    if !dir.is_dir() {
+        return Err(Error::io(dir, "open recovery directory", std::io::Error::from(std::io::ErrorKind::NotFound)));
+    }
+    let image = dir.join(IMAGE_FILE);
+    std::fs::metadata(&image).map(|_| ()).map_err(|e| Error::io(image, "open image", e))
+}
+
 /// Opens the image and journal of `dir` without changing anything.
 pub fn open_dir(dir: &Path, mode: RecoveryMode, io: IoBackend) -> Result<(Layout, Journal)> {
-    if !dir.is_dir() {
-        return Err(Error::io(dir, "open directory", std::io::Error::from(std::io::ErrorKind::NotFound)));
-    }
+    check_dir(dir)?;
     let layout = Layout::read_from(&dir.join(IMAGE_FILE))?;
     let journal =
         Journal::open(&dir.join(JOURNAL_DIR), layout.geometry.image_id, layout.geometry.block_size, mode, io)?;
@@ -388,6 +454,49 @@ pub fn analyze_dir(
     Ok((layout, journal, outcome, analysis))
 }
 
+fn available_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Resolves the worker count and pinning plan; `None` means serial recovery.
+fn parallel_setup(opts: &RecoverOptions, report: &mut ParallelReport) -> Result<Option<ParallelSetup>> {
+    if opts.workers == Some(0) || opts.workers_max == 0 || opts.batch_ops == 0 || opts.queue_batches == 0 {
+        return Err(Error::Config("workers, workers_max, batch_ops and queue_batches must be at least 1".into()));
+    }
+    let topology = Topology::detect();
+    let cpus = topology.cpu_count().min(report.cpus).max(1);
+    let workers = opts.workers.unwrap_or(cpus).min(opts.workers_max);
+    if workers > cpus {
+        report
+            .warnings
+            .push(format!("{workers} workers on {cpus} CPUs: workers share CPUs, so expect no speedup beyond {cpus}"));
+    }
+    if opts.workers.is_some_and(|w| w > opts.workers_max) {
+        report.warnings.push(format!(
+            "{} workers asked for, capped at {}",
+            opts.workers.unwrap_or(0),
+            opts.workers_max
+        ));
+    }
+    report.workers = workers;
+    let only_nodes: Option<Vec<usize>> =
+        opts.numa_nodes_mask.map(|m| (0..64).filter(|b| m & (1u64 << b) != 0).collect());
+    let plan = crate::topology::plan(&topology, workers.max(1), opts.pin, only_nodes.as_deref())?;
+    if workers <= 1 {
+        return Ok(None);
+    }
+    report.plan = Some(plan.clone());
+    Ok(Some(ParallelSetup {
+        workers,
+        plan,
+        executor: opts.executor,
+        batch_ops: opts.batch_ops,
+        queue_batches: opts.queue_batches,
+        chunk_bytes: opts.chunk_bytes.max(1),
+        dependency_stats: opts.dependency_stats,
+    }))
+}
+
 /// Recovers `dir` in place: afterwards its image holds exactly the committed state.
 pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
     if opts.memory_budget_bytes < MEMORY_BUDGET_MIN {
@@ -398,6 +507,8 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
     }
     let started = Instant::now();
     let mut timer = Timer { phases: Vec::new(), at: started };
+    // Check the directory holds an image before creating the lock file in it.
+    check_dir(dir)?;
     let _lock = lock_dir(dir)?;
     let (layout, journal) = open_dir(dir, opts.mode, opts.io)?;
     let marker_path = dir.join(MARKER_FILE);
@@ -425,6 +536,16 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
         skipped: Vec::new(),
         invalid: Vec::new(),
         windows: 0,
+        parallel: ParallelReport {
+            workers: 1,
+            cpus: available_cpus(),
+            scan: "serial: one worker".into(),
+            replay: "serial: one worker".into(),
+            executor: opts.executor,
+            plan: None,
+            dependencies: None,
+            warnings: Vec::new(),
+        },
         phases: Vec::new(),
         total_ms: 0.0,
         throughput_mb_s: 0.0,
@@ -437,10 +558,56 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
         return Ok(report);
     }
 
-    let mut analyzer = Analyzer::new(&layout, &journal, opts.mode);
-    let outcome = scan::scan(&journal, opts.mode, |ctx, h, rec| analyzer.visit(ctx, h, rec))?;
-    let analysis = analyzer.finish()?;
+    let setup = parallel_setup(opts, &mut report.parallel)?;
+    let mut entries = None;
+    let first = match &setup {
+        Some(setup) if journal.bytes() > setup.chunk_bytes => {
+            match parallel::scan_parallel(&layout, &journal, opts.mode, setup)? {
+                Some(p1) => {
+                    report.parallel.scan = format!("parallel: {} chunks on {} workers", p1.chunks, setup.workers);
+                    entries = Some(p1.entries);
+                    Some((p1.outcome, p1.analysis))
+                }
+                None => {
+                    report.parallel.scan =
+                        "serial: damage, skip-corrupt mode or an invalid record needs the serial scan's exact rules"
+                            .into();
+                    None
+                }
+            }
+        }
+        Some(_) => {
+            report.parallel.scan = "serial: the journal fits in one chunk".into();
+            None
+        }
+        None => None,
+    };
+    let (outcome, analysis) = match first {
+        Some(x) => x,
+        None => {
+            let mut analyzer = Analyzer::new(&layout, &journal, opts.mode);
+            let outcome = scan::scan(&journal, opts.mode, |ctx, h, rec| analyzer.visit(ctx, h, rec))?;
+            (outcome, analyzer.finish()?)
+        }
+    };
     timer.lap("scan");
+    let parallel_replay = match (&setup, &entries) {
+        (Some(setup), Some(_)) if opts.image_io == ImageIo::Mmap && outcome.records >= opts.parallel_threshold => {
+            report.parallel.replay = format!("parallel: {} partitions", setup.workers);
+            setup.clone().into()
+        }
+        (Some(_), _) => {
+            report.parallel.replay = if opts.image_io != ImageIo::Mmap {
+                "serial: --image-io pwrite replays serially".into()
+            } else if entries.is_none() {
+                "serial: pass 1 ran serially".into()
+            } else {
+                format!("serial: {} records, below the parallel threshold {}", outcome.records, opts.parallel_threshold)
+            };
+            None
+        }
+        (None, _) => None,
+    };
 
     // From here on the image changes; a marker left from an earlier journal must not survive.
     if marker_path.exists() {
@@ -459,20 +626,39 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
         ImageIo::Mmap => {
             let mut img = replay::MappedImage::map(&image, &image_path, &layout, opts.fault)?;
             timer.lap("map");
-            replay::redo_window(
-                &mut img,
-                &layout,
-                &journal,
-                opts.mode,
-                &outcome,
-                &analysis,
-                &(0..layout.block_count()),
-                &mut stats,
-            )?;
-            timer.lap("redo");
-            if analysis.steal {
-                replay::undo_losers(&mut img, &layout, &journal, &analysis, &(0..layout.block_count()), &mut stats)?;
-                timer.lap("undo");
+            match (parallel_replay, &entries) {
+                (Some(setup), Some(entries)) => {
+                    let p2 = parallel::replay_parallel(
+                        &setup,
+                        &layout,
+                        &journal,
+                        &analysis,
+                        entries,
+                        img.as_mut_slice(),
+                        opts.fault,
+                    )?;
+                    stats = p2.stats;
+                    img.note_dirty(p2.dirty);
+                    report.parallel.dependencies = p2.deps;
+                    timer.lap("redo+undo");
+                }
+                _ => {
+                    replay::redo_window(
+                        &mut img,
+                        &layout,
+                        &journal,
+                        opts.mode,
+                        &outcome,
+                        &analysis,
+                        &(0..layout.block_count()),
+                        &mut stats,
+                    )?;
+                    timer.lap("redo");
+                    if analysis.steal {
+                        replay::undo_losers(&mut img, &layout, &journal, &analysis, &|_| true, &mut stats)?;
+                        timer.lap("undo");
+                    }
+                }
             }
             replay::clean_orphans(&mut img, &layout, &mut stats)?;
             timer.lap("orphans");
@@ -494,7 +680,14 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
                 replay::redo_window(&mut cache, &layout, &journal, opts.mode, &outcome, &analysis, window, &mut stats)?;
                 timer.lap("redo");
                 if analysis.steal {
-                    replay::undo_losers(&mut cache, &layout, &journal, &analysis, window, &mut stats)?;
+                    replay::undo_losers(
+                        &mut cache,
+                        &layout,
+                        &journal,
+                        &analysis,
+                        &|b| window.contains(&b),
+                        &mut stats,
+                    )?;
                     timer.lap("undo");
                 }
                 if wi == 0 {

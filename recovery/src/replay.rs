@@ -176,6 +176,16 @@ impl MappedImage {
         })
     }
 
+    /// The whole mapping, for workers that split it by block ownership.
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.map
+    }
+
+    /// Records blocks changed through [`as_mut_slice`](Self::as_mut_slice).
+    pub fn note_dirty(&mut self, blocks: impl IntoIterator<Item = u64>) {
+        self.dirty.extend(blocks);
+    }
+
     /// Blocks changed so far.
     pub fn blocks_dirty(&self) -> u64 {
         self.dirty.len() as u64
@@ -187,11 +197,13 @@ impl MappedImage {
     }
 
     fn range(&self, block: u64, path_hint: &'static str) -> Result<std::ops::Range<usize>> {
-        if block >= self.block_count {
-            return Err(Error::Config(format!("{path_hint}: block {block} beyond the image")));
+        let at = (block as usize)
+            .checked_mul(self.block_size)
+            .filter(|&a| block < self.block_count && a + self.block_size <= self.map.len());
+        match at {
+            Some(at) => Ok(at..at + self.block_size),
+            None => Err(Error::Config(format!("{path_hint}: block {block} beyond the image"))),
         }
-        let at = block as usize * self.block_size;
-        Ok(at..at + self.block_size)
     }
 }
 
@@ -376,7 +388,7 @@ pub fn redo_record(
     cache: &mut impl ImageBlocks,
     layout: &Layout,
     analysis: &Analysis,
-    window: &Range<u64>,
+    owns: &dyn Fn(u64) -> bool,
     h: &RecordHeader,
     rec: &Record<'_>,
     stats: &mut ReplayStats,
@@ -384,7 +396,7 @@ pub fn redo_record(
     let Some(block) = crate::analysis::target_block(layout, rec) else {
         return Ok(());
     };
-    if !window.contains(&block) || invalid_reason(layout, analysis.steal, rec).is_some() {
+    if !owns(block) || analysis.rejected.contains(&h.lsn) || invalid_reason(layout, analysis.steal, rec).is_some() {
         return Ok(());
     }
     if !analysis.redo_applies(h.txid) {
@@ -425,7 +437,7 @@ pub fn redo_record(
     Ok(())
 }
 
-/// Restores the before-images of losers' changes in `window`, newest first.
+/// Restores the before-images of losers' changes to the blocks `owns` accepts, newest first.
 ///
 /// Undo is a blind write of before-image bytes, so changes an interrupted abort already
 /// compensated are simply restored again, to the same bytes.
@@ -434,7 +446,7 @@ pub fn undo_losers(
     layout: &Layout,
     journal: &Journal,
     analysis: &Analysis,
-    window: &Range<u64>,
+    owns: &dyn Fn(u64) -> bool,
     stats: &mut ReplayStats,
 ) -> Result<()> {
     let mut loaded: Option<(u32, SegmentBytes)> = None;
@@ -457,7 +469,7 @@ pub fn undo_losers(
         let Some(block) = crate::analysis::target_block(layout, &rec) else {
             continue;
         };
-        if !window.contains(&block) {
+        if !owns(block) {
             continue;
         }
         match rec {
@@ -520,7 +532,7 @@ pub fn redo_window(
     stats: &mut ReplayStats,
 ) -> Result<()> {
     let mut apply = |_ctx: &RecordCtx, h: &RecordHeader, rec: &Record<'_>| {
-        redo_record(cache, layout, analysis, window, h, rec, stats)
+        redo_record(cache, layout, analysis, &|b| window.contains(&b), h, rec, stats)
     };
     if crate::scan::trusted_rescan_possible(first) {
         crate::scan::scan_trusted(journal, first.end, apply)

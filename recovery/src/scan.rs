@@ -189,7 +189,7 @@ fn decode_record(
 }
 
 /// The first valid fragment at or after the damage, in this segment or a later one.
-fn valid_data_after(
+pub(crate) fn valid_data_after(
     journal: &Journal,
     si: usize,
     dec: &SegmentDecoder<'_>,
@@ -199,7 +199,7 @@ fn valid_data_after(
     let here = if record_level {
         // The damaged record's fragments were intact; anything valid after it counts.
         let p = dec.position();
-        dec.valid_fragment_at(p).map(|_| p).or_else(|| dec.next_valid_after(p))
+        dec.record_start_from(p).or_else(|| dec.next_valid_after(p))
     } else {
         dec.next_valid_after(offset)
     };
@@ -211,7 +211,7 @@ fn valid_data_after(
         let bytes = journal.load(sj)?;
         let d = SegmentDecoder::new(&bytes, meta.header.block_size, meta.header.salt);
         let first = meta.header.block_size as usize;
-        if d.valid_fragment_at(first).is_some() {
+        if d.record_start_from(first).is_some() {
             return Ok(Some((sj, first as u64)));
         }
     }

@@ -668,3 +668,92 @@ fn impossible_copies_are_invalid() {
         assert!(matches!(&err, Error::InvalidRecord { lsn: 1, .. }), "{err}");
     }
 }
+
+#[test]
+fn a_journal_missing_its_first_segment_is_refused() {
+    let f = multi_segment();
+    std::fs::remove_file(f.segment_path(0)).expect("rm");
+    let before = f.image();
+    for mode in [RecoveryMode::TolerateTail, RecoveryMode::Absolute] {
+        let err = recover(f.dir(), &opts(mode)).expect_err("missing start");
+        assert!(matches!(err, Error::SegmentGap { expected: 1, found: 2, .. }), "{mode}: {err}");
+    }
+    assert_eq!(f.image(), before);
+    let r = recover(f.dir(), &opts(RecoveryMode::SkipCorrupt)).expect("skip-corrupt reports it");
+    assert!(r.segment_notes.iter().any(|n| n.offset == 16), "{:?}", r.segment_notes);
+}
+
+#[test]
+fn a_superblock_whose_size_overflows_is_refused_not_a_panic() {
+    let mut f = Fixture::new(false);
+    standard_journal(&mut f, 2);
+    let mut sb = f.image()[..BS].to_vec();
+    sb[16..24].copy_from_slice(&((1u64 << 53) + 16).to_le_bytes());
+    let crc = crc32c::crc32c(&sb[..124]);
+    sb[124..128].copy_from_slice(&crc.to_le_bytes());
+    f.poke(0, 0, &sb);
+    let err = recover(f.dir(), &RecoverOptions::default()).expect_err("overflowing geometry");
+    assert!(matches!(&err, Error::BadImage { .. }), "{err}");
+}
+
+#[test]
+fn a_torn_record_spanning_three_journal_blocks_is_a_torn_tail() {
+    let mut f = Fixture::new(true);
+    let (a, b) = (data(&f, 0), data(&f, 1));
+    f.append(1, write(a, 0, &[1; 10], Some(&[a as u8; 10])));
+    f.append(1, Record::Commit { records: 1 });
+    let old = vec![b as u8; BS];
+    let big = f.append(2, full(b, &[2; BS], Some(&old)));
+    let segs = f.finish();
+    assert!(big.end - big.start > 2 * 4096, "the record must span three journal blocks");
+    let p = segs[0].path.clone();
+    let bytes = std::fs::read(&p).expect("read");
+    std::fs::write(&p, &bytes[..(big.end - 10) as usize]).expect("truncate");
+    let report = recover(f.dir(), &RecoverOptions::default()).expect("a torn tail, not mid-journal damage");
+    assert_eq!(report.tail.as_ref().map(|t| t.offset), Some(big.start));
+    assert_eq!(&f.block(a)[..10], &[1; 10]);
+}
+
+#[test]
+fn a_segment_longer_than_its_capacity_is_refused_before_reading_it() {
+    let mut f = Fixture::new(false);
+    standard_journal(&mut f, 2);
+    let p = f.segment_path(0);
+    let file = std::fs::OpenOptions::new().write(true).open(&p).expect("open");
+    file.set_len(1 << 40).expect("sparse extend"); // 1 TiB, sparse
+    for io in [IoBackend::Mmap, IoBackend::Read] {
+        let err = recover(f.dir(), &RecoverOptions { io, ..RecoverOptions::default() }).expect_err("oversized");
+        assert!(matches!(&err, Error::Corrupt { kind: CorruptKind::BadField(_), .. }), "{err}");
+    }
+}
+
+#[test]
+fn skip_corrupt_skips_a_stray_record_after_commit_and_keeps_the_commit() {
+    for steal in [false, true] {
+        let mut f = Fixture::new(steal);
+        let (a, b) = (data(&f, 0), data(&f, 1));
+        let undo_a = vec![a as u8; BS];
+        let undo_b = [b as u8; 8];
+        f.append(1, full(a, &[0xaa; BS], steal.then_some(&undo_a[..])));
+        f.append(1, Record::Commit { records: 1 });
+        f.append(1, write(b, 0, &[0xbb; 8], steal.then_some(&undo_b[..])));
+        f.finish();
+        let err = recover(f.dir(), &RecoverOptions::default()).expect_err("stray record");
+        assert!(matches!(&err, Error::InvalidRecord { lsn: 3, .. }), "{err}");
+        let r = recover(f.dir(), &opts(RecoveryMode::SkipCorrupt)).expect("skip-corrupt");
+        assert_eq!((r.txns.committed, r.invalid.len()), (1, 1), "steal={steal}");
+        assert_eq!(f.block(a), vec![0xaa; BS], "steal={steal}: the committed write stands");
+        assert_eq!(f.block(b), vec![b as u8; BS], "steal={steal}: the stray write is never applied");
+    }
+}
+
+#[test]
+fn io_errors_name_the_path_once() {
+    let err = recover(std::path::Path::new("/nonexistent/fastrec"), &RecoverOptions::default()).expect_err("missing");
+    let msg = err.to_string();
+    assert_eq!(msg.matches("No such file").count() + msg.matches("not found").count(), 1, "{msg}");
+    assert!(msg.starts_with("/nonexistent/fastrec"), "{msg}");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    recover(tmp.path(), &RecoverOptions::default()).expect_err("empty");
+    assert!(!tmp.path().join("LOCK").exists(), "a failed recovery of an empty directory must not litter it");
+}

@@ -60,10 +60,11 @@ pub enum GenError {
         value: u64,
     },
     /// The generator caught itself breaking a rule that makes crash states possible
-    /// (write-ahead logging or strict two-phase locking). Always a generator bug.
+    /// (write-ahead logging, strict two-phase locking, or a rule that keeps copies
+    /// recoverable). Always a generator bug.
     #[error("generator broke `{rule}` on block/bit {index} (LSN {lsn}, durable LSN {durable_lsn}, txn {txid})")]
     Invariant {
-        /// The rule (`wal`, `2pl`).
+        /// The rule (`wal`, `2pl`, `2pl read`, or one about copy sources).
         rule: &'static str,
         /// Block number or bit index concerned.
         index: u64,

@@ -6,7 +6,20 @@
 //! the oracle's (the committed state as far as it is durable). A checker watches the two rules
 //! that make a crash state possible: write-ahead logging (no flushed content newer than the
 //! durable LSN) and strict two-phase locking (no change to a block or bit another open
-//! transaction changed).
+//! transaction changed or read).
+//!
+//! COPY records (`GenParams::deps_rate`) read their source block as it is in the copying
+//! transaction's view and change their destination like a write. Three more rules keep a crash
+//! state with copies recoverable by a blind-redo engine, which rebuilds a copy's source from the
+//! crash image plus the logged changes below the copy's LSN:
+//!
+//! - a copy holds its source locked (exclusively, for simplicity) until its transaction ends;
+//! - a block that has ever been a copy source is never freed and revoked, never reused by an
+//!   unlogged write, and a copy never reads a block whose committed revoke is not yet settled
+//!   (durable and written back);
+//! - a block that has been a copy source is never written back with a change newer than the
+//!   first copy that read it: the bytes a copy read that no logged change below it produced
+//!   must still be in the crash image.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
@@ -54,6 +67,12 @@ pub struct HardCases {
     pub orphans_in_base: u64,
     /// Steal: in-flight transactions caught mid-abort (compensation records, no ABORT).
     pub mid_abort_losers: u64,
+    /// COPY records of transactions whose commit survives.
+    pub copies: u64,
+    /// Of `copies`, those whose source block had been changed by a logged write or copy
+    /// earlier in the journal (of an earlier committed transaction or the copying one), so
+    /// replay must apply those changes before it reads the source.
+    pub copies_reading_recent_writes: u64,
 }
 
 /// What [`generate`] produced.
@@ -137,7 +156,7 @@ impl std::fmt::Display for GenSummary {
             f,
             "  hard cases aborted-flushed-overwritten {}, loser changes in image {}, max txns per block {}, \
              straddling {}, committed blocks flushed/unflushed {}/{}, unlogged writes {}, revokes {}, \
-             base orphans {}, mid-abort losers {}",
+             base orphans {}, mid-abort losers {}, copies {} ({} reading logged changes)",
             h.aborted_flushed_then_overwritten,
             h.loser_changes_in_image,
             h.max_txns_per_block,
@@ -147,7 +166,9 @@ impl std::fmt::Display for GenSummary {
             h.unlogged_writes,
             h.revokes,
             h.orphans_in_base,
-            h.mid_abort_losers
+            h.mid_abort_losers,
+            h.copies,
+            h.copies_reading_recent_writes
         )?;
         write!(f, "  expected   image digest {}", self.expected_digest)
     }
@@ -220,9 +241,11 @@ const FORCE_RETRIES: usize = 64;
 /// Scripted transactions writing the hot block with overlapping partial ranges.
 const HOT_WRITES: u64 = 24;
 
+/// An operation of an open transaction. `before` holds the bytes a write or copy replaced.
 #[derive(Debug)]
 enum DoneOp {
     Write { block: u64, offset: u32, redo: Vec<u8>, before: Vec<u8>, full: bool, lsn: u64 },
+    Copy { src: u64, src_offset: u32, dst: u64, dst_offset: u32, before: Vec<u8>, lsn: u64 },
     Bit { region: BitRegion, index: u64, set: bool, lsn: u64 },
     Revoke,
 }
@@ -234,7 +257,7 @@ struct Txn {
     ops_done: u32,
     records: u32,
     ops: Vec<DoneOp>,
-    /// Data blocks this transaction holds (wrote, allocated or freed).
+    /// Data blocks this transaction holds (wrote, copied to or from, allocated or freed).
     blocks: Vec<u64>,
     /// Inodes this transaction holds (inode or orphan bit changed).
     inodes: Vec<u64>,
@@ -248,12 +271,25 @@ struct Txn {
 }
 
 impl Txn {
+    /// Whether a write or copy of this transaction changed data block `block`.
     fn wrote(&self, block: u64) -> bool {
-        self.ops.iter().any(|op| matches!(op, DoneOp::Write { block: b, .. } if *b == block))
+        self.ops.iter().any(|op| op.data_block() == Some(block))
     }
 
+    /// Writes and copies: the changes of data blocks.
     fn write_count(&self) -> usize {
-        self.ops.iter().filter(|op| matches!(op, DoneOp::Write { .. })).count()
+        self.ops.iter().filter(|op| op.data_block().is_some()).count()
+    }
+}
+
+impl DoneOp {
+    /// The data block a write or copy changed.
+    fn data_block(&self) -> Option<u64> {
+        match self {
+            DoneOp::Write { block, .. } => Some(*block),
+            DoneOp::Copy { dst, .. } => Some(*dst),
+            DoneOp::Bit { .. } | DoneOp::Revoke => None,
+        }
     }
 }
 
@@ -266,10 +302,13 @@ struct PendingCommit {
 }
 
 /// Independent watch over strict 2PL: per block and per bit, the last transaction that
-/// changed it; a change by another transaction while that one is open is a violation.
+/// changed it, and per data block the last one that read it (as a copy source); a change by
+/// another transaction while either is open, or a read of a block another open transaction
+/// changed, is a violation.
 #[derive(Debug)]
 struct Checker {
     last: [Vec<u64>; 4],
+    reader: Vec<u64>,
     open: HashSet<u64>,
 }
 
@@ -284,12 +323,27 @@ fn key_of(region: BitRegion) -> usize {
 }
 
 impl Checker {
+    fn held_by_other(&self, holder: u64, txid: u64) -> bool {
+        holder != 0 && holder != txid && self.open.contains(&holder)
+    }
+
     fn touch(&mut self, key: usize, index: u64, txid: u64) -> Result<(), GenError> {
-        let slot = &mut self.last[key][index as usize];
-        if *slot != 0 && *slot != txid && self.open.contains(slot) {
+        let i = index as usize;
+        if self.held_by_other(self.last[key][i], txid) || (key == KEY_DATA && self.held_by_other(self.reader[i], txid))
+        {
             return Err(GenError::Invariant { rule: "2pl", index, lsn: 0, durable_lsn: 0, txid });
         }
-        *slot = txid;
+        self.last[key][i] = txid;
+        Ok(())
+    }
+
+    /// Transaction `txid` reads data block `index` (a copy source).
+    fn read(&mut self, index: u64, txid: u64) -> Result<(), GenError> {
+        let i = index as usize;
+        if self.held_by_other(self.last[KEY_DATA][i], txid) {
+            return Err(GenError::Invariant { rule: "2pl read", index, lsn: 0, durable_lsn: 0, txid });
+        }
+        self.reader[i] = txid;
         Ok(())
     }
 }
@@ -335,6 +389,13 @@ struct Gen<'p> {
     dirty_pos: Vec<u32>,
     /// Steal: blocks whose flushed change was aborted, with the aborted byte range.
     aborted_flushed: HashMap<u64, (u32, u32)>,
+    /// Per block: LSN of the first COPY that read it (0: never a copy source). A copy source
+    /// is never freed, never reused unlogged, and never written back with a change newer than
+    /// this.
+    first_read_lsn: Vec<u64>,
+    /// Per block: revokes of committed transactions not yet settled by a sync (a copy must not
+    /// read such a block).
+    unsettled_revokes: Vec<u32>,
     open: Vec<Txn>,
     pending: VecDeque<PendingCommit>,
     checker: Checker,
@@ -458,10 +519,13 @@ impl<'p> Gen<'p> {
             dirty: Vec::new(),
             dirty_pos: vec![u32::MAX; blocks],
             aborted_flushed: HashMap::new(),
+            first_read_lsn: vec![0; blocks],
+            unsettled_revokes: vec![0; blocks],
             open: Vec::new(),
             pending: VecDeque::new(),
             checker: Checker {
                 last: [vec![0; blocks], vec![0; blocks], vec![0; inodes], vec![0; inodes]],
+                reader: vec![0; blocks],
                 open: HashSet::new(),
             },
             next_txid: 1,
@@ -600,6 +664,40 @@ impl<'p> Gen<'p> {
         Ok(a)
     }
 
+    /// Logs a COPY and applies it to `mem`: `len` bytes of `src` at `src_offset` (as `mem`
+    /// holds them now) to `dst` at `dst_offset`.
+    #[expect(clippy::too_many_arguments, reason = "mirrors the COPY record's fields")]
+    fn log_copy(
+        &mut self,
+        ti: usize,
+        src: u64,
+        src_offset: u32,
+        dst: u64,
+        dst_offset: u32,
+        len: u32,
+        undo: Option<&[u8]>,
+    ) -> Result<Appended, GenError> {
+        let a = self.append(ti, &Record::Copy { src, src_offset, dst, dst_offset, len, undo })?;
+        let txid = self.open[ti].id;
+        self.checker.read(src, txid)?;
+        self.checker.touch(KEY_DATA, dst, txid)?;
+        let from = src as usize * self.bs + src_offset as usize;
+        let to = dst as usize * self.bs + dst_offset as usize;
+        self.mem.copy_within(from..from + len as usize, to);
+        let (s, d) = (src as usize, dst as usize);
+        if self.first_read_lsn[s] == 0 {
+            self.first_read_lsn[s] = a.lsn;
+        }
+        self.eligible[s] = false;
+        self.mem_lsn[d] = a.lsn;
+        self.touch_lsn[d] = a.lsn;
+        self.eligible[d] = false;
+        if self.steal {
+            self.mark_dirty(dst);
+        }
+        Ok(a)
+    }
+
     fn log_bit(
         &mut self,
         ti: usize,
@@ -636,7 +734,12 @@ impl<'p> Gen<'p> {
         let pick = self.rng.below(total);
         self.open[ti].ops_done += 1;
         if pick < u64::from(m.write) {
-            self.op_write(ti, None, None)
+            // No draw at all without copies: a deps_rate of 0 gives the bytes it always gave.
+            if self.p.deps_rate > 0.0 && self.rng.chance(self.p.deps_rate) {
+                self.op_copy(ti)
+            } else {
+                self.op_write(ti, None, None)
+            }
         } else if pick < u64::from(m.write) + u64::from(m.bitmap) {
             self.op_bitmap(ti, None)
         } else {
@@ -684,8 +787,54 @@ impl<'p> Gen<'p> {
         Ok(true)
     }
 
+    /// Whether transaction `ti` may read data block `b` as a copy source: nobody else holds it,
+    /// and no committed revoke of it waits to be settled.
+    fn copy_source_ok(&self, ti: usize, b: u64) -> bool {
+        self.block_free_for(ti, b) && self.unsettled_revokes[b as usize] == 0
+    }
+
+    /// A COPY to a sampled destination from a source `1..=deps_reach` blocks away. Returns
+    /// false when no candidate pair was free.
+    fn op_copy(&mut self, ti: usize) -> Result<bool, GenError> {
+        let start = self.layout.data_start();
+        let data = self.layout.block_count() - start;
+        if data < 2 {
+            return self.op_write(ti, None, None);
+        }
+        let reach = self.p.deps_reach.min(data - 1);
+        let mut pair = None;
+        for _ in 0..LOCK_RETRIES {
+            let dst = self.addr.sample(&mut self.rng);
+            if !self.block_free_for(ti, dst) {
+                continue;
+            }
+            let d = 1 + self.rng.below(reach);
+            let rel = dst - start;
+            let src = start + if self.rng.chance(0.5) { (rel + d) % data } else { (rel + data - d) % data };
+            if self.copy_source_ok(ti, src) {
+                pair = Some((src, dst));
+                break;
+            }
+        }
+        let Some((src, dst)) = pair else { return Ok(false) };
+        let bs = self.bs as u32;
+        let (lo, hi) = self.p.copy_len;
+        let len = self.rng.range_inclusive(u64::from(lo.min(bs)), u64::from(hi.min(bs))) as u32;
+        let src_offset = self.rng.below(u64::from(bs - len) + 1) as u32;
+        let dst_offset = self.rng.below(u64::from(bs - len) + 1) as u32;
+        let at = dst as usize * self.bs + dst_offset as usize;
+        let before = self.mem[at..at + len as usize].to_vec();
+        let undo = self.steal.then_some(&before[..]);
+        let a = self.log_copy(ti, src, src_offset, dst, dst_offset, len, undo)?;
+        self.lock_block(ti, dst);
+        self.lock_block(ti, src);
+        self.open[ti].ops.push(DoneOp::Copy { src, src_offset, dst, dst_offset, before, lsn: a.lsn });
+        Ok(true)
+    }
+
     /// ALLOC or FREE of a block or inode bit; `forced` = (data block, set). A data-block FREE
-    /// is followed by a REVOKE of the block in the same transaction.
+    /// is followed by a REVOKE of the block in the same transaction. A block that has been a
+    /// copy source is never freed.
     fn op_bitmap(&mut self, ti: usize, forced: Option<(u64, bool)>) -> Result<bool, GenError> {
         let to_block = forced.is_some() || self.rng.chance(0.8);
         if to_block {
@@ -694,7 +843,10 @@ impl<'p> Gen<'p> {
             let mut pick = None;
             for _ in 0..LOCK_RETRIES {
                 let b = forced.map_or_else(|| self.layout.data_start() + self.rng.below(data), |f| f.0);
-                if self.block_free_for(ti, b) && bit_get(&self.mem, &self.layout, BitRegion::Blocks, b) != set {
+                if self.block_free_for(ti, b)
+                    && bit_get(&self.mem, &self.layout, BitRegion::Blocks, b) != set
+                    && (set || self.first_read_lsn[b as usize] == 0)
+                {
                     pick = Some(b);
                     break;
                 }
@@ -707,6 +859,15 @@ impl<'p> Gen<'p> {
             self.lock_block(ti, b);
             self.open[ti].ops.push(DoneOp::Bit { region: BitRegion::Blocks, index: b, set, lsn: a.lsn });
             if !set {
+                if self.first_read_lsn[b as usize] != 0 {
+                    return Err(GenError::Invariant {
+                        rule: "no revoke of a copy source",
+                        index: b,
+                        lsn: self.first_read_lsn[b as usize],
+                        durable_lsn: self.durable_lsn,
+                        txid: self.open[ti].id,
+                    });
+                }
                 let r = self.append(ti, &Record::Revoke { block: b })?;
                 self.hard.revokes += 1;
                 let t = &mut self.open[ti];
@@ -787,6 +948,10 @@ impl<'p> Gen<'p> {
                     changes.push((block, lsn));
                     events.push(Event::Write { block, offset, bytes: redo });
                 }
+                DoneOp::Copy { src, src_offset, dst, dst_offset, before, lsn } => {
+                    changes.push((dst, lsn));
+                    events.push(Event::Copy { src, src_offset, dst, dst_offset, len: before.len() as u32 });
+                }
                 DoneOp::Bit { region, index, set, lsn } => {
                     changes.push((bit_block(&self.layout, region, index), lsn));
                     events.push(Event::Bit { region, index, set });
@@ -795,6 +960,9 @@ impl<'p> Gen<'p> {
             }
         }
         self.oracle.commit(a.end, events)?;
+        for &(b, _) in &t.revokes {
+            self.unsettled_revokes[b as usize] += 1;
+        }
         self.pending.push_back(PendingCommit { end: a.end, changes, revokes: t.revokes });
         self.commits += 1;
         self.commits_since_sync += 1;
@@ -819,6 +987,17 @@ impl<'p> Gen<'p> {
                         written += 1;
                     } else {
                         let at = block as usize * self.bs + offset as usize;
+                        self.mem[at..at + before.len()].copy_from_slice(&before);
+                    }
+                }
+                DoneOp::Copy { dst, dst_offset, before, .. } => {
+                    if self.steal {
+                        // Like a write's: a redo-only write of the before-image.
+                        let full = before.len() == self.bs;
+                        self.log_write(ti, dst, dst_offset, &before, None, full, true)?;
+                        written += 1;
+                    } else {
+                        let at = dst as usize * self.bs + dst_offset as usize;
                         self.mem[at..at + before.len()].copy_from_slice(&before);
                     }
                 }
@@ -885,6 +1064,7 @@ impl<'p> Gen<'p> {
                 }
             }
             for (b, r) in pc.revokes {
+                self.unsettled_revokes[b as usize] -= 1;
                 self.flush_block(b)?;
                 if self.touch_lsn[b as usize] < r && !self.eligible[b as usize] {
                     self.eligible[b as usize] = true;
@@ -895,19 +1075,40 @@ impl<'p> Gen<'p> {
         Ok(())
     }
 
-    fn can_flush(&self, b: u64) -> bool {
+    /// LSN of the newest change in what a write-back of `b` would write.
+    fn flush_lsn(&self, b: u64) -> u64 {
         if self.steal {
-            self.mem_lsn[b as usize] <= self.durable_lsn
+            self.mem_lsn[b as usize]
         } else {
-            self.committed_lsn[b as usize] <= self.durable_lsn
+            self.committed_lsn[b as usize]
         }
+    }
+
+    /// Whether a change newer than the first copy that read `b` would reach the image.
+    fn past_first_read(&self, b: u64) -> bool {
+        let first = self.first_read_lsn[b as usize];
+        first != 0 && self.flush_lsn(b) > first
+    }
+
+    fn can_flush(&self, b: u64) -> bool {
+        self.flush_lsn(b) <= self.durable_lsn && !self.past_first_read(b)
     }
 
     /// Writes block `b` back to the image: the in-memory content under steal, the durable
     /// committed content under no-steal. Refuses (as an invariant violation) anything newer
-    /// than the durable LSN.
+    /// than the durable LSN, and a copy source's content with a change newer than the first
+    /// copy that read it.
     fn flush_block(&mut self, b: u64) -> Result<(), GenError> {
-        let src_lsn = if self.steal { self.mem_lsn[b as usize] } else { self.committed_lsn[b as usize] };
+        let src_lsn = self.flush_lsn(b);
+        if self.past_first_read(b) {
+            return Err(GenError::Invariant {
+                rule: "copy source written back with a change newer than its first read",
+                index: b,
+                lsn: src_lsn,
+                durable_lsn: self.durable_lsn,
+                txid: 0,
+            });
+        }
         if src_lsn > self.durable_lsn {
             return Err(GenError::Invariant {
                 rule: "wal",
@@ -951,6 +1152,15 @@ impl<'p> Gen<'p> {
     }
 
     fn unlogged_write(&mut self, b: u64) -> Result<(), GenError> {
+        if self.first_read_lsn[b as usize] != 0 {
+            return Err(GenError::Invariant {
+                rule: "no unlogged write to a copy source",
+                index: b,
+                lsn: self.first_read_lsn[b as usize],
+                durable_lsn: self.durable_lsn,
+                txid: 0,
+            });
+        }
         let mut bytes = vec![0u8; self.bs];
         self.filler.fill(&mut self.rng, &mut bytes);
         let r = self.block_range(b);
@@ -1003,7 +1213,8 @@ impl<'p> Gen<'p> {
         for _ in 0..FORCE_RETRIES {
             let b = self.layout.data_start() + self.rng.below(data);
             let bit_ok = allocated.is_none_or(|a| bit_get(&self.mem, &self.layout, BitRegion::Blocks, b) == a);
-            if self.block_owner[b as usize] == 0 && bit_ok {
+            // The scenarios free or write back the block: no copy source.
+            if self.block_owner[b as usize] == 0 && bit_ok && self.first_read_lsn[b as usize] == 0 {
                 return Some(b);
             }
         }
@@ -1147,11 +1358,7 @@ impl<'p> Gen<'p> {
             let order: Vec<u64> = losers.iter().copied().chain(mid).chain([straddler]).collect();
             for (k, id) in order.into_iter().enumerate() {
                 let Some(ti) = self.index_of(id) else { continue };
-                let blocks: Vec<u64> = self.open[ti]
-                    .ops
-                    .iter()
-                    .filter_map(|op| if let DoneOp::Write { block, .. } = op { Some(*block) } else { None })
-                    .collect();
+                let blocks: Vec<u64> = self.open[ti].ops.iter().filter_map(DoneOp::data_block).collect();
                 for b in blocks {
                     if (k == 0 || self.rng.chance(0.5)) && self.can_flush(b) {
                         self.flush_block(b)?;
@@ -1307,6 +1514,8 @@ impl<'p> Gen<'p> {
         hard.straddling_txns = tail.straddling;
         hard.mid_abort_losers = tail.mid_abort;
         hard.loser_changes_in_image = tail.losers_in_image;
+        hard.copies = result.copies;
+        hard.copies_reading_recent_writes = result.copies_reading_recent_writes;
 
         let ipath = dir.join(IMAGE_FILE);
         std::fs::write(&ipath, &disk).map_err(|e| GenError::io(&ipath, "write image", e))?;
@@ -1407,5 +1616,45 @@ mod tests {
         g.commit(t1).expect("commit");
         let t2 = g.index_of(id2).expect("still open");
         assert!(g.op_write(t2, Some(b), None).expect("free after commit"));
+    }
+
+    #[test]
+    fn a_copy_source_is_read_locked_and_never_written_back_with_later_changes() {
+        for policy in Policy::ALL {
+            let (p, dir) = small_gen(policy);
+            let p = GenParams { deps_rate: 1.0, deps_reach: 1, ..p };
+            let mut g = Gen::new(&dir.path().join(JOURNAL_DIR), &p).expect("gen");
+            let t1 = g.start_txn();
+            assert!(g.op_copy(t1).expect("copy"), "{policy}");
+            let Some(&DoneOp::Copy { src, dst, .. }) = g.open[t1].ops.last() else { panic!("{policy}: a copy") };
+            assert_ne!(src, dst);
+            let data = g.layout.block_count() - g.layout.data_start();
+            assert!([1, data - 1].contains(&src.abs_diff(dst)), "{policy}: reach 1, wrapped");
+            // Another transaction may not write the source while t1 is open (lock table and
+            // checker)...
+            let t2 = g.start_txn();
+            assert!(!g.op_write(t2, Some(src), None).expect("locked"), "{policy}");
+            let id2 = g.open[t2].id;
+            assert!(matches!(g.checker.touch(KEY_DATA, src, id2), Err(GenError::Invariant { rule: "2pl", .. })));
+            // ...and t1 may change it itself.
+            assert!(g.op_write(t1, Some(src), Some((0, 16))).expect("own lock"), "{policy}");
+            g.commit(t1).expect("commit");
+            g.sync().expect("sync");
+            assert!(g.checker.touch(KEY_DATA, src, id2).is_ok(), "{policy}: released at commit");
+            // The write after the copy may never reach the image: a blind redo rebuilds the
+            // source from the crash image when it replays the copy.
+            assert!(!g.can_flush(src), "{policy}");
+            assert!(
+                matches!(g.flush_block(src), Err(GenError::Invariant { rule, .. }) if rule.starts_with("copy source")),
+                "{policy}"
+            );
+            assert!(g.can_flush(dst), "{policy}: the destination flushes like any written block");
+            g.flush_block(dst).expect("flush destination");
+            // Nor is the source ever freed or reused unlogged.
+            let t3 = g.index_of(id2).expect("open");
+            bit_put(&mut g.mem, &g.layout, BitRegion::Blocks, src, true);
+            assert!(!g.op_bitmap(t3, Some((src, false))).expect("refused"), "{policy}");
+            assert!(matches!(g.unlogged_write(src), Err(GenError::Invariant { .. })), "{policy}");
+        }
     }
 }

@@ -11,7 +11,8 @@
 //!   simulated writer: interleaved transactions under strict 2PL,   |
 //!   group commit (syncs), buffer-pool flushes under the no-steal   |
 //!   or steal policy, aborts (with compensation records under       |
-//!   steal), frees with revokes and unlogged reuse, a crash tail    |
+//!   steal), frees with revokes and unlogged reuse, COPY records    |
+//!   (cross-block dependencies), a crash tail                       |
 //!     |                          |                       |         |
 //!     v                          v                       v         v
 //! DIR/journal/seg-*.wal     DIR/image.img           oracle::Oracle  DIR/manifest.json
@@ -27,9 +28,11 @@
 //! - [`mod@generate`]: the simulated writer ([`generate()`]); returns a [`GenSummary`] with
 //!   the [`HardCases`] it produced on purpose (aborted-then-overwritten flushed changes, losers' changes in the
 //!   image, a hot block written by many transactions, a transaction straddling the crash,
-//!   committed changes flushed and not, unlogged writes after revokes, orphans).
+//!   committed changes flushed and not, unlogged writes after revokes, orphans, copies reading
+//!   logged changes of their source).
 //! - [`oracle`]: the expected-image model. It applies exactly the transactions whose commit
-//!   survives the crash, in commit order, then orphan cleanup. It never uses the engine's
+//!   survives the crash, in commit order (a copy reads its source from the oracle's own image at
+//!   its place in that order), then orphan cleanup. It never uses the engine's
 //!   decoder or replay code, so the engine is checked against something independent.
 //! - [`digest`]: per-block xxh3 digests, the expected files, and [`digest::verify_dir`],
 //!   which compares a (recovered) image with them.

@@ -2,7 +2,9 @@
 //!
 //! It starts from the base image bytes and applies, in commit order, the changes of exactly the
 //! transactions whose commit record survives the crash, plus unlogged writes at their point in
-//! history. Revokes change no state and are not modelled. At the end, orphan cleanup frees
+//! history. A copy ([`Event::Copy`]) reads its source from the oracle's own image at its place
+//! in the transaction's event order, which under strict two-phase locking is the source's
+//! content at the copy's point in history. Revokes change no state and are not modelled. At the end, orphan cleanup frees
 //! every inode still on the orphan list. It shares nothing with the engine but the image
 //! layout's bit positions ([`Layout::bit`]): no decoder, no scanner, no replay.
 //!
@@ -27,6 +29,20 @@ pub enum Event {
         offset: u32,
         /// The new bytes.
         bytes: Vec<u8>,
+    },
+    /// `len` bytes at `src_offset` of data block `src` copied to `dst_offset` of data block
+    /// `dst` (`src != dst`), reading `src` as it is at this point of history.
+    Copy {
+        /// Source image block (a data block).
+        src: u64,
+        /// Byte offset within the source block.
+        src_offset: u32,
+        /// Destination image block (a data block).
+        dst: u64,
+        /// Byte offset within the destination block.
+        dst_offset: u32,
+        /// Bytes copied.
+        len: u32,
     },
     /// One bit of a bitmap set or cleared.
     Bit {
@@ -58,6 +74,12 @@ pub struct OracleResult {
     pub max_txns_per_block: u32,
     /// Data blocks written by at least one committed transaction, ascending.
     pub committed_blocks: Vec<u64>,
+    /// Copies applied (those of transactions whose commit survived).
+    pub copies: u64,
+    /// Copies applied whose source block had been changed before by an applied write or copy
+    /// (of an earlier committed transaction or earlier in the same one), and not overwritten by
+    /// an unlogged write since: replaying them depends on the source's logged history.
+    pub copies_reading_recent_writes: u64,
 }
 
 /// The expected-image model. See the module documentation.
@@ -71,6 +93,11 @@ pub struct Oracle {
     txns_per_block: Vec<u32>,
     /// Per block, the number (1-based) of the last committed transaction counted for it.
     counted_by: Vec<u64>,
+    /// Per block: changed by an applied logged event since the start (or its last unlogged
+    /// write).
+    logged_change: Vec<bool>,
+    copies: u64,
+    copies_reading_recent_writes: u64,
 }
 
 impl Oracle {
@@ -88,6 +115,9 @@ impl Oracle {
             committed_txns: 0,
             txns_per_block: vec![0; blocks],
             counted_by: vec![0; blocks],
+            logged_change: vec![false; blocks],
+            copies: 0,
+            copies_reading_recent_writes: 0,
         })
     }
 
@@ -109,8 +139,18 @@ impl Oracle {
             return Err(GenError::BadEvent { what: "commit end not increasing", value: commit_end });
         }
         let bs = self.layout.block_size() as u64;
+        let data = self.layout.data_start()..self.layout.block_count();
         for e in &events {
             match e {
+                Event::Copy { src, src_offset, dst, dst_offset, len } => {
+                    if !data.contains(src) || !data.contains(dst) || src == dst {
+                        return Err(GenError::BadEvent { what: "copy block", value: *dst });
+                    }
+                    let end = u64::from(*src_offset.max(dst_offset)) + u64::from(*len);
+                    if *len == 0 || end > bs {
+                        return Err(GenError::BadEvent { what: "copy range end", value: end });
+                    }
+                }
                 Event::Write { block, offset, bytes } => {
                     if *block < self.layout.data_start() || *block >= self.layout.block_count() {
                         return Err(GenError::BadEvent { what: "write block", value: *block });
@@ -135,8 +175,8 @@ impl Oracle {
     }
 
     /// A full-block write that bypassed the journal (durable at once). Applied now unless a
-    /// queued commit writes the same block, in which case it waits behind it, keeping history
-    /// order.
+    /// queued commit writes the same block (or copies from or to it), in which case it waits
+    /// behind it, keeping history order.
     pub fn unlogged_write(&mut self, block: u64, bytes: Vec<u8>) -> Result<(), GenError> {
         if block < self.layout.data_start() || block >= self.layout.block_count() {
             return Err(GenError::BadEvent { what: "unlogged block", value: block });
@@ -145,9 +185,11 @@ impl Oracle {
             return Err(GenError::BadEvent { what: "unlogged length", value: bytes.len() as u64 });
         }
         let behind = self.queue.iter().any(|e| match e {
-            Entry::Commit { events, .. } => {
-                events.iter().any(|ev| matches!(ev, Event::Write { block: b, .. } if *b == block))
-            }
+            Entry::Commit { events, .. } => events.iter().any(|ev| match ev {
+                Event::Write { block: b, .. } => *b == block,
+                Event::Copy { src, dst, .. } => *src == block || *dst == block,
+                Event::Bit { .. } => false,
+            }),
             Entry::Unlogged { block: b, .. } => *b == block,
         });
         if behind {
@@ -199,6 +241,8 @@ impl Oracle {
             committed_txns: self.committed_txns,
             orphans_freed,
             committed_blocks,
+            copies: self.copies,
+            copies_reading_recent_writes: self.copies_reading_recent_writes,
         }
     }
 
@@ -214,11 +258,18 @@ impl Oracle {
                         Event::Write { block, offset, bytes } => {
                             let at = block as usize * bs + offset as usize;
                             self.image[at..at + bytes.len()].copy_from_slice(&bytes);
-                            let b = block as usize;
-                            if self.counted_by[b] != n {
-                                self.counted_by[b] = n;
-                                self.txns_per_block[b] += 1;
+                            self.count_change(block, n);
+                        }
+                        Event::Copy { src, src_offset, dst, dst_offset, len } => {
+                            let from = src as usize * bs + src_offset as usize;
+                            let to = dst as usize * bs + dst_offset as usize;
+                            let bytes = self.image[from..from + len as usize].to_vec();
+                            self.image[to..to + len as usize].copy_from_slice(&bytes);
+                            self.copies += 1;
+                            if self.logged_change[src as usize] {
+                                self.copies_reading_recent_writes += 1;
                             }
+                            self.count_change(dst, n);
                         }
                         Event::Bit { region, index, set } => self.set_bit(region, index, set),
                     }
@@ -227,10 +278,21 @@ impl Oracle {
         }
     }
 
+    /// Committed transaction number `n` changed data block `block`.
+    fn count_change(&mut self, block: u64, n: u64) {
+        let b = block as usize;
+        self.logged_change[b] = true;
+        if self.counted_by[b] != n {
+            self.counted_by[b] = n;
+            self.txns_per_block[b] += 1;
+        }
+    }
+
     fn apply_unlogged(&mut self, block: u64, bytes: &[u8]) {
         let bs = self.layout.block_size();
         let at = block as usize * bs;
         self.image[at..at + bs].copy_from_slice(bytes);
+        self.logged_change[block as usize] = false;
     }
 
     fn get_bit(&self, region: BitRegion, index: u64) -> bool {

@@ -105,11 +105,32 @@ pub enum Preset {
     Skewed,
     /// Like `Default` under the steal policy, with about a third of its journal.
     Steal,
+    /// Per-record work dominates: 16384 blocks of 4 KiB, many small partial writes (16-256
+    /// bytes), no full-block writes, a fifth of the writes COPY records (16-256 bytes, reach
+    /// 64); a journal of about 125 MiB (about a million records). Nearly every block becomes a
+    /// copy source early, and a copy source is never written back after a later change, so the
+    /// crash image stays close to the base image and recovery replays nearly every record.
+    CpuBound,
+    /// Bytes dominate: 16384 blocks of 4 KiB, full-block writes only, no COPY records; a
+    /// journal of about 250 MiB.
+    MemoryBound,
+    /// Like `Small` with 30% of the writes COPY records from nearby blocks (reach 8):
+    /// cross-block dependencies, quick to generate. For tests.
+    Deps,
 }
 
 impl Preset {
     /// Every preset.
-    pub const ALL: [Preset; 5] = [Preset::Small, Preset::Default, Preset::Large, Preset::Skewed, Preset::Steal];
+    pub const ALL: [Preset; 8] = [
+        Preset::Small,
+        Preset::Default,
+        Preset::Large,
+        Preset::Skewed,
+        Preset::Steal,
+        Preset::CpuBound,
+        Preset::MemoryBound,
+        Preset::Deps,
+    ];
 
     /// The kebab-case name.
     pub fn name(self) -> &'static str {
@@ -119,6 +140,9 @@ impl Preset {
             Preset::Large => "large",
             Preset::Skewed => "skewed",
             Preset::Steal => "steal",
+            Preset::CpuBound => "cpu-bound",
+            Preset::MemoryBound => "memory-bound",
+            Preset::Deps => "deps",
         }
     }
 
@@ -127,23 +151,44 @@ impl Preset {
         let base = GenParams { seed, preset: Some(self), ..GenParams::default() };
         match self {
             Preset::Default => base,
-            // 2 KiB image blocks halve the hashing and filling a generation costs, which keeps
-            // it well under 100 ms in debug builds.
-            Preset::Small => GenParams {
-                txns: 200,
-                block_size: 2048,
-                partial_len: (16, 1024),
-                block_count: 1024,
-                inode_count: 1024,
-                segment_blocks: 16,
-                ..base
-            },
+            Preset::Small => small(base),
+            Preset::Deps => GenParams { deps_rate: 0.3, deps_reach: 8, ..small(base) },
             Preset::Large => GenParams { txns: 288_000, block_count: 65_536, inode_count: 65_536, ..base },
             Preset::Skewed => GenParams { txns: 8_000, address: AddressDist::Zipf { skew: 1.1 }, ..base },
             // Steal records carry undo bytes too, so a third of the bytes takes a sixth of the
             // transactions.
             Preset::Steal => GenParams { txns: 4_000, policy: Policy::Steal, ..base },
+            Preset::CpuBound => GenParams {
+                txns: CPU_BOUND_TXNS,
+                full_block_fraction: 0.0,
+                partial_len: (16, 256),
+                deps_rate: 0.2,
+                copy_len: (16, 256),
+                ..base
+            },
+            Preset::MemoryBound => {
+                GenParams { txns: MEMORY_BOUND_TXNS, full_block_fraction: 1.0, deps_rate: 0.0, ..base }
+            }
         }
+    }
+}
+
+/// Transactions of the `cpu-bound` preset (about 0.85 KiB of journal each: about 125 MiB).
+const CPU_BOUND_TXNS: u64 = 150_000;
+/// Transactions of the `memory-bound` preset (about 19.5 KiB of journal each: about 250 MiB).
+const MEMORY_BOUND_TXNS: u64 = 13_000;
+
+/// The `small` shape over `base`. 2 KiB image blocks halve the hashing and filling a
+/// generation costs, which keeps it well under 100 ms in debug builds.
+fn small(base: GenParams) -> GenParams {
+    GenParams {
+        txns: 200,
+        block_size: 2048,
+        partial_len: (16, 1024),
+        block_count: 1024,
+        inode_count: 1024,
+        segment_blocks: 16,
+        ..base
     }
 }
 
@@ -217,6 +262,17 @@ pub struct GenParams {
     /// Probability, per operation step, of an unlogged full-block write to a block whose
     /// revoke has a durable commit (jbd2-style reuse). Default 0.05.
     pub unlogged_write_rate: f64,
+    /// Share of write operations that are COPY records (a logical copy of a byte range from
+    /// another data block, read as it is at that point of the transaction) instead of physical
+    /// writes, in `[0, 1]`. Default 0.0: no copies, and the same bytes as before copies
+    /// existed.
+    pub deps_rate: f64,
+    /// How far a copy's source is from its destination in block numbers: `dst +/- (1..=reach)`,
+    /// wrapped into the data region. Default 64; minimum 1.
+    pub deps_reach: u64,
+    /// Inclusive range of copy lengths in bytes. Default (16, 512); clamped to the block size;
+    /// the minimum must be at least 1 and at most the maximum.
+    pub copy_len: (u32, u32),
 }
 
 impl Default for GenParams {
@@ -243,6 +299,9 @@ impl Default for GenParams {
             segment_blocks: 512,
             mix: OpMix::default(),
             unlogged_write_rate: 0.05,
+            deps_rate: 0.0,
+            deps_reach: 64,
+            copy_len: (16, 512),
         }
     }
 }
@@ -261,8 +320,15 @@ impl GenParams {
         if self.partial_len.0 == 0 || self.partial_len.0 > self.partial_len.1 {
             return bad("partial_len", format!("{:?}", self.partial_len));
         }
+        if self.copy_len.0 == 0 || self.copy_len.0 > self.copy_len.1 {
+            return bad("copy_len", format!("{:?}", self.copy_len));
+        }
+        if self.deps_reach == 0 {
+            return bad("deps_reach", self.deps_reach.to_string());
+        }
         for (what, p) in [
             ("full_block_fraction", self.full_block_fraction),
+            ("deps_rate", self.deps_rate),
             ("abort_rate", self.abort_rate),
             ("flush_rate", self.flush_rate),
             ("unlogged_write_rate", self.unlogged_write_rate),
@@ -320,7 +386,20 @@ kebab_enum!(
     "crash",
     [CrashKind::Clean, CrashKind::Cut, CrashKind::Torn, CrashKind::ZeroTail, CrashKind::GarbageTail]
 );
-kebab_enum!(Preset, "preset", [Preset::Small, Preset::Default, Preset::Large, Preset::Skewed, Preset::Steal]);
+kebab_enum!(
+    Preset,
+    "preset",
+    [
+        Preset::Small,
+        Preset::Default,
+        Preset::Large,
+        Preset::Skewed,
+        Preset::Steal,
+        Preset::CpuBound,
+        Preset::MemoryBound,
+        Preset::Deps
+    ]
+);
 
 #[cfg(test)]
 mod tests {

@@ -143,3 +143,65 @@ fn impossible_events_are_refused() {
     assert!(o.commit(3, vec![Event::Bit { region: BitRegion::Inodes, index: 100, set: true }]).is_err());
     assert!(Oracle::new(l.clone(), vec![0; 10]).is_err());
 }
+
+fn copy(src: u64, src_offset: u32, dst: u64, dst_offset: u32, len: u32) -> Event {
+    Event::Copy { src, src_offset, dst, dst_offset, len }
+}
+
+#[test]
+fn a_copy_reads_its_source_at_its_place_in_history() {
+    let l = layout();
+    let d = l.data_start();
+    let mut o = Oracle::new(l.clone(), base(&l)).expect("oracle");
+    // T1 writes the source; T2 writes more of it, copies, then writes the source again: the
+    // copy sees T1's and T2's earlier bytes, not the later ones.
+    o.commit(10, vec![write(d, 0, 1, 8)]).expect("commit");
+    o.commit(20, vec![write(d, 8, 2, 8), copy(d, 4, d + 1, 100, 16), write(d, 0, 3, 32)]).expect("commit");
+    // A later transaction writes the source: the copied bytes stay.
+    o.commit(30, vec![write(d, 0, 4, BS)]).expect("commit");
+    o.make_durable(30);
+    let r = o.finish(30);
+    let dst: Vec<u8> = (100..116).map(|i| at(&r.image, d + 1, i)).collect();
+    assert_eq!(dst, [vec![1u8; 4], vec![2u8; 8], vec![0xaa; 4]].concat());
+    assert_eq!(at(&r.image, d + 1, 99), 0xaa);
+    assert_eq!(at(&r.image, d + 1, 116), 0xaa);
+    assert_eq!(at(&r.image, d, 0), 4);
+    assert_eq!((r.copies, r.copies_reading_recent_writes), (1, 1));
+    assert_eq!(r.committed_blocks, vec![d, d + 1]);
+}
+
+#[test]
+fn copies_count_only_when_committed_and_see_unlogged_writes_in_order() {
+    let l = layout();
+    let d = l.data_start();
+    let mut o = Oracle::new(l.clone(), base(&l)).expect("oracle");
+    // A copy of a source nobody logged a change of: it reads the base bytes.
+    o.commit(10, vec![copy(d + 2, 0, d + 3, 0, 4)]).expect("commit");
+    // An unlogged write of the source queued behind a commit that copies from it waits, so the
+    // copy reads the earlier content.
+    o.commit(20, vec![write(d + 2, 0, 5, 4), copy(d + 2, 0, d + 4, 0, 4)]).expect("commit");
+    o.unlogged_write(d + 2, vec![9; BS]).expect("unlogged");
+    assert_eq!(o.pending(), 3, "behind the queued copy of its block");
+    // A copy whose commit is lost at the crash never counts.
+    o.commit(40, vec![copy(d + 2, 0, d + 5, 0, 4)]).expect("commit");
+    let r = o.finish(39);
+    assert_eq!(at(&r.image, d + 3, 0), 0xaa);
+    assert_eq!(at(&r.image, d + 4, 3), 5);
+    assert_eq!(at(&r.image, d + 2, 0), 9);
+    assert_eq!(at(&r.image, d + 5, 0), 0xaa);
+    assert_eq!((r.copies, r.copies_reading_recent_writes), (2, 1));
+}
+
+#[test]
+fn impossible_copies_are_refused() {
+    let l = layout();
+    let d = l.data_start();
+    let mut o = Oracle::new(l.clone(), base(&l)).expect("oracle");
+    assert!(o.commit(1, vec![copy(d, 0, d, 10, 4)]).is_err(), "within one block");
+    assert!(o.commit(2, vec![copy(0, 0, d, 0, 4)]).is_err(), "superblock source");
+    assert!(o.commit(3, vec![copy(d, 0, 64, 0, 4)]).is_err(), "past the image");
+    assert!(o.commit(4, vec![copy(d, BS as u32 - 2, d + 1, 0, 4)]).is_err(), "source overrun");
+    assert!(o.commit(5, vec![copy(d, 0, d + 1, BS as u32 - 2, 4)]).is_err(), "destination overrun");
+    assert!(o.commit(6, vec![copy(d, 0, d + 1, 0, 0)]).is_err(), "empty");
+    o.commit(7, vec![copy(d, 0, d + 1, 0, BS as u32)]).expect("a whole block is fine");
+}

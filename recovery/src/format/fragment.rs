@@ -1,7 +1,7 @@
 //! Block framing: records are cut into fragments that never cross a journal block boundary.
 //!
 //! A fragment is an 8-byte header (crc32c, payload length, kind, reserved) and its payload. The
-//! checksum covers the segment's salt, the length, the kind and the payload. When fewer than 8
+//! checksum covers the segment's salt, the length, the kind and the payload. When 8 or fewer
 //! bytes remain in a block, they are zero padding and the next fragment starts at the next
 //! block. Every block that was written starts with a fragment header, which is what lets a
 //! scanner resynchronise at any block boundary.
@@ -123,6 +123,11 @@ impl<'a> SegmentDecoder<'a> {
         self.pos
     }
 
+    /// Offset of the first fragment of the record being reassembled, if one is.
+    pub fn assembling_from(&self) -> Option<usize> {
+        self.asm_start
+    }
+
     /// Moves to `offset`, dropping any partly assembled record. With `skip_continuations`,
     /// MIDDLE and LAST fragments found before the next FIRST or FULL are skipped silently
     /// (they belong to a record whose start was damaged and already reported).
@@ -158,23 +163,41 @@ impl<'a> SegmentDecoder<'a> {
         (le_u32(h, 0) == fragment_crc(self.salt, len as u16, kind, payload)).then_some((kind, len))
     }
 
-    /// The first offset after damage at `damage` where a valid fragment starts: the fragment
-    /// right after the damaged one when its length field is still plausible, else the start of
-    /// any later block. `None` means nothing valid follows in this segment.
+    /// The first offset after damage at `damage` where a record starts: a valid FULL or FIRST
+    /// fragment, found by walking valid fragments from the one right after the damaged one
+    /// (when its length field is still plausible) and then from the start of every later
+    /// block. Continuation fragments do not count: they may belong to the damaged record
+    /// itself. `None` means no record starts after the damage in this segment.
     pub fn next_valid_after(&self, damage: usize) -> Option<usize> {
         if damage + FRAGMENT_HEADER_LEN <= self.data.len() && damage >= self.block_size {
             let len = usize::from(le_u16(&self.data[damage..], 4));
             let next = damage + FRAGMENT_HEADER_LEN + len;
-            if len > 0 && next < self.block_end(damage) && self.valid_fragment_at(next).is_some() {
-                return Some(next);
+            if len > 0 && next < self.block_end(damage) {
+                if let Some(p) = self.record_start_from(next) {
+                    return Some(p);
+                }
             }
         }
         let mut b = self.block_end(damage.max(self.block_size));
         while b < self.data.len() {
-            if self.valid_fragment_at(b).is_some() {
-                return Some(b);
+            if let Some(p) = self.record_start_from(b) {
+                return Some(p);
             }
             b += self.block_size;
+        }
+        None
+    }
+
+    /// Walks valid fragments from `pos` to the end of its block and returns the position of
+    /// the first that starts a record (FULL or FIRST).
+    pub fn record_start_from(&self, mut pos: usize) -> Option<usize> {
+        let end = self.block_end(pos);
+        while pos < end {
+            let (kind, len) = self.valid_fragment_at(pos)?;
+            if kind == kinds::FULL || kind == kinds::FIRST {
+                return Some(pos);
+            }
+            pos += FRAGMENT_HEADER_LEN + len;
         }
         None
     }

@@ -389,6 +389,9 @@ pub fn decode_body<'a>(h: &RecordHeader, body: &'a [u8]) -> Result<Record<'a>, (
             only_flags(0)?;
             need(8)?;
             let records = le_u32(body, 0);
+            if body[4..8].iter().any(|&b| b != 0) {
+                return Err((at(4), CorruptKind::BadField("reserved")));
+            }
             if h.rec_type == types::COMMIT {
                 Ok(Record::Commit { records })
             } else {

@@ -34,6 +34,19 @@ pub struct SegmentHeader {
     pub first_lsn: u64,
     /// Block size of the image, for validating full-block writes.
     pub image_block_size: u32,
+    /// Data blocks the segment may hold: its file is at most `(1 + segment_blocks) *
+    /// block_size` bytes, which bounds what a reader maps or reads.
+    pub segment_blocks: u32,
+}
+
+/// Largest segment file the format allows (header block included).
+pub const SEGMENT_BYTES_MAX: u64 = 4 << 30;
+
+impl SegmentHeader {
+    /// Largest length this segment's file may have.
+    pub fn capacity_bytes(&self) -> u64 {
+        (1 + u64::from(self.segment_blocks)) * u64::from(self.block_size)
+    }
 }
 
 impl SegmentHeader {
@@ -54,6 +67,7 @@ impl SegmentHeader {
         out[32..40].copy_from_slice(&self.image_id.to_le_bytes());
         out[40..48].copy_from_slice(&self.first_lsn.to_le_bytes());
         out[48..52].copy_from_slice(&self.image_block_size.to_le_bytes());
+        out[52..56].copy_from_slice(&self.segment_blocks.to_le_bytes());
         let crc = crc32c::crc32c(&out[0..60]);
         out[60..64].copy_from_slice(&crc.to_le_bytes());
         out
@@ -97,10 +111,15 @@ impl SegmentHeader {
         if !image_block_size.is_power_of_two() || !(512..=65536).contains(&image_block_size) {
             return Err((48, CorruptKind::BadField("image_block_size")));
         }
-        if bytes[52..60].iter().any(|&b| b != 0) {
-            return Err((52, CorruptKind::BadField("reserved")));
+        let segment_blocks = le_u32(bytes, 52);
+        if segment_blocks == 0 || (1 + u64::from(segment_blocks)) * u64::from(block_size) > SEGMENT_BYTES_MAX {
+            return Err((52, CorruptKind::BadField("segment_blocks")));
+        }
+        if bytes[56..60].iter().any(|&b| b != 0) {
+            return Err((56, CorruptKind::BadField("reserved")));
         }
         Ok(SegmentHeader {
+            segment_blocks,
             flags,
             block_size,
             segment_seq,
@@ -139,6 +158,7 @@ mod tests {
             image_id: 42,
             first_lsn: 1000,
             image_block_size: 4096,
+            segment_blocks: 64,
         }
     }
 
@@ -199,6 +219,7 @@ mod field_tests {
             image_id: 1,
             first_lsn: 1,
             image_block_size: 4096,
+            segment_blocks: 16,
         }
         .encode();
         out[at..at + bytes.len()].copy_from_slice(bytes);
@@ -209,14 +230,15 @@ mod field_tests {
 
     #[test]
     fn each_field_error_names_its_offset() {
-        let cases: [(usize, &[u8], CorruptKind); 7] = [
+        let cases: [(usize, &[u8], CorruptKind); 8] = [
             (8, &2u16.to_le_bytes(), CorruptKind::UnsupportedVersion(2)),
             (10, &4u16.to_le_bytes(), CorruptKind::BadField("flags")),
             (12, &1000u32.to_le_bytes(), CorruptKind::BadField("block_size")),
             (16, &0u64.to_le_bytes(), CorruptKind::BadField("segment_seq")),
             (40, &0u64.to_le_bytes(), CorruptKind::BadField("first_lsn")),
             (48, &100u32.to_le_bytes(), CorruptKind::BadField("image_block_size")),
-            (52, &[1u8], CorruptKind::BadField("reserved")),
+            (52, &0u32.to_le_bytes(), CorruptKind::BadField("segment_blocks")),
+            (56, &[1u8], CorruptKind::BadField("reserved")),
         ];
         for (at, bytes, kind) in cases {
             assert_eq!(SegmentHeader::decode(&patched(at, bytes)), Err((at as u64, kind)));

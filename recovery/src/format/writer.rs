@@ -124,6 +124,16 @@ impl JournalWriter {
                 cfg.segment_blocks, cfg.block_size
             )));
         }
+        if cfg.segment_blocks > u64::from(u32::MAX)
+            || (1 + cfg.segment_blocks) * u64::from(cfg.block_size) > super::segment::SEGMENT_BYTES_MAX
+        {
+            return Err(Error::Config(format!(
+                "segments of {} blocks of {} bytes exceed the format's {} byte limit",
+                cfg.segment_blocks,
+                cfg.block_size,
+                super::segment::SEGMENT_BYTES_MAX
+            )));
+        }
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create journal directory", e))?;
         Ok(JournalWriter {
             dir: dir.to_path_buf(),
@@ -180,6 +190,7 @@ impl JournalWriter {
             image_id: self.cfg.image_id,
             first_lsn: self.next_lsn,
             image_block_size: self.cfg.image_block_size,
+            segment_blocks: self.cfg.segment_blocks as u32,
         };
         let path = self.dir.join(segment_file_name(seq));
         let file = OpenOptions::new()

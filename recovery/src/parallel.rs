@@ -1,0 +1,882 @@
+//! Parallel recovery: a chunked scan and a partitioned replay on pinned workers.
+//!
+//! **Pass 1.** The journal is cut into chunks of whole journal blocks (block boundaries are
+//! resync points). Each worker decodes chunks, verifies checksums and analyses them into a
+//! partial transaction table ([`Analyzer::new_partial`]); the tables merge in journal order
+//! ([`Analyzer::absorb`]), so the result does not depend on the number of workers or on
+//! scheduling. Anything only the serial scan can judge exactly (damage followed by valid data,
+//! skip-corrupt mode, an invalid record, an LSN gap) sends recovery back to the serial path; a
+//! torn tail is handled here exactly as the serial scan handles it.
+//!
+//! **Pass 2.** Image blocks are partitioned (extents of neighbouring blocks, hashed to
+//! workers: [`Partitioner`]); worker `w` owns partition `w` and replays its blocks in LSN order. The calling thread routes operations to
+//! workers in batches over bounded queues. A COPY whose source and destination belong to
+//! different workers becomes two tasks: the source's owner *publishes* the source bytes when its
+//! stream reaches the copy's LSN (after every earlier change of the source, before every later
+//! one), the destination's owner *consumes* them, waiting on a condition variable if they are
+//! not there yet (spinning briefly first). Every wait is for an event at a lower-or-equal LSN
+//! in another worker's stream, so waits never form a cycle, and a batch holding a consume is
+//! sent only after every batch holding a pending publish, so an unsent batch never hides the
+//! publish a worker waits for. Then each worker undoes its own blocks' loser changes.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Condvar, Mutex, OnceLock};
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::analysis::{target_block, Analysis, Analyzer};
+use crate::error::{CorruptKind, Error, Result};
+use crate::format::fragment::{SegmentDecoder, Step};
+use crate::format::record::{decode_body, decode_header_with, Record};
+use crate::image::Layout;
+use crate::journal::{Journal, SegmentBytes};
+use crate::replay::{redo_record, undo_losers, FaultPoint, ImageBlocks, ReplayStats};
+use crate::scan::{valid_data_after, RecordCtx, ScanOutcome, TailCut};
+use crate::topology::{pin_current, PinPlan};
+use crate::RecoveryMode;
+
+/// Which threads run parallel recovery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Executor {
+    /// Dedicated threads, one per worker, pinned by the [`PinPlan`]. Default.
+    #[default]
+    Pinned,
+    /// A rayon thread pool of the same size, unpinned.
+    Rayon,
+}
+
+impl std::str::FromStr for Executor {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "pinned" => Ok(Executor::Pinned),
+            "rayon" => Ok(Executor::Rayon),
+            _ => Err(Error::Config(format!("unknown executor `{s}` (expected pinned or rayon)"))),
+        }
+    }
+}
+
+/// Settings of one parallel run (resolved from `RecoverOptions`).
+#[derive(Debug, Clone)]
+pub struct ParallelSetup {
+    /// Worker count (>= 2).
+    pub workers: usize,
+    /// Where workers run.
+    pub plan: PinPlan,
+    /// Thread kind.
+    pub executor: Executor,
+    /// Operations per batch sent to a worker.
+    pub batch_ops: usize,
+    /// Batches a worker's queue holds before the router waits.
+    pub queue_batches: usize,
+    /// Bytes of journal per pass-1 chunk (rounded to whole journal blocks).
+    pub chunk_bytes: u64,
+    /// Compute the dependency graph's work and span while routing (costs a hash lookup per
+    /// operation on the routing thread).
+    pub dependency_stats: bool,
+}
+
+/// One durable record, as pass 2 routes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
+    lsn: u64,
+    txid: u64,
+    segment: u32,
+    start: u64,
+    kind: EntryKind,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum EntryKind {
+    Change { block: u64 },
+    Copy { src: u64, dst: u64 },
+    Other,
+}
+
+struct Chunk {
+    segment: usize,
+    start: usize,
+    end: usize,
+}
+
+enum Stop {
+    Damage { offset: usize, kind: CorruptKind, resume: Option<usize> },
+    End { offset: usize },
+}
+
+struct ChunkOut<'a> {
+    analyzer: Analyzer<'a>,
+    entries: Vec<Entry>,
+    first_lsn: Option<u64>,
+    last_lsn: u64,
+    last_end: Option<usize>,
+    optional: u64,
+    stop: Option<Stop>,
+}
+
+fn plan_chunks(journal: &Journal, chunk_bytes: u64) -> Vec<Chunk> {
+    let mut chunks = Vec::new();
+    for (si, meta) in journal.segments.iter().enumerate() {
+        let bs = meta.header.block_size as u64;
+        let step = (chunk_bytes / bs).max(1) * bs;
+        let mut at = bs;
+        while at < meta.len {
+            let end = (at + step).min(meta.len);
+            chunks.push(Chunk { segment: si, start: at as usize, end: end as usize });
+            at = end;
+        }
+    }
+    chunks
+}
+
+fn entry_kind(layout: &Layout, rec: &Record<'_>) -> EntryKind {
+    match *rec {
+        Record::Copy { src, dst, .. } => EntryKind::Copy { src, dst },
+        _ => match target_block(layout, rec) {
+            Some(block) => EntryKind::Change { block },
+            None => EntryKind::Other,
+        },
+    }
+}
+
+fn decode_chunk<'a>(layout: &'a Layout, journal: &'a Journal, chunk: &Chunk) -> Result<ChunkOut<'a>> {
+    let meta = &journal.segments[chunk.segment];
+    let bytes = journal.load(chunk.segment)?;
+    let mut dec = SegmentDecoder::new(&bytes, meta.header.block_size, meta.header.salt);
+    // Fragments continuing a record that started before this chunk belong to the previous one.
+    dec.seek(chunk.start, true);
+    let mut out = ChunkOut {
+        analyzer: Analyzer::new_partial(layout, journal),
+        entries: Vec::new(),
+        first_lsn: None,
+        last_lsn: 0,
+        last_end: None,
+        optional: 0,
+        stop: None,
+    };
+    loop {
+        match dec.next_step() {
+            Step::Record { start, end, bytes: rec, single } => {
+                if start >= chunk.end {
+                    break;
+                }
+                let decoded =
+                    decode_header_with(rec, !single).and_then(|(h, body)| decode_body(&h, body).map(|r| (h, r)));
+                let (h, r) = match decoded {
+                    Ok(x) => x,
+                    Err((o, kind)) => {
+                        out.stop = Some(Stop::Damage { offset: start + o, kind, resume: Some(end) });
+                        break;
+                    }
+                };
+                if out.first_lsn.is_some() && h.lsn != out.last_lsn + 1 {
+                    let kind = CorruptKind::LsnSequence { expected: out.last_lsn + 1, found: h.lsn };
+                    out.stop = Some(Stop::Damage { offset: start + 8, kind, resume: Some(end) });
+                    break;
+                }
+                let ctx = RecordCtx { segment: chunk.segment, start: start as u64, end: end as u64 };
+                out.analyzer.visit(&ctx, &h, &r)?;
+                if let Record::Optional { .. } = r {
+                    out.optional += 1;
+                }
+                out.first_lsn.get_or_insert(h.lsn);
+                out.last_lsn = h.lsn;
+                out.last_end = Some(end);
+                out.entries.push(Entry {
+                    lsn: h.lsn,
+                    txid: h.txid,
+                    segment: chunk.segment as u32,
+                    start: start as u64,
+                    kind: entry_kind(layout, &r),
+                });
+            }
+            Step::End { offset } => {
+                if offset < chunk.end {
+                    out.stop = Some(Stop::End { offset });
+                }
+                break;
+            }
+            Step::Damage { offset, kind } => {
+                if offset < chunk.end || dec.assembling_from().is_some_and(|s| s < chunk.end) {
+                    out.stop = Some(Stop::Damage { offset, kind, resume: None });
+                }
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn run_tasks<T: Send>(setup: &ParallelSetup, tasks: usize, f: &(dyn Fn(usize) -> T + Sync)) -> Vec<T> {
+    match setup.executor {
+        Executor::Pinned => {
+            let next = AtomicUsize::new(0);
+            let slots: Vec<Mutex<Option<T>>> = (0..tasks).map(|_| Mutex::new(None)).collect();
+            std::thread::scope(|s| {
+                for w in &setup.plan.workers {
+                    let (next, slots) = (&next, &slots);
+                    s.spawn(move || {
+                        if let Some(cpu) = w.cpu {
+                            pin_current(cpu);
+                        }
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            if i >= tasks {
+                                break;
+                            }
+                            let r = f(i);
+                            *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                        }
+                    });
+                }
+            });
+            slots.into_iter().filter_map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner())).collect()
+        }
+        Executor::Rayon => {
+            use rayon::prelude::*;
+            match rayon::ThreadPoolBuilder::new().num_threads(setup.workers).build() {
+                Ok(pool) => pool.install(|| (0..tasks).into_par_iter().map(f).collect()),
+                Err(_) => (0..tasks).map(f).collect(),
+            }
+        }
+    }
+}
+
+/// Result of the parallel pass 1: what the serial scan and analysis would have produced, and
+/// the routing entries of pass 2.
+pub struct Pass1 {
+    /// As from `scan::scan`.
+    pub outcome: ScanOutcome,
+    /// As from `Analyzer::finish`.
+    pub analysis: Analysis,
+    /// Durable records in LSN order.
+    pub entries: Vec<Entry>,
+    /// Chunks decoded.
+    pub chunks: usize,
+}
+
+/// Pass 1 in parallel. `Ok(None)` means "use the serial path" (see the module docs).
+pub fn scan_parallel(
+    layout: &Layout,
+    journal: &Journal,
+    mode: RecoveryMode,
+    setup: &ParallelSetup,
+) -> Result<Option<Pass1>> {
+    if mode == RecoveryMode::SkipCorrupt {
+        return Ok(None);
+    }
+    let chunks = plan_chunks(journal, setup.chunk_bytes);
+    let outs = run_tasks(setup, chunks.len(), &|i| decode_chunk(layout, journal, &chunks[i]));
+    let mut merged: Option<Analyzer<'_>> = None;
+    let mut outcome = ScanOutcome::default();
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut expected = journal.segments.first().map_or(1, |s| s.header.first_lsn);
+    let mut seg_end: FxHashMap<usize, u64> = FxHashMap::default();
+    let mut done_segment: Option<usize> = None;
+    let mut cut = false;
+    for (chunk, out) in chunks.iter().zip(outs) {
+        let out = out?;
+        let si = chunk.segment;
+        if cut || done_segment == Some(si) {
+            if !out.entries.is_empty() {
+                return Ok(None);
+            }
+            continue;
+        }
+        let meta = &journal.segments[si];
+        if chunk.start == meta.header.block_size as usize && si > 0 && meta.header.first_lsn != expected {
+            return Ok(None);
+        }
+        if let Some(f) = out.first_lsn {
+            if f != expected {
+                return Ok(None);
+            }
+            expected = out.last_lsn + 1;
+            if outcome.records == 0 {
+                outcome.first_lsn = f;
+            }
+            outcome.last_lsn = out.last_lsn;
+        }
+        if let Some(e) = out.last_end {
+            seg_end.insert(si, e as u64);
+            outcome.end = Some((si, e as u64));
+        }
+        outcome.records += out.entries.len() as u64;
+        outcome.optional_records += out.optional;
+        entries.extend_from_slice(&out.entries);
+        match &mut merged {
+            None => merged = Some(out.analyzer),
+            Some(m) => {
+                if !m.absorb(out.analyzer) {
+                    return Ok(None);
+                }
+            }
+        }
+        match out.stop {
+            None => {}
+            Some(Stop::End { offset }) => {
+                let bytes = journal.load(si)?;
+                let dec = SegmentDecoder::new(&bytes, meta.header.block_size, meta.header.salt);
+                if dec.next_valid_after(offset).is_some() {
+                    return Ok(None);
+                }
+                seg_end.insert(si, offset as u64);
+                if si + 1 == journal.segments.len() && (offset as u64) < meta.len {
+                    outcome.tail = Some(TailCut {
+                        path: meta.path.clone(),
+                        offset: offset as u64,
+                        damage: None,
+                        bytes_discarded: meta.len - offset as u64,
+                    });
+                }
+                done_segment = Some(si);
+            }
+            Some(Stop::Damage { offset, kind, resume }) => {
+                let bytes: SegmentBytes = journal.load(si)?;
+                let mut dec = SegmentDecoder::new(&bytes, meta.header.block_size, meta.header.salt);
+                if let Some(r) = resume {
+                    dec.seek(r, false);
+                }
+                if valid_data_after(journal, si, &dec, offset, resume.is_some())?.is_some() {
+                    return Ok(None);
+                }
+                if mode == RecoveryMode::Absolute {
+                    return Err(Error::Corrupt { path: meta.path.clone(), offset: offset as u64, kind });
+                }
+                let later: u64 = journal.segments[si + 1..].iter().map(|s| s.len).sum();
+                outcome.tail = Some(TailCut {
+                    path: meta.path.clone(),
+                    offset: offset as u64,
+                    damage: Some(kind),
+                    bytes_discarded: meta.len.saturating_sub(offset as u64) + later,
+                });
+                seg_end.insert(si, offset as u64);
+                cut = true;
+            }
+        }
+    }
+    let last_seg = if cut {
+        outcome.tail.as_ref().and_then(|t| journal.segments.iter().position(|s| s.path == t.path))
+    } else {
+        None
+    };
+    for (si, meta) in journal.segments.iter().enumerate() {
+        if last_seg.is_some_and(|l| si > l) {
+            break;
+        }
+        outcome.bytes += seg_end.get(&si).copied().unwrap_or(meta.len).min(meta.len);
+    }
+    let Some(analyzer) = merged else { return Ok(None) };
+    let analysis = analyzer.finish()?;
+    Ok(Some(Pass1 { outcome, analysis, entries, chunks: chunks.len() }))
+}
+
+/// Maps image blocks to partitions (one per worker): extents of neighbouring blocks are
+/// hashed to workers. Extents keep short-reach copies inside one partition (no hand-off);
+/// hashing them spreads hot regions over all workers.
+#[derive(Debug, Clone, Copy)]
+pub struct Partitioner {
+    workers: usize,
+    extent_shift: u32,
+}
+
+impl Partitioner {
+    /// Extents hold up to 256 blocks, small enough that every worker gets at least 16 of them
+    /// on an image of `block_count` blocks.
+    pub fn new(workers: usize, block_count: u64) -> Partitioner {
+        let target = (block_count / (workers as u64 * 16)).clamp(1, 256);
+        Partitioner { workers: workers.max(1), extent_shift: 63 - target.leading_zeros() }
+    }
+
+    /// The partition (and owning worker) of `block`.
+    pub fn of(&self, block: u64) -> usize {
+        let extent = block >> self.extent_shift;
+        ((extent.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) % self.workers as u64) as usize
+    }
+}
+
+/// The mapped image shared by the replay workers.
+pub struct SharedImage {
+    ptr: *mut u8,
+    block_size: usize,
+    block_count: u64,
+}
+
+// SAFETY: the pointer refers to a mapping that outlives every worker (the scope that borrows
+// it ends before the mapping is touched again), and workers only ever form slices of blocks
+// their partition owns (checked in `WorkerImage::slice`), so no two threads access one byte.
+unsafe impl Send for SharedImage {}
+// SAFETY: as above: shared access never aliases a byte between threads.
+unsafe impl Sync for SharedImage {}
+
+impl SharedImage {
+    /// Wraps a writable mapping of `block_count` blocks of `block_size` bytes.
+    pub fn new(map: &mut [u8], block_size: usize, block_count: u64) -> SharedImage {
+        debug_assert_eq!(map.len() as u64, block_count * block_size as u64);
+        SharedImage { ptr: map.as_mut_ptr(), block_size, block_count }
+    }
+}
+
+struct WorkerImage<'s> {
+    shared: &'s SharedImage,
+    me: usize,
+    parts: Partitioner,
+    dirty: FxHashSet<u64>,
+    dirty_total: &'s AtomicU64,
+    fail_after: Option<u64>,
+}
+
+impl WorkerImage<'_> {
+    fn slice(&mut self, block: u64) -> Result<&mut [u8]> {
+        if block >= self.shared.block_count || self.parts.of(block) != self.me {
+            return Err(Error::Config(format!("worker {} touched block {block}, which it does not own", self.me)));
+        }
+        let bs = self.shared.block_size;
+        // SAFETY: the block lies inside the mapping (checked above) and belongs to this
+        // worker's partition, so no other thread forms a slice over these bytes; `&mut self`
+        // keeps this worker from holding two slices at once.
+        Ok(unsafe { std::slice::from_raw_parts_mut(self.shared.ptr.add(block as usize * bs), bs) })
+    }
+}
+
+impl ImageBlocks for WorkerImage<'_> {
+    fn block_mut(&mut self, block: u64, _overwrite: bool) -> Result<&mut [u8]> {
+        if self.dirty.insert(block) {
+            let n = self.dirty_total.fetch_add(1, Ordering::Relaxed) + 1;
+            if self.fail_after.is_some_and(|limit| n > limit) {
+                return Err(Error::InjectedFault("after-block-writes"));
+            }
+        }
+        self.slice(block)
+    }
+
+    fn block(&mut self, block: u64) -> Result<&[u8]> {
+        self.slice(block).map(|s| &*s)
+    }
+}
+
+enum Task {
+    Apply { segment: u32, start: u64 },
+    Publish { segment: u32, start: u64, slot: usize },
+    Consume { segment: u32, start: u64, slot: usize },
+}
+
+struct Exchange {
+    slots: Vec<OnceLock<Vec<u8>>>,
+    lock: Mutex<()>,
+    ready: Condvar,
+    /// Consumers blocked (or about to block) on `ready`; publishers skip the wake-up when 0.
+    waiters: AtomicUsize,
+    failed: AtomicBool,
+}
+
+/// Spins a consumer makes, checking its slot, before it blocks: a publish usually lands within
+/// a few microseconds, far less than a sleep and wake-up costs.
+const SPINS_BEFORE_BLOCKING: u32 = 4096;
+
+impl Exchange {
+    fn publish(&self, slot: usize, bytes: Vec<u8>) {
+        let _ = self.slots[slot].set(bytes);
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.ready.notify_all();
+        }
+    }
+
+    fn wait(&self, slot: usize) -> Result<&[u8]> {
+        for i in 0..SPINS_BEFORE_BLOCKING {
+            if let Some(b) = self.slots[slot].get() {
+                return Ok(b);
+            }
+            if i % 256 == 255 {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        let mut g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let result = loop {
+            // Checked under the lock after announcing the wait: a publisher that set the slot
+            // before seeing `waiters > 0` is caught here; one that sets it later takes the lock
+            // and wakes us.
+            if let Some(b) = self.slots[slot].get() {
+                break Ok(b.as_slice());
+            }
+            if self.failed.load(Ordering::Acquire) {
+                break Err(Error::WorkerStopped);
+            }
+            g = self.ready.wait(g).unwrap_or_else(|e| e.into_inner());
+        };
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        drop(g);
+        result
+    }
+
+    fn fail(&self) {
+        self.failed.store(true, Ordering::Release);
+        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.ready.notify_all();
+    }
+}
+
+/// Work and span of the replay dependency graph: nodes are applied changes, edges are
+/// per-block LSN order and copy reads (a copy follows its source's earlier changes and
+/// precedes its later ones). Each operation costs one unit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct DependencyStats {
+    /// Operations applied (a copy counts once).
+    pub work: u64,
+    /// Longest chain when every block is its own partition (the workload's own limit).
+    pub span_blocks: u64,
+    /// Longest chain with the partitioning used (chains per worker).
+    pub span_workers: u64,
+    /// work / span_blocks: the speedup no number of workers can exceed.
+    pub bound_blocks: f64,
+    /// work / span_workers: the speedup this partitioning can reach.
+    pub bound_workers: f64,
+    /// Copies whose source and destination have different owners.
+    pub cross_worker_copies: u64,
+}
+
+#[derive(Default)]
+struct DepTracker {
+    block: FxHashMap<u64, u64>,
+    worker: Vec<u64>,
+    stats: DependencyStats,
+}
+
+impl DepTracker {
+    /// One applied change of `dst` (owned by worker `wd`); a copy also reads `src` (owned by
+    /// `ws`): it follows the source's earlier changes and precedes its later ones, and when
+    /// the owners differ the source's owner spends one step publishing the bytes.
+    fn apply(&mut self, dst: u64, wd: usize, src: Option<(u64, usize)>) {
+        let mut start = self.block.get(&dst).copied().unwrap_or(0);
+        let mut wstart = self.worker[wd];
+        if let Some((s, ws)) = src {
+            start = start.max(self.block.get(&s).copied().unwrap_or(0));
+            if ws != wd {
+                let p = self.worker[ws] + 1;
+                self.worker[ws] = p;
+                wstart = wstart.max(p);
+                self.stats.span_workers = self.stats.span_workers.max(p);
+            }
+            let e = self.block.entry(s).or_insert(0);
+            *e = (*e).max(start + 1);
+        }
+        self.block.insert(dst, start + 1);
+        self.worker[wd] = wstart + 1;
+        self.stats.work += 1;
+        self.stats.span_blocks = self.stats.span_blocks.max(start + 1);
+        self.stats.span_workers = self.stats.span_workers.max(wstart + 1);
+    }
+}
+
+/// What the parallel replay did.
+pub struct Pass2 {
+    /// Replay counters, summed over workers and the router.
+    pub stats: ReplayStats,
+    /// The dependency graph's work and span, when asked for.
+    pub deps: Option<DependencyStats>,
+    /// Blocks the workers changed.
+    pub dirty: FxHashSet<u64>,
+}
+
+fn load_record<'b>(
+    journal: &Journal,
+    bytes: &'b SegmentBytes,
+    segment: u32,
+    start: u64,
+) -> Result<(crate::format::record::RecordHeader, Vec<u8>, &'b [u8])> {
+    let meta = &journal.segments[segment as usize];
+    let mut dec = SegmentDecoder::new_trusted(bytes, meta.header.block_size, meta.header.salt);
+    dec.seek(start as usize, false);
+    let changed = |offset: u64, kind| Error::Corrupt { path: meta.path.clone(), offset, kind };
+    match dec.next_step() {
+        Step::Record { bytes: rec, single: true, .. } => {
+            // Borrow straight from the mapping when the record is one fragment.
+            let (h, _) = decode_header_with(rec, false).map_err(|(o, k)| changed(start + o as u64, k))?;
+            let off = start as usize + crate::format::fragment::FRAGMENT_HEADER_LEN;
+            Ok((h, Vec::new(), &bytes[off..off + rec.len()]))
+        }
+        Step::Record { bytes: rec, .. } => {
+            let (h, _) = decode_header_with(rec, false).map_err(|(o, k)| changed(start + o as u64, k))?;
+            Ok((h, rec.to_vec(), &[]))
+        }
+        Step::Damage { offset, kind } => Err(changed(offset as u64, kind)),
+        Step::End { offset } => Err(changed(offset as u64, CorruptKind::RecordTruncated)),
+    }
+}
+
+#[expect(clippy::too_many_arguments, reason = "a worker's inputs are all distinct")]
+fn worker_loop(
+    me: usize,
+    setup: &ParallelSetup,
+    layout: &Layout,
+    journal: &Journal,
+    analysis: &Analysis,
+    shared: &SharedImage,
+    exchange: &Exchange,
+    rx: mpsc::Receiver<Vec<Task>>,
+    dirty_total: &AtomicU64,
+    fault: Option<FaultPoint>,
+) -> Result<(ReplayStats, FxHashSet<u64>)> {
+    let parts = Partitioner::new(setup.workers, layout.block_count());
+    let mut img = WorkerImage {
+        shared,
+        me,
+        parts,
+        dirty: FxHashSet::default(),
+        dirty_total,
+        fail_after: match fault {
+            Some(FaultPoint::AfterBlockWrites(n)) => Some(n),
+            _ => None,
+        },
+    };
+    let owns = move |b: u64| parts.of(b) == me;
+    let mut stats = ReplayStats::default();
+    let mut cur: Option<(u32, SegmentBytes)> = None;
+    for batch in rx {
+        for task in batch {
+            if exchange.failed.load(Ordering::Relaxed) {
+                return Err(Error::WorkerStopped);
+            }
+            let (Task::Apply { segment, start }
+            | Task::Publish { segment, start, .. }
+            | Task::Consume { segment, start, .. }) = task;
+            if cur.as_ref().is_none_or(|(s, _)| *s != segment) {
+                cur = Some((segment, journal.load(segment as usize)?));
+            }
+            let Some((_, bytes)) = cur.as_ref() else { continue };
+            let (h, owned, borrowed) = load_record(journal, bytes, segment, start)?;
+            let rec_bytes: &[u8] = if owned.is_empty() { borrowed } else { &owned };
+            let body = &rec_bytes[crate::format::record::RECORD_HEADER_LEN..];
+            let rec = decode_body(&h, body).map_err(|(o, k)| Error::Corrupt {
+                path: journal.segments[segment as usize].path.clone(),
+                offset: start + o as u64,
+                kind: k,
+            })?;
+            match (task, rec) {
+                (Task::Apply { .. }, rec) => redo_record(&mut img, layout, analysis, &owns, &h, &rec, &mut stats)?,
+                (Task::Publish { slot, .. }, Record::Copy { src, src_offset, len, .. }) => {
+                    let (o, n) = (src_offset as usize, len as usize);
+                    let bytes = img.block(src)?[o..o + n].to_vec();
+                    exchange.publish(slot, bytes);
+                }
+                (Task::Consume { slot, .. }, Record::Copy { dst, dst_offset, len, .. }) => {
+                    if !analysis.redo_applies(h.txid) {
+                        stats.redo_skipped_losers += 1;
+                        continue;
+                    }
+                    if analysis.revoked_at(dst, h.lsn) {
+                        stats.redo_skipped_revoked += 1;
+                        continue;
+                    }
+                    if analysis.superseded(dst, h.lsn) {
+                        stats.redo_skipped_superseded += 1;
+                        continue;
+                    }
+                    let bytes = exchange.wait(slot)?;
+                    let (o, n) = (dst_offset as usize, len as usize);
+                    img.block_mut(dst, false)?[o..o + n].copy_from_slice(&bytes[..n]);
+                    stats.redo_applied += 1;
+                }
+                _ => {
+                    return Err(Error::Config(format!("worker {me}: a copy task met a record that is not a copy")));
+                }
+            }
+        }
+    }
+    if analysis.steal {
+        undo_losers(&mut img, layout, journal, analysis, &owns, &mut stats)?;
+    }
+    Ok((stats, img.dirty))
+}
+
+fn route(
+    setup: &ParallelSetup,
+    parts: Partitioner,
+    analysis: &Analysis,
+    entries: &[Entry],
+    senders: Vec<mpsc::SyncSender<Vec<Task>>>,
+) -> Option<DependencyStats> {
+    let w = setup.workers;
+    let mut batches: Vec<Vec<Task>> = (0..w).map(|_| Vec::with_capacity(setup.batch_ops)).collect();
+    // Workers whose unsent batch holds a publish, and whether a worker's unsent batch holds a
+    // consume: a batch with a consume is only sent after every pending publish, so no
+    // consumer ever waits on a publish that is still sitting in an unsent batch.
+    let mut publishes_pending = vec![false; w];
+    let mut consumes_pending = vec![false; w];
+    let mut deps = setup.dependency_stats.then(|| DepTracker { worker: vec![0; w], ..DepTracker::default() });
+    let mut slot = 0usize;
+    let mut alive = true;
+    let mut send = |i: usize, batches: &mut Vec<Vec<Task>>, publishes: &mut Vec<bool>, consumes: &mut Vec<bool>| {
+        if consumes[i] {
+            for j in 0..w {
+                if publishes[j] && alive {
+                    let b = std::mem::replace(&mut batches[j], Vec::with_capacity(setup.batch_ops));
+                    alive = senders[j].send(b).is_ok();
+                    publishes[j] = false;
+                    consumes[j] = false;
+                }
+            }
+        }
+        if alive && !batches[i].is_empty() {
+            let b = std::mem::replace(&mut batches[i], Vec::with_capacity(setup.batch_ops));
+            // A closed queue means its worker failed; its error is collected by the caller.
+            alive = senders[i].send(b).is_ok();
+        }
+        publishes[i] = false;
+        consumes[i] = false;
+    };
+    // Routing is kept to a partition hash and a push: deciding what to skip is the workers'
+    // job (they run `redo_record`'s rules), so the one routing thread never limits them.
+    for e in entries {
+        let (dst, src) = match e.kind {
+            EntryKind::Other => continue,
+            EntryKind::Change { block } => (block, None),
+            EntryKind::Copy { src, dst } => (dst, Some(src)),
+        };
+        let wd = parts.of(dst);
+        if let Some(d) = deps.as_mut() {
+            if analysis.redo_applies(e.txid) && !analysis.revoked_at(dst, e.lsn) && !analysis.superseded(dst, e.lsn) {
+                d.apply(dst, wd, src.map(|s| (s, parts.of(s))));
+            }
+        }
+        match src.map(|s| parts.of(s)) {
+            Some(ws) if ws != wd => {
+                if let Some(d) = deps.as_mut() {
+                    d.stats.cross_worker_copies += 1;
+                }
+                batches[ws].push(Task::Publish { segment: e.segment, start: e.start, slot });
+                publishes_pending[ws] = true;
+                if batches[ws].len() >= setup.batch_ops {
+                    send(ws, &mut batches, &mut publishes_pending, &mut consumes_pending);
+                }
+                batches[wd].push(Task::Consume { segment: e.segment, start: e.start, slot });
+                consumes_pending[wd] = true;
+                slot += 1;
+            }
+            _ => batches[wd].push(Task::Apply { segment: e.segment, start: e.start }),
+        }
+        if batches[wd].len() >= setup.batch_ops {
+            send(wd, &mut batches, &mut publishes_pending, &mut consumes_pending);
+        }
+    }
+    for i in 0..w {
+        consumes_pending[i] = true; // flush publishes first, then everything
+        send(i, &mut batches, &mut publishes_pending, &mut consumes_pending);
+    }
+    deps.map(|d| {
+        let mut s = d.stats;
+        s.bound_blocks = s.work as f64 / s.span_blocks.max(1) as f64;
+        s.bound_workers = s.work as f64 / s.span_workers.max(1) as f64;
+        s
+    })
+}
+
+/// A worker's outcome: its counters and the blocks it changed.
+type WorkerResult = Mutex<Option<Result<(ReplayStats, FxHashSet<u64>)>>>;
+
+/// Pass 2 (redo, then undo) in parallel over the mapped image. Orphan cleanup and the flush
+/// stay with the caller.
+pub fn replay_parallel(
+    setup: &ParallelSetup,
+    layout: &Layout,
+    journal: &Journal,
+    analysis: &Analysis,
+    entries: &[Entry],
+    image: &mut [u8],
+    fault: Option<FaultPoint>,
+) -> Result<Pass2> {
+    let w = setup.workers;
+    let parts = Partitioner::new(w, layout.block_count());
+    let shared = SharedImage::new(image, layout.block_size(), layout.block_count());
+    let copies = entries.iter().filter(|e| matches!(e.kind, EntryKind::Copy { .. })).count();
+    let exchange = Exchange {
+        slots: (0..copies).map(|_| OnceLock::new()).collect(),
+        lock: Mutex::new(()),
+        ready: Condvar::new(),
+        waiters: AtomicUsize::new(0),
+        failed: AtomicBool::new(false),
+    };
+    let dirty_total = AtomicU64::new(0);
+    let (senders, receivers): (Vec<_>, Vec<_>) =
+        (0..w).map(|_| mpsc::sync_channel::<Vec<Task>>(setup.queue_batches)).unzip();
+    let receivers: Vec<Mutex<Option<mpsc::Receiver<Vec<Task>>>>> =
+        receivers.into_iter().map(|r| Mutex::new(Some(r))).collect();
+    let results: Vec<WorkerResult> = (0..w).map(|_| Mutex::new(None)).collect();
+    let run_worker = |me: usize| {
+        let rx = receivers[me].lock().unwrap_or_else(|e| e.into_inner()).take();
+        let r = match rx {
+            Some(rx) => worker_loop(me, setup, layout, journal, analysis, &shared, &exchange, rx, &dirty_total, fault),
+            None => Err(Error::Config(format!("worker {me} started twice"))),
+        };
+        if r.is_err() {
+            exchange.fail();
+        }
+        *results[me].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+    };
+    let mut deps = None;
+    match setup.executor {
+        Executor::Pinned => std::thread::scope(|s| {
+            for p in &setup.plan.workers {
+                let run_worker = &run_worker;
+                s.spawn(move || {
+                    if let Some(cpu) = p.cpu {
+                        pin_current(cpu);
+                        if setup.plan.nodes_available.len() > 1 {
+                            if let Some(node) = p.node {
+                                crate::topology::prefer_node(node);
+                            }
+                        }
+                    }
+                    run_worker(p.worker);
+                });
+            }
+            deps = route(setup, parts, analysis, entries, senders);
+        }),
+        Executor::Rayon => {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(w)
+                .build()
+                .map_err(|e| Error::Config(format!("cannot build the rayon pool: {e}")))?;
+            std::thread::scope(|s| {
+                let router = s.spawn(|| route(setup, parts, analysis, entries, senders));
+                // broadcast runs exactly one call per pool thread, all at once: a worker that
+                // waits for a publish never blocks the thread that would produce it.
+                pool.broadcast(|ctx| run_worker(ctx.index()));
+                if let Ok(d) = router.join() {
+                    deps = d;
+                }
+            });
+        }
+    }
+    let mut stats = ReplayStats::default();
+    let mut dirty = FxHashSet::default();
+    let mut first_err: Option<Error> = None;
+    for r in results {
+        match r.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some(Ok((st, d))) => {
+                stats.redo_applied += st.redo_applied;
+                stats.redo_skipped_losers += st.redo_skipped_losers;
+                stats.redo_skipped_revoked += st.redo_skipped_revoked;
+                stats.redo_skipped_superseded += st.redo_skipped_superseded;
+                stats.undo_applied += st.undo_applied;
+                dirty.extend(d);
+            }
+            Some(Err(Error::WorkerStopped)) => {}
+            Some(Err(e)) => {
+                first_err.get_or_insert(e);
+            }
+            None => {
+                first_err.get_or_insert(Error::Config("a recovery worker did not run".into()));
+            }
+        }
+    }
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    Ok(Pass2 { stats, deps, dirty })
+}
