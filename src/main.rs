@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use recovery::{ImageIo, IoBackend, RecoverOptions, RecoveryMode};
+use recovery::{Executor, ImageIo, IoBackend, PinMode, RecoverOptions, RecoveryMode};
 use workloads::{AddressDist, CrashKind, GenParams, Policy, Preset};
 
 /// Crash recovery for write-ahead journals, and the tools to prove it right.
@@ -100,6 +100,19 @@ enum ImageIoArg {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum PinArg {
+    None,
+    Cores,
+    Numa,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExecutorArg {
+    Pinned,
+    Rayon,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum TargetArg {
     Journal,
     Image,
@@ -173,6 +186,32 @@ struct RecoverArgs {
     /// Replay even if the journal is marked recovered.
     #[arg(long)]
     force: bool,
+    /// Worker threads (default: one per available CPU, capped by --workers-max). 1 recovers
+    /// serially; more than the CPUs is allowed but warned about.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Upper bound on workers.
+    #[arg(long, default_value_t = 16)]
+    workers_max: usize,
+    /// Worker placement: none, cores (one CPU each, in order) or numa (spread over NUMA
+    /// nodes, then CPUs within each node).
+    #[arg(long, default_value = "numa")]
+    pin: PinArg,
+    /// Only use these NUMA nodes, e.g. 0,1 (an unknown node is an error).
+    #[arg(long, value_delimiter = ',')]
+    numa_nodes: Option<Vec<u32>>,
+    /// Parallel executor: pinned (dedicated pinned threads) or rayon (a rayon pool).
+    #[arg(long, default_value = "pinned")]
+    executor: ExecutorArg,
+    /// Below this many durable records, replay stays serial.
+    #[arg(long, default_value_t = 10_000)]
+    parallel_threshold: u64,
+    /// Operations per batch sent to a replay worker.
+    #[arg(long, default_value_t = 1024)]
+    batch_ops: usize,
+    /// Also compute the replay dependency graph's work and span (parallel replay only).
+    #[arg(long)]
+    dependency_stats: bool,
     /// Also write the report as JSON to this file.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -273,9 +312,39 @@ fn run_recover(a: &RecoverArgs) -> Result<()> {
         },
         memory_budget_bytes: parse_bytes(&a.memory_budget)?,
         force: a.force,
+        workers: a.workers,
+        workers_max: a.workers_max,
+        pin: match a.pin {
+            PinArg::None => PinMode::None,
+            PinArg::Cores => PinMode::Cores,
+            PinArg::Numa => PinMode::Numa,
+        },
+        numa_nodes_mask: match &a.numa_nodes {
+            Some(nodes) => {
+                let mut mask = 0u64;
+                for &n in nodes {
+                    if n >= 64 {
+                        bail!("--numa-nodes: node {n} is beyond the 64 nodes this build supports");
+                    }
+                    mask |= 1 << n;
+                }
+                Some(mask)
+            }
+            None => None,
+        },
+        executor: match a.executor {
+            ExecutorArg::Pinned => Executor::Pinned,
+            ExecutorArg::Rayon => Executor::Rayon,
+        },
+        parallel_threshold: a.parallel_threshold,
+        batch_ops: a.batch_ops,
+        dependency_stats: a.dependency_stats,
         ..RecoverOptions::default()
     };
     let report = recovery::recover(&a.dir, &opts)?;
+    for w in &report.parallel.warnings {
+        eprintln!("fastrec: warning: {w}");
+    }
     if let Some(path) = &a.report {
         let json = serde_json::to_vec_pretty(&report)?;
         std::fs::write(path, json).with_context(|| format!("writing report {}", path.display()))?;

@@ -159,8 +159,15 @@ impl Provenance {
             })
             .unwrap_or(0);
         Provenance {
-            git_sha: command_output("git", &["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".into()),
-            git_dirty: command_output("git", &["status", "--porcelain"]).is_some_and(|s| !s.is_empty()),
+            // A copy of the tree without its git directory (another machine) passes these in.
+            git_sha: std::env::var("FASTREC_GIT_SHA")
+                .ok()
+                .or_else(|| command_output("git", &["rev-parse", "HEAD"]))
+                .unwrap_or_else(|| "unknown".into()),
+            git_dirty: match std::env::var("FASTREC_GIT_DIRTY") {
+                Ok(v) => v == "1" || v == "true",
+                Err(_) => command_output("git", &["status", "--porcelain"]).is_some_and(|s| !s.is_empty()),
+            },
             host: command_output("hostname", &[]).unwrap_or_else(|| "unknown".into()),
             cpu,
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),

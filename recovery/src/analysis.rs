@@ -36,6 +36,40 @@ pub struct UndoLoc {
     pub start: u64,
 }
 
+/// A set of transaction ids: a bitmap when the ids are dense (as writers allocate them),
+/// else a hash set.
+#[derive(Debug, Clone)]
+enum TxnSet {
+    Bits { base: u64, words: Vec<u64> },
+    Hash(FxHashSet<u64>),
+}
+
+impl TxnSet {
+    fn build(ids: impl Iterator<Item = u64> + Clone, count: usize) -> TxnSet {
+        let (lo, hi) = ids.clone().fold((u64::MAX, 0), |(lo, hi), id| (lo.min(id), hi.max(id)));
+        if count > 0 && hi - lo < (count as u64).saturating_mul(8).max(1 << 16) {
+            let mut words = vec![0u64; ((hi - lo) / 64 + 1) as usize];
+            for id in ids {
+                let i = id - lo;
+                words[(i / 64) as usize] |= 1 << (i % 64);
+            }
+            TxnSet::Bits { base: lo, words }
+        } else {
+            TxnSet::Hash(ids.collect())
+        }
+    }
+
+    fn contains(&self, id: u64) -> bool {
+        match self {
+            TxnSet::Bits { base, words } => id
+                .checked_sub(*base)
+                .and_then(|i| words.get((i / 64) as usize).map(|w| w & (1 << (i % 64)) != 0))
+                .unwrap_or(false),
+            TxnSet::Hash(h) => h.contains(&id),
+        }
+    }
+}
+
 /// One transaction's entry in the table.
 #[derive(Debug, Clone)]
 pub struct TxnEntry {
@@ -206,6 +240,9 @@ impl RecordCounts {
 pub struct Analysis {
     /// The transaction table.
     pub txns: FxHashMap<u64, TxnEntry>,
+    /// Committed transaction ids, in a form redo can test once per record without touching
+    /// the (large) table.
+    committed: TxnSet,
     /// Journal written under the steal policy.
     pub steal: bool,
     /// Every image block some record changes, plus the bitmaps orphan cleanup reads.
@@ -244,7 +281,7 @@ impl Analysis {
             // Repeat history: winners, losers and compensation records alike.
             true
         } else {
-            self.txns.get(&txid).is_some_and(|t| t.outcome == TxnOutcome::Committed)
+            self.committed.contains(txid)
         }
     }
 
@@ -286,6 +323,21 @@ impl<'a> Analyzer<'a> {
         Analyzer { partial: true, ..Analyzer::new(layout, journal, RecoveryMode::Absolute) }
     }
 
+    /// Transactions in the table so far.
+    pub fn txn_count(&self) -> usize {
+        self.txns.len()
+    }
+
+    /// Makes room for `n` transactions in all.
+    pub fn reserve_txns(&mut self, n: usize) {
+        self.txns.reserve(n.saturating_sub(self.txns.len()));
+    }
+
+    /// Adds blocks to the touched set (a parallel scan supplies them after merging).
+    pub fn add_touched(&mut self, blocks: impl IntoIterator<Item = u64>) {
+        self.touched.extend(blocks);
+    }
+
     /// Whether a partial analysis met something only the serial path can judge exactly.
     pub fn partial_failed(&self) -> bool {
         self.partial_failed
@@ -299,7 +351,6 @@ impl<'a> Analyzer<'a> {
             return false;
         }
         self.counts.add(&next.counts);
-        self.touched.extend(next.touched);
         for (txid, b) in next.txns {
             match self.txns.get_mut(&txid) {
                 Some(a) => {
@@ -410,7 +461,9 @@ impl<'a> Analyzer<'a> {
             Record::Revoke { block } => entry.revokes.push((block, h.lsn)),
             Record::Copy { src, .. } => {
                 entry.reads.push((src, UndoLoc { lsn: h.lsn, segment: ctx.segment as u32, start: ctx.start }));
-                self.touched.insert(src);
+                if !self.partial {
+                    self.touched.insert(src);
+                }
             }
             Record::Write { block, full, .. } if full => entry.full_writes.push((block, h.lsn)),
             Record::Bitmap { set: true, compensation: false, .. } => entry.allocs += 1,
@@ -420,8 +473,11 @@ impl<'a> Analyzer<'a> {
         if self.steal && !rec.is_compensation() && !matches!(rec, Record::Revoke { .. }) {
             entry.undo.push(UndoLoc { lsn: h.lsn, segment: ctx.segment as u32, start: ctx.start });
         }
-        if let Some(b) = target_block(self.layout, rec) {
-            self.touched.insert(b);
+        // A parallel scan derives the touched set from its routing entries, only when needed.
+        if !self.partial {
+            if let Some(b) = target_block(self.layout, rec) {
+                self.touched.insert(b);
+            }
         }
         Ok(())
     }
@@ -483,7 +539,10 @@ impl<'a> Analyzer<'a> {
         touched.extend(self.layout.inode_bitmap.clone());
         let mut touched: Vec<u64> = touched.into_iter().collect();
         touched.sort_unstable();
+        let committed_ids = self.txns.iter().filter(|(_, t)| t.outcome == TxnOutcome::Committed).map(|(id, _)| *id);
+        let committed = TxnSet::build(committed_ids.clone(), committed_ids.count());
         Ok(Analysis {
+            committed,
             txns: self.txns,
             steal,
             touched,

@@ -250,18 +250,21 @@ pub struct Pass1 {
     pub outcome: ScanOutcome,
     /// As from `Analyzer::finish`.
     pub analysis: Analysis,
-    /// Durable records in LSN order.
-    pub entries: Vec<Entry>,
+    /// Durable records in LSN order, chunk by chunk.
+    pub entries: Vec<Vec<Entry>>,
     /// Chunks decoded.
     pub chunks: usize,
 }
 
 /// Pass 1 in parallel. `Ok(None)` means "use the serial path" (see the module docs).
+/// `need_touched` asks for [`Analysis::touched`] to hold every block records change (the
+/// `pwrite` image path plans its windows with it); without it, only the metadata blocks.
 pub fn scan_parallel(
     layout: &Layout,
     journal: &Journal,
     mode: RecoveryMode,
     setup: &ParallelSetup,
+    need_touched: bool,
 ) -> Result<Option<Pass1>> {
     if mode == RecoveryMode::SkipCorrupt {
         return Ok(None);
@@ -270,13 +273,14 @@ pub fn scan_parallel(
     let outs = run_tasks(setup, chunks.len(), &|i| decode_chunk(layout, journal, &chunks[i]));
     let mut merged: Option<Analyzer<'_>> = None;
     let mut outcome = ScanOutcome::default();
-    let mut entries: Vec<Entry> = Vec::new();
+    let mut entries: Vec<Vec<Entry>> = Vec::new();
     let mut expected = journal.segments.first().map_or(1, |s| s.header.first_lsn);
     let mut seg_end: FxHashMap<usize, u64> = FxHashMap::default();
     let mut done_segment: Option<usize> = None;
     let mut cut = false;
+    let outs: Vec<ChunkOut<'_>> = outs.into_iter().collect::<Result<_>>()?;
+    let txns_total: usize = outs.iter().map(|o| o.analyzer.txn_count()).sum();
     for (chunk, out) in chunks.iter().zip(outs) {
-        let out = out?;
         let si = chunk.segment;
         if cut || done_segment == Some(si) {
             if !out.entries.is_empty() {
@@ -304,9 +308,13 @@ pub fn scan_parallel(
         }
         outcome.records += out.entries.len() as u64;
         outcome.optional_records += out.optional;
-        entries.extend_from_slice(&out.entries);
+        entries.push(out.entries);
         match &mut merged {
-            None => merged = Some(out.analyzer),
+            None => {
+                let mut first = out.analyzer;
+                first.reserve_txns(txns_total);
+                merged = Some(first);
+            }
             Some(m) => {
                 if !m.absorb(out.analyzer) {
                     return Ok(None);
@@ -367,7 +375,22 @@ pub fn scan_parallel(
         }
         outcome.bytes += seg_end.get(&si).copied().unwrap_or(meta.len).min(meta.len);
     }
-    let Some(analyzer) = merged else { return Ok(None) };
+    let Some(mut analyzer) = merged else { return Ok(None) };
+    if need_touched {
+        let mut blocks: Vec<u64> = entries
+            .iter()
+            .flatten()
+            .flat_map(|e| match e.kind {
+                EntryKind::Change { block } => [Some(block), None],
+                EntryKind::Copy { src, dst } => [Some(dst), Some(src)],
+                EntryKind::Other => [None, None],
+            })
+            .flatten()
+            .collect();
+        blocks.sort_unstable();
+        blocks.dedup();
+        analyzer.add_touched(blocks);
+    }
     let analysis = analyzer.finish()?;
     Ok(Some(Pass1 { outcome, analysis, entries, chunks: chunks.len() }))
 }
@@ -418,11 +441,53 @@ impl SharedImage {
     }
 }
 
+/// Blocks a worker changed: a bitmap for images of up to 2^27 blocks, else a hash set.
+enum DirtySet {
+    Bits { words: Vec<u64>, blocks: Vec<u64> },
+    Hash(FxHashSet<u64>),
+}
+
+impl DirtySet {
+    fn new(block_count: u64) -> DirtySet {
+        if block_count <= 1 << 27 {
+            DirtySet::Bits { words: vec![0; block_count.div_ceil(64) as usize], blocks: Vec::new() }
+        } else {
+            DirtySet::Hash(FxHashSet::default())
+        }
+    }
+
+    /// Adds `block`; true when it was not in the set.
+    fn insert(&mut self, block: u64) -> bool {
+        match self {
+            DirtySet::Bits { words, blocks } => {
+                let (w, m) = ((block / 64) as usize, 1u64 << (block % 64));
+                match words.get_mut(w) {
+                    Some(word) if *word & m == 0 => {
+                        *word |= m;
+                        blocks.push(block);
+                        true
+                    }
+                    Some(_) => false,
+                    None => false,
+                }
+            }
+            DirtySet::Hash(h) => h.insert(block),
+        }
+    }
+
+    fn into_blocks(self) -> FxHashSet<u64> {
+        match self {
+            DirtySet::Bits { blocks, .. } => blocks.into_iter().collect(),
+            DirtySet::Hash(h) => h,
+        }
+    }
+}
+
 struct WorkerImage<'s> {
     shared: &'s SharedImage,
     me: usize,
     parts: Partitioner,
-    dirty: FxHashSet<u64>,
+    dirty: DirtySet,
     dirty_total: &'s AtomicU64,
     fail_after: Option<u64>,
 }
@@ -627,7 +692,7 @@ fn worker_loop(
         shared,
         me,
         parts,
-        dirty: FxHashSet::default(),
+        dirty: DirtySet::new(layout.block_count()),
         dirty_total,
         fail_after: match fault {
             Some(FaultPoint::AfterBlockWrites(n)) => Some(n),
@@ -691,14 +756,14 @@ fn worker_loop(
     if analysis.steal {
         undo_losers(&mut img, layout, journal, analysis, &owns, &mut stats)?;
     }
-    Ok((stats, img.dirty))
+    Ok((stats, img.dirty.into_blocks()))
 }
 
 fn route(
     setup: &ParallelSetup,
     parts: Partitioner,
     analysis: &Analysis,
-    entries: &[Entry],
+    entries: &[Vec<Entry>],
     senders: Vec<mpsc::SyncSender<Vec<Task>>>,
 ) -> Option<DependencyStats> {
     let w = setup.workers;
@@ -732,7 +797,7 @@ fn route(
     };
     // Routing is kept to a partition hash and a push: deciding what to skip is the workers'
     // job (they run `redo_record`'s rules), so the one routing thread never limits them.
-    for e in entries {
+    for e in entries.iter().flatten() {
         let (dst, src) = match e.kind {
             EntryKind::Other => continue,
             EntryKind::Change { block } => (block, None),
@@ -786,14 +851,14 @@ pub fn replay_parallel(
     layout: &Layout,
     journal: &Journal,
     analysis: &Analysis,
-    entries: &[Entry],
+    entries: &[Vec<Entry>],
     image: &mut [u8],
     fault: Option<FaultPoint>,
 ) -> Result<Pass2> {
     let w = setup.workers;
     let parts = Partitioner::new(w, layout.block_count());
     let shared = SharedImage::new(image, layout.block_size(), layout.block_count());
-    let copies = entries.iter().filter(|e| matches!(e.kind, EntryKind::Copy { .. })).count();
+    let copies = entries.iter().flatten().filter(|e| matches!(e.kind, EntryKind::Copy { .. })).count();
     let exchange = Exchange {
         slots: (0..copies).map(|_| OnceLock::new()).collect(),
         lock: Mutex::new(()),

@@ -326,6 +326,20 @@ impl std::fmt::Display for RecoveryReport {
         for i in &self.invalid {
             writeln!(f, "  invalid    LSN {} (txn {}): {}", i.lsn, i.txid, i.reason)?;
         }
+        let par = &self.parallel;
+        writeln!(f, "  workers    {} of {} CPUs; scan {}; replay {}", par.workers, par.cpus, par.scan, par.replay)?;
+        if let Some(plan) = &par.plan {
+            let cpus: Vec<String> =
+                plan.workers.iter().map(|w| w.cpu.map_or("-".to_string(), |c| c.to_string())).collect();
+            writeln!(f, "  pinning    {:?}, CPUs [{}]; {}", plan.mode, cpus.join(","), plan.note)?;
+        }
+        if let Some(d) = &par.dependencies {
+            writeln!(
+                f,
+                "  deps       work {}, span {} per block ({:.1}x bound), {} with these partitions ({:.1}x); {} cross-worker copies",
+                d.work, d.span_blocks, d.bound_blocks, d.span_workers, d.bound_workers, d.cross_worker_copies
+            )?;
+        }
         let phases: Vec<String> = self.phases.iter().map(|p| format!("{} {:.1}", p.phase, p.ms)).collect();
         writeln!(f, "  time (ms)  {}; total {:.1}", phases.join(", "), self.total_ms)?;
         write!(f, "  throughput {:.0} MB/s of journal", self.throughput_mb_s)
@@ -562,7 +576,7 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
     let mut entries = None;
     let first = match &setup {
         Some(setup) if journal.bytes() > setup.chunk_bytes => {
-            match parallel::scan_parallel(&layout, &journal, opts.mode, setup)? {
+            match parallel::scan_parallel(&layout, &journal, opts.mode, setup, opts.image_io == ImageIo::Pwrite)? {
                 Some(p1) => {
                     report.parallel.scan = format!("parallel: {} chunks on {} workers", p1.chunks, setup.workers);
                     entries = Some(p1.entries);

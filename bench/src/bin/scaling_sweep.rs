@@ -1,11 +1,16 @@
 //! Worker-scaling sweep: prints one NDJSON line per configuration (and the provenance first).
 //!
 //! Usage: `scaling_sweep [--presets cpu-bound,memory-bound] [--seed N] [--reps N]
-//! [--executors pinned,rayon] [--out FILE]`. Run through `scripts/scaling-sweep.sh`.
+//! [--executors pinned,rayon] [--serial-preset default] [--out FILE]`. Run through
+//! `scripts/scaling-sweep.sh`. `--serial-preset` also measures serial recovery of that preset
+//! against the same run's single-thread memcpy bandwidth and prints its peak heap.
 
 use std::io::Write;
 
 use recovery::Executor;
+
+#[global_allocator]
+static ALLOC: bench::CountingAlloc = bench::CountingAlloc;
 
 fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
@@ -39,6 +44,43 @@ fn main() -> Result<(), String> {
         "note": if capped { format!("worker counts capped at this machine's {cpus} CPUs") } else { String::new() },
     });
     writeln!(out, "{header}").map_err(|e| e.to_string())?;
+    if let Some(preset) = arg(&args, "--serial-preset") {
+        eprintln!("generating {preset} for the serial measurement...");
+        let p = bench::scaling::prepare(&preset, seed, None)?;
+        let opts = bench::scaling::options(1, Executor::Pinned);
+        let m = bench::scaling::measure(&p, &opts, reps)?;
+        p.restore();
+        let before = bench::reset_peak_heap();
+        recovery::recover(&p.dir, &opts).map_err(|e| e.to_string())?;
+        let peak = bench::peak_heap() - before;
+        let (mem, _) = bench::memcpy_bandwidth(p.journal_bytes as usize, reps);
+        let bw = p.journal_bytes as f64 / m.secs;
+        let flush_ms = m.phase_ms.iter().find(|(k, _)| k == "flush").map_or(0.0, |x| x.1);
+        let line = serde_json::json!({
+            "schema": 1,
+            "experiment": "serial",
+            "preset": preset,
+            "seed": seed,
+            "cache": "warm",
+            "journal_bytes": p.journal_bytes,
+            "reps": reps,
+            "seconds_median": m.secs,
+            "recover_bytes_per_s": bw,
+            "memcpy_bytes_per_s_same_size": mem,
+            "ratio_vs_memcpy": bw / mem,
+            "ratio_vs_memcpy_without_flush": p.journal_bytes as f64 / (m.secs - flush_ms / 1e3) / mem,
+            "phase_ms_median": m.phase_ms.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+            "peak_heap_bytes": peak,
+        });
+        writeln!(out, "{line}").map_err(|e| e.to_string())?;
+        eprintln!(
+            "{preset} serial: {:.2} GB/s, memcpy {:.2} GB/s, ratio {:.2}, peak heap {} MiB",
+            bw / 1e9,
+            mem / 1e9,
+            bw / mem,
+            peak >> 20
+        );
+    }
     for preset in presets.split(',') {
         eprintln!("generating {preset} (seed {seed})...");
         let p = bench::scaling::prepare(preset, seed, None)?;
