@@ -104,6 +104,22 @@ impl TxnEntry {
     }
 }
 
+/// Transactions a partial (per-chunk) analysis saw begin and end within its chunk, reduced to
+/// what `finish` needs, so merging chunks costs nothing per such transaction.
+#[derive(Debug, Default)]
+struct Done {
+    /// Their ids (checked for duplicates across chunks when merging).
+    ids: Vec<u64>,
+    committed: Vec<u64>,
+    aborted: u64,
+    /// Full-block writes of redone ones (all under steal, committed under no-steal).
+    full_writes: Vec<(u64, u64)>,
+    /// Revokes of committed ones.
+    revokes: Vec<(u64, u64)>,
+    /// Copy reads of redone ones.
+    reads: Vec<(u64, UndoLoc)>,
+}
+
 /// A record skip-corrupt passed over because it describes an impossible operation.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct InvalidNote {
@@ -219,6 +235,7 @@ pub struct Analyzer<'a> {
     /// and any invalid record just marks the chunk as needing the serial path.
     partial: bool,
     partial_failed: bool,
+    done: Done,
 }
 
 impl RecordCounts {
@@ -238,11 +255,16 @@ impl RecordCounts {
 
 /// The finished analysis.
 pub struct Analysis {
-    /// The transaction table.
+    /// The transaction table (after a parallel scan: without the transactions it resolved
+    /// within one chunk, which [`count`](Self::count) still counts).
     pub txns: FxHashMap<u64, TxnEntry>,
     /// Committed transaction ids, in a form redo can test once per record without touching
     /// the (large) table.
     committed: TxnSet,
+    /// Committed and aborted transactions a parallel scan resolved within one chunk; they
+    /// are not in `txns` (only their effects are, in the maps below).
+    done_committed: u64,
+    done_aborted: u64,
     /// Journal written under the steal policy.
     pub steal: bool,
     /// Every image block some record changes, plus the bitmaps orphan cleanup reads.
@@ -287,7 +309,12 @@ impl Analysis {
 
     /// Number of transactions with the given outcome.
     pub fn count(&self, outcome: TxnOutcome) -> u64 {
-        self.txns.values().filter(|t| t.outcome == outcome).count() as u64
+        let done = match outcome {
+            TxnOutcome::Committed => self.done_committed,
+            TxnOutcome::Aborted => self.done_aborted,
+            _ => 0,
+        };
+        done + self.txns.values().filter(|t| t.outcome == outcome).count() as u64
     }
 
     /// ALLOC records logged by losers (rolled back under steal, never applied under no-steal).
@@ -315,12 +342,24 @@ impl<'a> Analyzer<'a> {
             counts: RecordCounts::default(),
             partial: false,
             partial_failed: false,
+            done: Done::default(),
         }
     }
 
     /// An analysis of one chunk of the journal, to be merged in order with [`absorb`](Self::absorb).
     pub fn new_partial(layout: &'a Layout, journal: &'a Journal) -> Self {
         Analyzer { partial: true, ..Analyzer::new(layout, journal, RecoveryMode::Absolute) }
+    }
+
+    /// After the last [`absorb`](Self::absorb): false when a transaction id that began and
+    /// ended inside one chunk also appears anywhere else (the serial path rejects that).
+    pub fn partial_ids_unique(&mut self) -> bool {
+        let ids = &mut self.done.ids;
+        ids.sort_unstable();
+        if ids.windows(2).any(|w| w[0] == w[1]) {
+            return false;
+        }
+        !self.txns.keys().any(|id| ids.binary_search(id).is_ok())
     }
 
     /// Transactions in the table so far.
@@ -351,6 +390,13 @@ impl<'a> Analyzer<'a> {
             return false;
         }
         self.counts.add(&next.counts);
+        let d = &mut self.done;
+        d.ids.extend_from_slice(&next.done.ids);
+        d.committed.extend_from_slice(&next.done.committed);
+        d.aborted += next.done.aborted;
+        d.full_writes.extend_from_slice(&next.done.full_writes);
+        d.revokes.extend_from_slice(&next.done.revokes);
+        d.reads.extend_from_slice(&next.done.reads);
         for (txid, b) in next.txns {
             match self.txns.get_mut(&txid) {
                 Some(a) => {
@@ -456,6 +502,25 @@ impl<'a> Analyzer<'a> {
                     if matches!(rec, Record::Commit { .. }) { TxnOutcome::Committed } else { TxnOutcome::Aborted };
                 // Only losers are undone; a finished transaction's locations are not needed.
                 entry.undo = Vec::new();
+                if self.partial && entry.records == records {
+                    // Begun and ended here (in a valid journal; a duplicate id elsewhere is
+                    // caught when chunks merge): keep only what `finish` needs.
+                    if let Some(t) = self.txns.remove(&h.txid) {
+                        let committed = t.outcome == TxnOutcome::Committed;
+                        let d = &mut self.done;
+                        d.ids.push(h.txid);
+                        if committed {
+                            d.committed.push(h.txid);
+                            d.revokes.extend_from_slice(&t.revokes);
+                        } else {
+                            d.aborted += 1;
+                        }
+                        if committed || self.steal {
+                            d.full_writes.extend_from_slice(&t.full_writes);
+                            d.reads.extend_from_slice(&t.reads);
+                        }
+                    }
+                }
                 return Ok(());
             }
             Record::Revoke { block } => entry.revokes.push((block, h.lsn)),
@@ -513,6 +578,16 @@ impl<'a> Analyzer<'a> {
                 undo.extend_from_slice(&t.undo);
             }
         }
+        let done = self.done;
+        for &(b, lsn) in &done.full_writes {
+            let e = last_full.entry(b).or_insert(lsn);
+            *e = (*e).max(lsn);
+        }
+        for &(b, lsn) in &done.revokes {
+            let e = revoked.entry(b).or_insert(lsn);
+            *e = (*e).max(lsn);
+        }
+        reads.extend_from_slice(&done.reads);
         undo.sort_unstable_by_key(|u| std::cmp::Reverse(u.lsn));
         // A copy reads its source as of its LSN, so a full-block write may only make earlier
         // writes of that block irrelevant when no copy reads the block in between.
@@ -539,10 +614,17 @@ impl<'a> Analyzer<'a> {
         touched.extend(self.layout.inode_bitmap.clone());
         let mut touched: Vec<u64> = touched.into_iter().collect();
         touched.sort_unstable();
-        let committed_ids = self.txns.iter().filter(|(_, t)| t.outcome == TxnOutcome::Committed).map(|(id, _)| *id);
+        let committed_ids = self
+            .txns
+            .iter()
+            .filter(|(_, t)| t.outcome == TxnOutcome::Committed)
+            .map(|(id, _)| *id)
+            .chain(done.committed.iter().copied());
         let committed = TxnSet::build(committed_ids.clone(), committed_ids.count());
         Ok(Analysis {
             committed,
+            done_committed: done.committed.len() as u64,
+            done_aborted: done.aborted,
             txns: self.txns,
             steal,
             touched,

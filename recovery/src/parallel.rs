@@ -376,6 +376,9 @@ pub fn scan_parallel(
         outcome.bytes += seg_end.get(&si).copied().unwrap_or(meta.len).min(meta.len);
     }
     let Some(mut analyzer) = merged else { return Ok(None) };
+    if !analyzer.partial_ids_unique() {
+        return Ok(None);
+    }
     if need_touched {
         let mut blocks: Vec<u64> = entries
             .iter()

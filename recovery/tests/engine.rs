@@ -757,3 +757,24 @@ fn io_errors_name_the_path_once() {
     recover(tmp.path(), &RecoverOptions::default()).expect_err("empty");
     assert!(!tmp.path().join("LOCK").exists(), "a failed recovery of an empty directory must not litter it");
 }
+
+#[test]
+fn parallel_scan_rejects_what_the_serial_scan_rejects() {
+    // A transaction id reused after its commit, in a later chunk: each chunk alone looks fine.
+    let mut f = Fixture::new(false);
+    f.append(1, write(data(&f, 0), 0, &[1; 100], None));
+    f.append(1, Record::Commit { records: 1 });
+    for t in 2..200u64 {
+        f.append(t, write(data(&f, t % 30), 0, &[t as u8; 1500], None));
+        f.append(t, Record::Commit { records: 1 });
+    }
+    let stray = f.append(1, write(data(&f, 1), 0, &[9; 100], None));
+    f.append(1, Record::Commit { records: 1 });
+    f.finish();
+    let parallel =
+        RecoverOptions { workers: Some(2), chunk_bytes: 4096, parallel_threshold: 0, ..RecoverOptions::default() };
+    for o in [RecoverOptions { workers: Some(1), ..RecoverOptions::default() }, parallel] {
+        let err = recover(f.dir(), &o).expect_err("reused transaction id");
+        assert!(matches!(&err, Error::InvalidRecord { lsn, .. } if *lsn == stray.lsn), "{err}");
+    }
+}
