@@ -193,15 +193,16 @@ struct RecoverArgs {
     /// Upper bound on workers.
     #[arg(long, default_value_t = 16)]
     workers_max: usize,
-    /// Worker placement: none, cores (one CPU each, in order) or numa (spread over NUMA
-    /// nodes, then CPUs within each node).
+    /// Placement of pinned workers (--executor pinned): none, cores (one CPU each, in order)
+    /// or numa (spread over NUMA nodes, then CPUs within each node).
     #[arg(long, default_value = "numa")]
     pin: PinArg,
     /// Only use these NUMA nodes, e.g. 0,1 (an unknown node is an error).
     #[arg(long, value_delimiter = ',')]
     numa_nodes: Option<Vec<u32>>,
-    /// Parallel executor: pinned (dedicated pinned threads) or rayon (a rayon pool).
-    #[arg(long, default_value = "pinned")]
+    /// Parallel executor: rayon (a rayon pool, unpinned; the default, it measured as fast or
+    /// faster) or pinned (dedicated threads placed by --pin).
+    #[arg(long, default_value = "rayon")]
     executor: ExecutorArg,
     /// Below this many durable records, replay stays serial.
     #[arg(long, default_value_t = 10_000)]

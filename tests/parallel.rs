@@ -130,4 +130,10 @@ fn more_workers_than_cpus_warns_and_a_missing_numa_node_is_an_error() {
     assert!(matches!(&err, Error::Config(m) if m.contains("NUMA node 63")), "{err}");
     let r = recover(&dir, &RecoverOptions { pin: PinMode::None, force: true, ..parallel_opts(2) }).expect("unpinned");
     assert!(r.parallel.plan.expect("plan").workers.iter().all(|w| w.cpu.is_none()));
+    let r = recover(
+        &dir,
+        &RecoverOptions { executor: Executor::Pinned, pin: PinMode::Cores, force: true, ..parallel_opts(2) },
+    )
+    .expect("pinned");
+    assert!(r.parallel.plan.expect("plan").workers.iter().all(|w| w.cpu.is_some()));
 }

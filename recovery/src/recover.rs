@@ -111,12 +111,12 @@ pub struct RecoverOptions {
     /// Below this many durable records, replay stays serial (threads would cost more than
     /// they save). Default 10,000.
     pub parallel_threshold: u64,
-    /// Where workers run. Default [`PinMode::Numa`].
+    /// Where pinned workers run (with [`Executor::Pinned`]). Default [`PinMode::Numa`].
     pub pin: PinMode,
     /// Restrict workers to these NUMA node ids (bit N = node N); `None`: all nodes. Naming a
     /// node the machine does not have is an error.
     pub numa_nodes_mask: Option<u64>,
-    /// Dedicated pinned threads or a rayon pool. Default [`Executor::Pinned`].
+    /// Dedicated pinned threads or a rayon pool. Default [`Executor::Rayon`] (see its docs).
     pub executor: Executor,
     /// Operations per batch sent to a replay worker. Default 1024, minimum 1.
     pub batch_ops: usize,
@@ -495,7 +495,13 @@ fn parallel_setup(opts: &RecoverOptions, report: &mut ParallelReport) -> Result<
     report.workers = workers;
     let only_nodes: Option<Vec<usize>> =
         opts.numa_nodes_mask.map(|m| (0..64).filter(|b| m & (1u64 << b) != 0).collect());
-    let plan = crate::topology::plan(&topology, workers.max(1), opts.pin, only_nodes.as_deref())?;
+    // Rayon threads are not pinned: the plan then only records the nodes (and still refuses
+    // a node the machine does not have).
+    let pin = if opts.executor == Executor::Rayon { PinMode::None } else { opts.pin };
+    let mut plan = crate::topology::plan(&topology, workers.max(1), pin, only_nodes.as_deref())?;
+    if opts.executor == Executor::Rayon {
+        plan.note = format!("{}; rayon executor: threads are not pinned", plan.note);
+    }
     if workers <= 1 {
         return Ok(None);
     }
