@@ -57,6 +57,9 @@ fn corrupt_then_absolute_recovery_fails_naming_the_file() {
     let dir = tmp.path().join("c");
     let d = dir.to_str().expect("utf-8");
     assert!(fastrec(&["gen", "--out", d, "--preset", "small", "--seed", "3"]).status.success());
+    // Recovered first: damaging the journal afterwards must still be noticed, not answered
+    // with "already recovered".
+    assert!(fastrec(&["recover", d]).status.success());
     let o = fastrec(&["corrupt", d, "--target", "journal", "--flips", "2", "--seed", "5"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("flipped bit"));

@@ -137,3 +137,28 @@ fn more_workers_than_cpus_warns_and_a_missing_numa_node_is_an_error() {
     .expect("pinned");
     assert!(r.parallel.plan.expect("plan").workers.iter().all(|w| w.cpu.is_some()));
 }
+
+#[test]
+fn every_preset_shape_and_the_dependency_heavy_one_recover_identically() {
+    for preset in Preset::ALL {
+        // Small is covered above with every crash kind; large is default's shape with a
+        // 256 MiB image, which only makes this test slow.
+        if preset == Preset::Small || preset == Preset::Large {
+            continue;
+        }
+        let mut p = preset.params(21);
+        // Keep each preset's shape (mix, distribution, policy, journal geometry) but few
+        // transactions and at most a 16 MiB image, so nine copies of it stay cheap.
+        p.txns = p.txns.min(if preset == Preset::Deps { 2_000 } else { 400 });
+        p.block_count = p.block_count.min(4096);
+        p.inode_count = p.inode_count.min(4096);
+        check_all_worker_counts(&p, &format!("{}", preset));
+    }
+    for policy in Policy::ALL {
+        let mut p = Preset::Deps.params(5);
+        p.policy = policy;
+        p.deps_rate = 0.6;
+        p.deps_reach = 3;
+        check_all_worker_counts(&p, &format!("copy-heavy {}", policy.name()));
+    }
+}

@@ -283,7 +283,7 @@ impl std::fmt::Display for RecoveryReport {
         let t = &self.txns;
         writeln!(
             f,
-            "  txns       {} committed, {} aborted, {} rolled back, {} discarded, {} damaged",
+            "  txns       {} committed (completed by redo), {} aborted, {} rolled back, {} discarded, {} damaged",
             t.committed, t.aborted, t.rolled_back, t.discarded, t.damaged
         )?;
         let r = &self.replay;

@@ -36,6 +36,10 @@ pub struct Flip {
 
 /// Flips `flips` distinct random bits of `target` in crash directory `dir`, chosen by `seed`.
 /// Returns them in the order applied.
+///
+/// Damaging the journal also removes the recovered marker (`recovered.json`): the damaged
+/// journal is new input, and a later `recover` must read it rather than report the earlier
+/// recovery.
 pub fn corrupt(dir: &Path, target: CorruptTarget, flips: usize, seed: u64) -> Result<Vec<Flip>, GenError> {
     // (path, first corruptible offset, file length)
     let mut areas: Vec<(PathBuf, u64, u64)> = Vec::new();
@@ -66,6 +70,12 @@ pub fn corrupt(dir: &Path, target: CorruptTarget, flips: usize, seed: u64) -> Re
                 let len = f.metadata().map_err(|e| GenError::io(&path, "stat segment", e))?.len();
                 areas.push((path, u64::from(header.block_size), len));
             }
+        }
+    }
+    if target == CorruptTarget::Journal {
+        let marker = dir.join(recovery::dir::MARKER_FILE);
+        if marker.exists() {
+            std::fs::remove_file(&marker).map_err(|e| GenError::io(&marker, "remove recovered marker", e))?;
         }
     }
     areas.retain(|(_, start, len)| len > start);
