@@ -14,7 +14,6 @@ fn parallel_opts(workers: usize) -> RecoverOptions {
         chunk_bytes: 64 << 10, // many chunks even on small journals
         batch_ops: 7,
         queue_batches: 2,
-        dependency_stats: true,
         ..RecoverOptions::default()
     }
 }
@@ -50,7 +49,7 @@ fn check_all_worker_counts(p: &GenParams, what: &str) {
         "{what}: serial differs from the oracle"
     );
     let serial = image(&serial_dir);
-    for workers in [2, 3, 4, 8] {
+    for workers in [2, 3, 4, 8, 13] {
         for executor in [Executor::Pinned, Executor::Rayon] {
             let d = tmp.path().join(format!("w{workers}-{executor:?}"));
             copy_dir(&origin, &d);
@@ -85,7 +84,7 @@ fn parallel_scan_and_replay_really_ran() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("c");
     generate(&dir, &p);
-    let r = recover(&dir, &parallel_opts(2)).expect("recover");
+    let r = recover(&dir, &RecoverOptions { dependency_stats: true, ..parallel_opts(2) }).expect("recover");
     assert!(r.parallel.scan.starts_with("parallel"), "{}", r.parallel.scan);
     assert!(r.parallel.replay.starts_with("parallel"), "{}", r.parallel.replay);
     let deps = r.parallel.dependencies.expect("dependency stats");

@@ -9,8 +9,10 @@
 //! torn tail is handled here exactly as the serial scan handles it.
 //!
 //! **Pass 2.** Image blocks are partitioned (extents of neighbouring blocks, hashed to
-//! workers: [`Partitioner`]); worker `w` owns partition `w` and replays its blocks in LSN order. The calling thread routes operations to
-//! workers in batches over bounded queues. A COPY whose source and destination belong to
+//! workers: [`Partitioner`]); worker `w` owns partition `w` and replays its blocks in LSN order.
+//! Routing threads (one per four workers, each over a contiguous run of chunks) send operations
+//! to workers in batches over bounded queues; a worker drains its routers' queues in router
+//! order, which is LSN order. A COPY whose source and destination belong to
 //! different workers becomes two tasks: the source's owner *publishes* the source bytes when its
 //! stream reaches the copy's LSN (after every earlier change of the source, before every later
 //! one), the destination's owner *consumes* them, waiting on a condition variable if they are
@@ -691,7 +693,7 @@ fn worker_loop(
     analysis: &Analysis,
     shared: &SharedImage,
     exchange: &Exchange,
-    rx: mpsc::Receiver<Vec<Task>>,
+    rxs: Vec<mpsc::Receiver<Vec<Task>>>,
     dirty_total: &AtomicU64,
     fault: Option<FaultPoint>,
 ) -> Result<(ReplayStats, FxHashSet<u64>)> {
@@ -710,7 +712,9 @@ fn worker_loop(
     let owns = move |b: u64| parts.of(b) == me;
     let mut stats = ReplayStats::default();
     let mut cur: Option<(u32, SegmentBytes)> = None;
-    for batch in rx {
+    // One queue per router, drained in router order: together they are this worker's stream
+    // in LSN order.
+    for batch in rxs.into_iter().flatten() {
         for task in batch {
             if exchange.failed.load(Ordering::Relaxed) {
                 return Err(Error::WorkerStopped);
@@ -767,11 +771,14 @@ fn worker_loop(
     Ok((stats, img.dirty.into_blocks()))
 }
 
+/// Routes the operations of `entries` (a contiguous run of chunks) to the workers' queues.
+/// Copy hand-offs use slots from `first_slot` on.
 fn route(
     setup: &ParallelSetup,
     parts: Partitioner,
     analysis: &Analysis,
     entries: &[Vec<Entry>],
+    first_slot: usize,
     senders: Vec<mpsc::SyncSender<Vec<Task>>>,
 ) -> Option<DependencyStats> {
     let w = setup.workers;
@@ -782,7 +789,7 @@ fn route(
     let mut publishes_pending = vec![false; w];
     let mut consumes_pending = vec![false; w];
     let mut deps = setup.dependency_stats.then(|| DepTracker { worker: vec![0; w], ..DepTracker::default() });
-    let mut slot = 0usize;
+    let mut slot = first_slot;
     let mut alive = true;
     let mut send = |i: usize, batches: &mut Vec<Vec<Task>>, publishes: &mut Vec<bool>, consumes: &mut Vec<bool>| {
         if consumes[i] {
@@ -849,6 +856,47 @@ fn route(
     })
 }
 
+/// A worker's queues, one per router, taken by the worker when it starts.
+type WorkerQueues = Mutex<Option<Vec<mpsc::Receiver<Vec<Task>>>>>;
+
+/// One router's share: its run of chunks, its first hand-off slot, its queues (one per worker).
+type RouterJob = (std::ops::Range<usize>, usize, Vec<mpsc::SyncSender<Vec<Task>>>);
+
+fn spawn_routers<'scope, 'env>(
+    s: &'scope std::thread::Scope<'scope, 'env>,
+    jobs: Vec<RouterJob>,
+    setup: &'env ParallelSetup,
+    parts: Partitioner,
+    analysis: &'env Analysis,
+    entries: &'env [Vec<Entry>],
+) -> Vec<std::thread::ScopedJoinHandle<'scope, Option<DependencyStats>>> {
+    jobs.into_iter()
+        .map(|(g, first, tx)| s.spawn(move || route(setup, parts, analysis, &entries[g], first, tx)))
+        .collect()
+}
+
+fn join_routers(handles: Vec<std::thread::ScopedJoinHandle<'_, Option<DependencyStats>>>) -> Option<DependencyStats> {
+    handles.into_iter().filter_map(|h| h.join().ok()).fold(None, |acc, d| acc.or(d))
+}
+
+/// Splits `entries` (chunks) into at most `n` contiguous runs of about equal operation counts.
+fn split_runs(entries: &[Vec<Entry>], n: usize) -> Vec<std::ops::Range<usize>> {
+    let total: usize = entries.iter().map(Vec::len).sum();
+    let per = total.div_ceil(n.max(1)).max(1);
+    let mut runs = Vec::with_capacity(n);
+    let (mut start, mut acc) = (0, 0);
+    for (i, e) in entries.iter().enumerate() {
+        acc += e.len();
+        if acc >= per && runs.len() + 1 < n {
+            runs.push(start..i + 1);
+            start = i + 1;
+            acc = 0;
+        }
+    }
+    runs.push(start..entries.len());
+    runs
+}
+
 /// A worker's outcome: its counters and the blocks it changed.
 type WorkerResult = Mutex<Option<Result<(ReplayStats, FxHashSet<u64>)>>>;
 
@@ -875,15 +923,34 @@ pub fn replay_parallel(
         failed: AtomicBool::new(false),
     };
     let dirty_total = AtomicU64::new(0);
-    let (senders, receivers): (Vec<_>, Vec<_>) =
-        (0..w).map(|_| mpsc::sync_channel::<Vec<Task>>(setup.queue_batches)).unzip();
-    let receivers: Vec<Mutex<Option<mpsc::Receiver<Vec<Task>>>>> =
-        receivers.into_iter().map(|r| Mutex::new(Some(r))).collect();
+    // One routing thread keeps up with a few workers; more workers get more routers, each
+    // over a contiguous run of chunks (dependency stats need the one router's global view).
+    let routers = if setup.dependency_stats { 1 } else { w.div_ceil(4) }.clamp(1, entries.len().max(1));
+    let groups = split_runs(entries, routers);
+    let mut first_slots = Vec::with_capacity(groups.len());
+    let mut slots_so_far = 0;
+    for g in &groups {
+        first_slots.push(slots_so_far);
+        slots_so_far +=
+            entries[g.clone()].iter().flatten().filter(|e| matches!(e.kind, EntryKind::Copy { .. })).count();
+    }
+    let mut senders: Vec<Vec<mpsc::SyncSender<Vec<Task>>>> = Vec::with_capacity(groups.len());
+    let mut receivers: Vec<Vec<mpsc::Receiver<Vec<Task>>>> = (0..w).map(|_| Vec::with_capacity(groups.len())).collect();
+    for _ in &groups {
+        let (tx, rx): (Vec<_>, Vec<_>) = (0..w).map(|_| mpsc::sync_channel::<Vec<Task>>(setup.queue_batches)).unzip();
+        senders.push(tx);
+        for (worker, r) in rx.into_iter().enumerate() {
+            receivers[worker].push(r);
+        }
+    }
+    let receivers: Vec<WorkerQueues> = receivers.into_iter().map(|r| Mutex::new(Some(r))).collect();
     let results: Vec<WorkerResult> = (0..w).map(|_| Mutex::new(None)).collect();
     let run_worker = |me: usize| {
-        let rx = receivers[me].lock().unwrap_or_else(|e| e.into_inner()).take();
-        let r = match rx {
-            Some(rx) => worker_loop(me, setup, layout, journal, analysis, &shared, &exchange, rx, &dirty_total, fault),
+        let rxs = receivers[me].lock().unwrap_or_else(|e| e.into_inner()).take();
+        let r = match rxs {
+            Some(rxs) => {
+                worker_loop(me, setup, layout, journal, analysis, &shared, &exchange, rxs, &dirty_total, fault)
+            }
             None => Err(Error::Config(format!("worker {me} started twice"))),
         };
         if r.is_err() {
@@ -891,6 +958,8 @@ pub fn replay_parallel(
         }
         *results[me].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
     };
+    let jobs: Vec<RouterJob> =
+        groups.into_iter().zip(first_slots).zip(senders).map(|((g, f), tx)| (g, f, tx)).collect();
     let mut deps = None;
     match setup.executor {
         Executor::Pinned => std::thread::scope(|s| {
@@ -908,7 +977,7 @@ pub fn replay_parallel(
                     run_worker(p.worker);
                 });
             }
-            deps = route(setup, parts, analysis, entries, senders);
+            deps = join_routers(spawn_routers(s, jobs, setup, parts, analysis, entries));
         }),
         Executor::Rayon => {
             let pool = rayon::ThreadPoolBuilder::new()
@@ -916,13 +985,11 @@ pub fn replay_parallel(
                 .build()
                 .map_err(|e| Error::Config(format!("cannot build the rayon pool: {e}")))?;
             std::thread::scope(|s| {
-                let router = s.spawn(|| route(setup, parts, analysis, entries, senders));
+                let routers = spawn_routers(s, jobs, setup, parts, analysis, entries);
                 // broadcast runs exactly one call per pool thread, all at once: a worker that
                 // waits for a publish never blocks the thread that would produce it.
                 pool.broadcast(|ctx| run_worker(ctx.index()));
-                if let Ok(d) = router.join() {
-                    deps = d;
-                }
+                deps = join_routers(routers);
             });
         }
     }
