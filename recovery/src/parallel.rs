@@ -26,7 +26,7 @@ use std::sync::{mpsc, Condvar, Mutex, OnceLock};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::analysis::{target_block, Analysis, Analyzer};
+use crate::analysis::{invalid_reason, target_block, Analysis, Analyzer};
 use crate::error::{CorruptKind, Error, Result};
 use crate::format::fragment::{SegmentDecoder, Step};
 use crate::format::record::{decode_body, decode_header_with, Record};
@@ -168,8 +168,12 @@ fn decode_chunk<'a>(layout: &'a Layout, journal: &'a Journal, chunk: &Chunk) -> 
                 if start >= chunk.end {
                     break;
                 }
-                let decoded =
-                    decode_header_with(rec, !single).and_then(|(h, body)| decode_body(&h, body).map(|r| (h, r)));
+                // The same order of checks as the serial scan: header, LSN, body.
+                let expected = out.first_lsn.map(|_| out.last_lsn + 1);
+                let decoded = decode_header_with(rec, !single).and_then(|(h, body)| match expected {
+                    Some(e) if h.lsn != e => Err((8, CorruptKind::LsnSequence { expected: e, found: h.lsn })),
+                    _ => decode_body(&h, body).map(|r| (h, r)),
+                });
                 let (h, r) = match decoded {
                     Ok(x) => x,
                     Err((o, kind)) => {
@@ -177,11 +181,6 @@ fn decode_chunk<'a>(layout: &'a Layout, journal: &'a Journal, chunk: &Chunk) -> 
                         break;
                     }
                 };
-                if out.first_lsn.is_some() && h.lsn != out.last_lsn + 1 {
-                    let kind = CorruptKind::LsnSequence { expected: out.last_lsn + 1, found: h.lsn };
-                    out.stop = Some(Stop::Damage { offset: start + 8, kind, resume: Some(end) });
-                    break;
-                }
                 let ctx = RecordCtx { segment: chunk.segment, start: start as u64, end: end as u64 };
                 out.analyzer.visit(&ctx, &h, &r)?;
                 if let Record::Optional { .. } = r {
@@ -205,9 +204,10 @@ fn decode_chunk<'a>(layout: &'a Layout, journal: &'a Journal, chunk: &Chunk) -> 
                 break;
             }
             Step::Damage { offset, kind } => {
-                if offset < chunk.end || dec.assembling_from().is_some_and(|s| s < chunk.end) {
-                    out.stop = Some(Stop::Damage { offset, kind, resume: None });
-                }
+                // Reported even past the chunk's end: the next chunk starts by skipping
+                // continuation fragments, so a stray one between here and the next record start
+                // is only visible to this decoder (the serial scan calls it damage).
+                out.stop = Some(Stop::Damage { offset, kind, resume: None });
                 break;
             }
         }
@@ -287,8 +287,14 @@ pub fn scan_parallel(
     let mut cut = false;
     let outs: Vec<ChunkOut<'_>> = outs.into_iter().collect::<Result<_>>()?;
     let txns_total: usize = outs.iter().map(|o| o.analyzer.txn_count()).sum();
+    let mut next_segment = 0usize;
     for (chunk, out) in chunks.iter().zip(outs) {
         let si = chunk.segment;
+        // Segments with no chunk (header only) before this one: their first LSN must follow too.
+        if !cut && (next_segment..si).any(|sj| sj > 0 && journal.segments[sj].header.first_lsn != expected) {
+            return Ok(None);
+        }
+        next_segment = next_segment.max(si + 1);
         if cut || done_segment == Some(si) {
             if !out.entries.is_empty() {
                 return Ok(None);
@@ -316,17 +322,14 @@ pub fn scan_parallel(
         outcome.records += out.entries.len() as u64;
         outcome.optional_records += out.optional;
         entries.push(out.entries);
-        match &mut merged {
-            None => {
-                let mut first = out.analyzer;
-                first.reserve_txns(txns_total);
-                merged = Some(first);
-            }
-            Some(m) => {
-                if !m.absorb(out.analyzer) {
-                    return Ok(None);
-                }
-            }
+        let m = merged.get_or_insert_with(|| {
+            // Every chunk, the first included, goes through `absorb`'s checks.
+            let mut empty = Analyzer::new_partial(layout, journal);
+            empty.reserve_txns(txns_total);
+            empty
+        });
+        if !m.absorb(out.analyzer) {
+            return Ok(None);
         }
         match out.stop {
             None => {}
@@ -371,6 +374,11 @@ pub fn scan_parallel(
             }
         }
     }
+    if !cut
+        && (next_segment..journal.segments.len()).any(|sj| sj > 0 && journal.segments[sj].header.first_lsn != expected)
+    {
+        return Ok(None);
+    }
     let last_seg = if cut {
         outcome.tail.as_ref().and_then(|t| journal.segments.iter().position(|s| s.path == t.path))
     } else {
@@ -383,7 +391,7 @@ pub fn scan_parallel(
         outcome.bytes += seg_end.get(&si).copied().unwrap_or(meta.len).min(meta.len);
     }
     let Some(mut analyzer) = merged else { return Ok(None) };
-    if !analyzer.partial_ids_unique() {
+    if analyzer.partial_failed() || !analyzer.partial_ids_unique() {
         return Ok(None);
     }
     if need_touched {
@@ -553,6 +561,9 @@ const SPINS_BEFORE_BLOCKING: u32 = 4096;
 impl Exchange {
     fn publish(&self, slot: usize, bytes: Vec<u8>) {
         let _ = self.slots[slot].set(bytes);
+        // Orders the slot's store before the `waiters` load (a consumer does the mirror image:
+        // SeqCst increment, then re-reads the slot under the lock), so one of them sees the other.
+        std::sync::atomic::fence(Ordering::SeqCst);
         if self.waiters.load(Ordering::SeqCst) > 0 {
             let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
             self.ready.notify_all();
@@ -734,8 +745,11 @@ fn worker_loop(
                 offset: start + o as u64,
                 kind: k,
             })?;
+            let skip = analysis.rejected.contains(&h.lsn) || invalid_reason(layout, analysis.steal, &rec).is_some();
             match (task, rec) {
                 (Task::Apply { .. }, rec) => redo_record(&mut img, layout, analysis, &owns, &h, &rec, &mut stats)?,
+                // Both sides of a hand-off see the same record and skip it alike.
+                (Task::Publish { .. } | Task::Consume { .. }, _) if skip => {}
                 (Task::Publish { slot, .. }, Record::Copy { src, src_offset, len, .. }) => {
                     let (o, n) = (src_offset as usize, len as usize);
                     let bytes = img.block(src)?[o..o + n].to_vec();
@@ -948,9 +962,11 @@ pub fn replay_parallel(
     let run_worker = |me: usize| {
         let rxs = receivers[me].lock().unwrap_or_else(|e| e.into_inner()).take();
         let r = match rxs {
-            Some(rxs) => {
+            Some(rxs) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 worker_loop(me, setup, layout, journal, analysis, &shared, &exchange, rxs, &dirty_total, fault)
-            }
+            }))
+            // A panic is a bug, but it must not leave the other workers waiting forever.
+            .unwrap_or_else(|_| Err(Error::Config(format!("recovery worker {me} panicked")))),
             None => Err(Error::Config(format!("worker {me} started twice"))),
         };
         if r.is_err() {

@@ -141,6 +141,7 @@ pub struct PinPlan {
 pub fn plan(topology: &Topology, workers: usize, mode: PinMode, only_nodes: Option<&[usize]>) -> Result<PinPlan> {
     let available: Vec<usize> = topology.nodes.iter().map(|n| n.id).collect();
     let nodes: Vec<&Node> = match only_nodes {
+        Some([]) => return Err(Error::Config("no NUMA node selected".into())),
         Some(ids) => {
             let mut v = Vec::new();
             for id in ids {

@@ -778,3 +778,119 @@ fn parallel_scan_rejects_what_the_serial_scan_rejects() {
         assert!(matches!(&err, Error::InvalidRecord { lsn, .. } if *lsn == stray.lsn), "{err}");
     }
 }
+
+fn par() -> RecoverOptions {
+    RecoverOptions {
+        workers: Some(3),
+        chunk_bytes: 4096,
+        parallel_threshold: 0,
+        batch_ops: 1,
+        queue_batches: 1,
+        ..RecoverOptions::default()
+    }
+}
+
+fn serial() -> RecoverOptions {
+    RecoverOptions { workers: Some(1), ..RecoverOptions::default() }
+}
+
+/// Serial and parallel recovery of the same damaged journal give the same error kind and
+/// location and leave the image as it was.
+fn assert_same_refusal(f: &Fixture, mode: RecoveryMode) {
+    let before = f.image();
+    let a = recover(f.dir(), &RecoverOptions { mode, ..serial() }).expect_err("serial refuses");
+    let b = recover(f.dir(), &RecoverOptions { mode, ..par() }).expect_err("parallel refuses too");
+    assert_eq!(format!("{a}"), format!("{b}"), "{mode}");
+    assert_eq!(f.image(), before, "{mode}: a refused recovery changed the image");
+}
+
+fn filler(f: &mut Fixture, from: u64, to: u64) {
+    for t in from..to {
+        f.append(t, write(data(f, t % 30), 0, &[t as u8; 1500], None));
+        f.append(t, Record::Commit { records: 1 });
+    }
+}
+
+#[test]
+fn parallel_refuses_a_wrong_commit_count_in_the_first_chunk() {
+    let mut f = Fixture::new(false);
+    f.append(1, write(data(&f, 0), 0, &[1; 10], None));
+    f.append(1, Record::Commit { records: 5 });
+    filler(&mut f, 2, 40);
+    f.finish();
+    for mode in [RecoveryMode::TolerateTail, RecoveryMode::Absolute] {
+        assert_same_refusal(&f, mode);
+    }
+}
+
+#[test]
+fn parallel_refuses_a_stray_continuation_fragment_at_a_chunk_boundary() {
+    let mut f = Fixture::new(false);
+    // Records of exactly one journal block's payload (4096 - 8 fragment header - 28 record
+    // header - 16 write body), so every block starts with a FULL fragment.
+    for t in 1..10u64 {
+        f.append(t, write(data(&f, t), 0, &[t as u8; 4044], None));
+    }
+    f.append(1, Record::Commit { records: 1 });
+    filler(&mut f, 10, 40);
+    let segs = f.finish();
+    let p = segs[0].path.clone();
+    let bytes = std::fs::read(&p).expect("read");
+    // Insert, as block 3, a valid LAST fragment that continues no record; everything after it
+    // keeps its LSNs, so only the stray fragment itself is wrong.
+    let kinds = recovery::format::fragment::kinds::LAST;
+    let mut stray = Vec::new();
+    recovery::format::fragment::encode_fragment(segs[0].salt, kinds, &[0x5a; 4088], &mut stray);
+    assert_eq!(stray.len(), 4096);
+    let at = 3 * 4096;
+    assert_eq!(bytes[4096 + 6], recovery::format::fragment::kinds::FULL, "blocks start with FULL fragments");
+    let mut out = bytes[..at].to_vec();
+    out.extend_from_slice(&stray);
+    out.extend_from_slice(&bytes[at..]);
+    std::fs::write(&p, out).expect("write");
+    for mode in [RecoveryMode::TolerateTail, RecoveryMode::Absolute] {
+        assert_same_refusal(&f, mode);
+    }
+}
+
+#[test]
+fn parallel_refuses_a_header_only_segment_whose_first_lsn_does_not_follow() {
+    let mut f = multi_segment();
+    let extra = f.segments.last().map(|s| s.seq + 1).expect("segments");
+    let last_lsn_plus_one = {
+        let p = f.segments.last().expect("last").path.clone();
+        let data = std::fs::read(p).expect("read");
+        let mut d = recovery::format::fragment::SegmentDecoder::new(&data, 4096, f.segments.last().expect("last").salt);
+        let mut n = u64::from_le_bytes(data[40..48].try_into().expect("8"));
+        while let recovery::format::fragment::Step::Record { .. } = d.next_step() {
+            n += 1;
+        }
+        n
+    };
+    let header = recovery::format::segment::SegmentHeader {
+        flags: 0,
+        block_size: 4096,
+        segment_seq: extra,
+        salt: 77,
+        image_id: IMAGE_ID,
+        first_lsn: last_lsn_plus_one + 7,
+        image_block_size: BS as u32,
+        segment_blocks: 40,
+    };
+    let path = f.dir().join("journal").join(recovery::format::segment::segment_file_name(extra));
+    std::fs::write(&path, header.encode()).expect("write header-only segment");
+    f.segments.push(recovery::format::writer::SegmentInfo { seq: extra, path, base: 0, len: 4096, salt: 77 });
+    assert_same_refusal(&f, RecoveryMode::Absolute);
+}
+
+#[test]
+fn an_empty_numa_node_selection_is_an_error_not_a_panic() {
+    let mut f = Fixture::new(false);
+    standard_journal(&mut f, 3);
+    let err = recover(
+        f.dir(),
+        &RecoverOptions { numa_nodes_mask: Some(0), executor: recovery::Executor::Pinned, ..RecoverOptions::default() },
+    )
+    .expect_err("empty node set");
+    assert!(matches!(&err, Error::Config(m) if m.contains("no NUMA node")), "{err}");
+}
