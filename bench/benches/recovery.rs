@@ -51,10 +51,12 @@ fn restore(dir: &Path, image: &[u8]) {
 
 fn serial(c: &mut Criterion) {
     let inp = input();
+    // One worker: this bench measures the serial engine (recovery/scaling measures workers).
+    let serial = RecoverOptions { workers: Some(1), ..RecoverOptions::default() };
     let bytes = inp.journal_bytes;
     // Warm the page cache and check the input once: the bench measures a correct recovery.
     restore(&inp.dir, &inp.crash_image);
-    recover(&inp.dir, &RecoverOptions::default()).expect("recover");
+    recover(&inp.dir, &serial).expect("recover");
     assert!(workloads::digest::verify_dir(&inp.dir).expect("verify").matches, "recovery does not match the oracle");
 
     let mut g = c.benchmark_group("recovery/serial");
@@ -63,7 +65,7 @@ fn serial(c: &mut Criterion) {
     g.bench_function(format!("{}/recover", inp.preset), |b| {
         b.iter_batched(
             || restore(&inp.dir, &inp.crash_image),
-            |()| recover(&inp.dir, &RecoverOptions::default()).expect("recover"),
+            |()| recover(&inp.dir, &serial).expect("recover"),
             BatchSize::PerIteration,
         )
     });
@@ -81,7 +83,7 @@ fn serial(c: &mut Criterion) {
         restore(&inp.dir, &inp.crash_image);
         let base = bench::reset_peak_heap();
         let t = Instant::now();
-        let report = recover(&inp.dir, &RecoverOptions::default()).expect("recover");
+        let report = recover(&inp.dir, &serial).expect("recover");
         rec.push(bytes as f64 / t.elapsed().as_secs_f64());
         peak = peak.max(bench::peak_heap() - base);
         for p in report.phases {
