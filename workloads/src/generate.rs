@@ -1267,7 +1267,7 @@ impl<'p> Gen<'p> {
 
     fn scenarios(&mut self, started: u64) -> Result<(), GenError> {
         let txns = self.p.txns;
-        if started % (txns / HOT_WRITES).max(1) == 0 {
+        if started.is_multiple_of((txns / HOT_WRITES).max(1)) {
             self.scenario_hot()?;
         }
         if [txns / 4, txns / 2, 3 * txns / 4].contains(&started) {
