@@ -439,8 +439,12 @@ impl Timer {
 }
 
 fn check_dir(dir: &Path) -> Result<()> {
-    if !dir.is_dir() {
-        return Err(Error::io(dir, "open recovery directory", std::io::Error::from(std::io::ErrorKind::NotFound)));
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(Error::io(dir, "open recovery directory", std::io::Error::other("not a directory")));
+        }
+        Err(e) => return Err(Error::io(dir, "open recovery directory", e)),
     }
     let image = dir.join(IMAGE_FILE);
     std::fs::metadata(&image).map(|_| ()).map_err(|e| Error::io(image, "open image", e))

@@ -83,6 +83,13 @@ pub fn corrupt(dir: &Path, target: CorruptTarget, flips: usize, seed: u64) -> Re
     if total == 0 {
         return Err(GenError::BadInput { path: dir.to_path_buf(), what: "nothing to corrupt" });
     }
+    let bits = total.saturating_mul(8);
+    if flips as u64 > bits {
+        return Err(GenError::BadInput {
+            path: dir.to_path_buf(),
+            what: "more flips asked for than the target has bits",
+        });
+    }
     let mut rng = Rng::new(seed);
     let mut chosen = BTreeSet::new();
     let mut out = Vec::with_capacity(flips);

@@ -55,7 +55,7 @@ pub(crate) fn write_expected(dir: &Path, digests: &[u64], expected: &Expected) -
 /// Writes `value` as pretty JSON to `path`.
 pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), GenError> {
     let mut text =
-        serde_json::to_string_pretty(value).map_err(|source| GenError::Json { path: path.to_path_buf(), source })?;
+        serde_json::to_string_pretty(value).map_err(|error| GenError::Json { path: path.to_path_buf(), error })?;
     text.push('\n');
     std::fs::write(path, text).map_err(|e| GenError::io(path, "write", e))
 }
@@ -64,7 +64,7 @@ pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Gen
 pub fn read_expected(dir: &Path) -> Result<Expected, GenError> {
     let path = dir.join(EXPECTED_FILE);
     let text = std::fs::read(&path).map_err(|e| GenError::io(&path, "read", e))?;
-    serde_json::from_slice(&text).map_err(|source| GenError::Json { path, source })
+    serde_json::from_slice(&text).map_err(|error| GenError::Json { path, error })
 }
 
 /// Result of comparing a directory's image with its expected digests.

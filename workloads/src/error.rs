@@ -10,24 +10,22 @@ pub enum GenError {
     #[error(transparent)]
     Recovery(#[from] recovery::Error),
     /// An I/O error on a named file.
-    #[error("{path}: {op}: {source}")]
+    #[error("{path}: {op}: {error}")]
     Io {
         /// The file the operation was on.
         path: PathBuf,
         /// What was being done.
         op: &'static str,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying error (part of this error's message, so not repeated as a source).
+        error: std::io::Error,
     },
     /// A JSON file could not be written or parsed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Json {
         /// The file.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: serde_json::Error,
+        /// The underlying error (part of this error's message, so not repeated as a source).
+        error: serde_json::Error,
     },
     /// A parameter is outside its documented range (or a name did not parse).
     #[error("invalid parameter `{what}`: {value}")]
@@ -80,6 +78,6 @@ pub enum GenError {
 impl GenError {
     /// Wraps an I/O error with the file and operation it happened on.
     pub fn io(path: impl Into<PathBuf>, op: &'static str, source: std::io::Error) -> Self {
-        GenError::Io { path: path.into(), op, source }
+        GenError::Io { path: path.into(), op, error: source }
     }
 }

@@ -61,7 +61,8 @@ pub struct HardCases {
     pub committed_blocks_unflushed: u64,
     /// Unlogged full-block writes to revoked blocks.
     pub unlogged_writes: u64,
-    /// REVOKE records written.
+    /// REVOKE records written (some belong to losers or aborted transactions, or are lost at
+    /// the crash; recovery honours only those of committed transactions).
     pub revokes: u64,
     /// Inodes on the orphan list in the base image.
     pub orphans_in_base: u64,

@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::GenError;
 
+/// Largest number of transactions a generation accepts.
+pub const TXNS_MAX: u64 = 100_000_000;
+
 /// How write operations pick their target data block.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
@@ -311,7 +314,9 @@ impl GenParams {
     pub fn validate(&self) -> Result<(), GenError> {
         let bad = |what: &'static str, value: String| Err(GenError::Params { what, value });
         let unit = |p: f64| (0.0..=1.0).contains(&p);
-        if self.txns == 0 {
+        // The upper bound keeps a typo from filling the disk: 100 million transactions is
+        // tens of GiB of journal with the presets' shapes.
+        if self.txns == 0 || self.txns > TXNS_MAX {
             return bad("txns", self.txns.to_string());
         }
         if self.ops_per_txn.0 == 0 || self.ops_per_txn.0 > self.ops_per_txn.1 {
