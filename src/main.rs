@@ -515,7 +515,32 @@ fn run_demo(preset: &str, seed: u64, keep: Option<&Path>) -> Result<bool> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                e.exit();
+            }
+            // One line, like every other error: clap's first line without its "error: " prefix,
+            // and a pointer to --help instead of the usage block.
+            let text = e.to_string();
+            let message: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+                .collect();
+            let message = message.join(" ");
+            eprintln!("fastrec: error: {} (see fastrec --help)", message.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
     let result = match &cli.command {
         Command::Gen(a) => run_gen(a).map(|()| true),
         Command::Recover(a) => run_recover(a).map(|()| true),

@@ -79,3 +79,19 @@ fn help_explains_every_command() {
     let o = fastrec(&["recover", "--help"]);
     assert!(text(&o).contains("tolerate-tail"));
 }
+
+#[test]
+fn usage_errors_are_one_line_and_exit_2() {
+    for args in [
+        &["recover"][..],
+        &["recover", "/tmp", "--mode", "nope"],
+        &["gen", "--out", "/tmp/x", "--seed", "-1"],
+        &["bogus"],
+    ] {
+        let o = fastrec(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("fastrec: error:"), "{err}");
+    }
+}
