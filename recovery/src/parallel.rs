@@ -33,7 +33,7 @@ use crate::format::record::{decode_body, decode_header_with, Record};
 use crate::image::Layout;
 use crate::journal::{Journal, SegmentBytes};
 use crate::replay::{redo_record, undo_losers, FaultPoint, ImageBlocks, ReplayStats};
-use crate::scan::{valid_data_after, RecordCtx, ScanOutcome, TailCut};
+use crate::scan::{torn_tail, valid_data_after, RecordCtx, ScanOutcome, TailCut};
 use crate::topology::{pin_current, PinPlan};
 use crate::RecoveryMode;
 
@@ -362,13 +362,7 @@ pub fn scan_parallel(
                 if mode == RecoveryMode::Absolute {
                     return Err(Error::Corrupt { path: meta.path.clone(), offset: offset as u64, kind });
                 }
-                let later: u64 = journal.segments[si + 1..].iter().map(|s| s.len).sum();
-                outcome.tail = Some(TailCut {
-                    path: meta.path.clone(),
-                    offset: offset as u64,
-                    damage: Some(kind),
-                    bytes_discarded: meta.len.saturating_sub(offset as u64) + later,
-                });
+                outcome.tail = Some(torn_tail(journal, si, offset as u64, kind));
                 seg_end.insert(si, offset as u64);
                 cut = true;
             }

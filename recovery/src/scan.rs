@@ -188,6 +188,19 @@ fn decode_record(
     Ok((h, r))
 }
 
+/// The tail cut at `offset` of segment `si` for damage `kind`: everything from there to the
+/// end of the journal is discarded.
+pub(crate) fn torn_tail(journal: &Journal, si: usize, offset: u64, kind: CorruptKind) -> TailCut {
+    let meta = &journal.segments[si];
+    let later: u64 = journal.segments[si + 1..].iter().map(|s| s.len).sum();
+    TailCut {
+        path: meta.path.clone(),
+        offset,
+        damage: Some(kind),
+        bytes_discarded: meta.len.saturating_sub(offset) + later,
+    }
+}
+
 /// The first valid fragment at or after the damage, in this segment or a later one.
 pub(crate) fn valid_data_after(
     journal: &Journal,
@@ -241,13 +254,7 @@ fn on_damage(
                 next_offset: next,
             }),
             None => {
-                let later: u64 = journal.segments[si + 1..].iter().map(|s| s.len).sum();
-                out.tail = Some(TailCut {
-                    path: meta.path.clone(),
-                    offset: offset as u64,
-                    damage: Some(kind),
-                    bytes_discarded: meta.len.saturating_sub(offset as u64) + later,
-                });
+                out.tail = Some(torn_tail(journal, si, offset as u64, kind));
                 Ok(Flow::Stop)
             }
         },

@@ -367,7 +367,7 @@ impl GenParams {
 }
 
 macro_rules! kebab_enum {
-    ($t:ty, $what:literal, [$($v:expr),*]) => {
+    ($t:ty, $what:literal) => {
         impl fmt::Display for $t {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(self.name())
@@ -376,35 +376,18 @@ macro_rules! kebab_enum {
         impl FromStr for $t {
             type Err = GenError;
             fn from_str(s: &str) -> Result<Self, GenError> {
-                [$($v),*]
+                <$t>::ALL
                     .into_iter()
-                    .find(|v: &$t| v.name() == s)
+                    .find(|v| v.name() == s)
                     .ok_or_else(|| GenError::Params { what: $what, value: s.to_string() })
             }
         }
     };
 }
 
-kebab_enum!(Policy, "policy", [Policy::NoSteal, Policy::Steal]);
-kebab_enum!(
-    CrashKind,
-    "crash",
-    [CrashKind::Clean, CrashKind::Cut, CrashKind::Torn, CrashKind::ZeroTail, CrashKind::GarbageTail]
-);
-kebab_enum!(
-    Preset,
-    "preset",
-    [
-        Preset::Small,
-        Preset::Default,
-        Preset::Large,
-        Preset::Skewed,
-        Preset::Steal,
-        Preset::CpuBound,
-        Preset::MemoryBound,
-        Preset::Deps
-    ]
-);
+kebab_enum!(Policy, "policy");
+kebab_enum!(CrashKind, "crash");
+kebab_enum!(Preset, "preset");
 
 #[cfg(test)]
 mod tests {

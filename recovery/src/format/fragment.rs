@@ -123,11 +123,6 @@ impl<'a> SegmentDecoder<'a> {
         self.pos
     }
 
-    /// Offset of the first fragment of the record being reassembled, if one is.
-    pub fn assembling_from(&self) -> Option<usize> {
-        self.asm_start
-    }
-
     /// Moves to `offset`, dropping any partly assembled record. With `skip_continuations`,
     /// MIDDLE and LAST fragments found before the next FIRST or FULL are skipped silently
     /// (they belong to a record whose start was damaged and already reported).
