@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use recovery::{Executor, ImageIo, IoBackend, PinMode, RecoverOptions, RecoveryMode};
+use recovery::{
+    DirectFallback, Executor, ImageIo, IoBackend, IoOptions, MmapAdvice, PinMode, RecoverOptions, RecoveryMode,
+};
 use workloads::{AddressDist, CrashKind, GenParams, Policy, Preset};
 
 /// Crash recovery for write-ahead journals, and the tools to prove it right.
@@ -89,8 +91,17 @@ impl From<ModeArg> for RecoveryMode {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum IoArg {
-    Mmap,
+    Auto,
     Read,
+    Pread,
+    Mmap,
+    Direct,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DirectFallbackArg {
+    Read,
+    Error,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -172,15 +183,44 @@ struct RecoverArgs {
     /// image is untouched; skip-corrupt: skip damaged records and report each.
     #[arg(long, default_value = "tolerate-tail")]
     mode: ModeArg,
-    /// Journal reader: mmap (default) or read.
-    #[arg(long, default_value = "mmap")]
+    /// Journal reader. auto (default): mmap for journals of at least --mmap-threshold, read
+    /// below it. read: sequential read(2) of --io-buffer at a time. pread: --pread-depth
+    /// positioned reads of --io-buffer in flight. mmap: a read-only mapping (see --mmap-*).
+    /// direct: O_DIRECT reads that bypass the page cache (see --direct-fallback).
+    #[arg(long, default_value = "auto")]
     io: IoArg,
+    /// Bytes per read request of read, pread and direct, 4K to 4M.
+    #[arg(long, default_value = "1M")]
+    io_buffer: String,
+    /// Positioned reads in flight per segment (--io pread).
+    #[arg(long, default_value_t = 4)]
+    pread_depth: usize,
+    /// --io auto maps journals at least this large, e.g. 64M.
+    #[arg(long, default_value = "64M")]
+    mmap_threshold: String,
+    /// mmap without MAP_POPULATE (fault pages in as they are read).
+    #[arg(long)]
+    mmap_no_populate: bool,
+    /// madvise(MADV_SEQUENTIAL) on journal mappings.
+    #[arg(long)]
+    mmap_sequential: bool,
+    /// madvise(MADV_WILLNEED) on journal mappings.
+    #[arg(long)]
+    mmap_willneed: bool,
+    /// madvise(MADV_HUGEPAGE) on journal mappings.
+    #[arg(long)]
+    mmap_hugepage: bool,
+    /// Where the file system refuses O_DIRECT (e.g. tmpfs): read (default: read through the
+    /// page cache and say so in the report) or error.
+    #[arg(long, default_value = "read")]
+    direct_fallback: DirectFallbackArg,
     /// Image access: mmap (default: change blocks in place in the page cache) or pwrite (copy
     /// changed blocks into a cache bounded by --memory-budget, then write them back).
     #[arg(long, default_value = "mmap")]
     image_io: ImageIoArg,
-    /// Memory for the pwrite block cache, e.g. 512M or 1G; more touched blocks than fit are
-    /// recovered in several windows.
+    /// Memory for the pwrite block cache, e.g. 512M or 1G (more touched blocks than fit are
+    /// recovered in several windows), and separately for journal segments read by read, pread
+    /// or direct (segments beyond it are read again by later passes).
     #[arg(long, default_value = "1G")]
     memory_budget: String,
     /// Replay even if the journal is marked recovered.
@@ -303,9 +343,29 @@ fn run_gen(a: &GenArgs) -> Result<()> {
 fn run_recover(a: &RecoverArgs) -> Result<()> {
     let opts = RecoverOptions {
         mode: a.mode.into(),
-        io: match a.io {
-            IoArg::Mmap => IoBackend::Mmap,
-            IoArg::Read => IoBackend::Read,
+        io: IoOptions {
+            backend: match a.io {
+                IoArg::Auto => IoBackend::Auto,
+                IoArg::Read => IoBackend::Read,
+                IoArg::Pread => IoBackend::Pread,
+                IoArg::Mmap => IoBackend::Mmap,
+                IoArg::Direct => IoBackend::Direct,
+            },
+            buffer_bytes: usize::try_from(parse_bytes(&a.io_buffer)?).context("--io-buffer is too large")?,
+            pread_depth: a.pread_depth,
+            mmap_threshold: parse_bytes(&a.mmap_threshold)?,
+            mmap: MmapAdvice {
+                populate: !a.mmap_no_populate,
+                sequential: a.mmap_sequential,
+                willneed: a.mmap_willneed,
+                hugepage: a.mmap_hugepage,
+            },
+            direct_fallback: match a.direct_fallback {
+                DirectFallbackArg::Read => DirectFallback::Read,
+                DirectFallbackArg::Error => DirectFallback::Error,
+            },
+            cache_bytes: parse_bytes(&a.memory_budget)?,
+            ..IoOptions::default()
         },
         image_io: match a.image_io {
             ImageIoArg::Mmap => ImageIo::Mmap,
@@ -374,7 +434,7 @@ fn run_verify(dir: &Path) -> Result<bool> {
 }
 
 fn run_inspect(dir: &Path, mode: RecoveryMode, json: bool) -> Result<()> {
-    let (layout, journal, outcome, analysis) = recovery::analyze_dir(dir, mode, IoBackend::Mmap)?;
+    let (layout, journal, outcome, analysis) = recovery::analyze_dir(dir, mode, &IoOptions::default())?;
     use recovery::analysis::TxnOutcome as T;
     let txns = serde_json::json!({
         "committed": analysis.count(T::Committed),

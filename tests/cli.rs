@@ -95,3 +95,42 @@ fn usage_errors_are_one_line_and_exit_2() {
         assert!(err.starts_with("fastrec: error:"), "{err}");
     }
 }
+
+#[test]
+fn every_io_backend_is_reachable_from_the_command_line() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("c");
+    let d = dir.to_str().expect("utf-8");
+    assert!(fastrec(&["gen", "--out", d, "--preset", "small", "--seed", "4"]).status.success());
+    for io in ["auto", "read", "pread", "mmap", "direct"] {
+        let report = tmp.path().join(format!("{io}.json"));
+        let o = fastrec(&[
+            "recover",
+            d,
+            "--force",
+            "--io",
+            io,
+            "--io-buffer",
+            "64K",
+            "--mmap-no-populate",
+            "--mmap-sequential",
+            "--report",
+            report.to_str().expect("utf-8"),
+        ]);
+        assert!(o.status.success(), "{io}: {}", text(&o));
+        assert!(text(&o).contains("journal io"), "{}", text(&o));
+        let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).expect("report")).expect("json");
+        assert_eq!(json["io"]["requested"], io);
+        assert_eq!(json["io"]["buffer_bytes"], 65536);
+        assert!(json["io"]["resident_at_start"]["total_pages"].as_u64().expect("pages") > 0);
+        assert_eq!(fastrec(&["verify", d]).status.code(), Some(0), "{io}");
+    }
+    // Out-of-range request sizes are refused up front, in one line.
+    for bad in ["1K", "8M"] {
+        let o = fastrec(&["recover", d, "--force", "--io", "read", "--io-buffer", bad]);
+        assert_eq!(o.status.code(), Some(2), "{bad}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("I/O buffer"), "{err}");
+    }
+}

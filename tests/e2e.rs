@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use recovery::{recover, Error, FaultPoint, ImageIo, IoBackend, RecoverOptions, RecoveryMode};
+use recovery::{recover, Error, FaultPoint, ImageIo, IoBackend, IoOptions, RecoverOptions, RecoveryMode};
 use workloads::{AddressDist, CrashKind, GenParams, Policy, Preset};
 
 const DISTS: [AddressDist; 4] = [
@@ -65,7 +65,8 @@ fn the_read_backend_and_a_tiny_memory_budget_agree_with_the_oracle() {
         let r = recover(
             &dir,
             &RecoverOptions {
-                io: IoBackend::Read,
+                // No segment cache: every pass reads its segments again.
+                io: IoOptions { backend: IoBackend::Read, cache_bytes: 0, ..IoOptions::default() },
                 image_io: ImageIo::Pwrite,
                 memory_budget_bytes: recovery::recover::MEMORY_BUDGET_MIN,
                 ..RecoverOptions::default()
@@ -73,7 +74,8 @@ fn the_read_backend_and_a_tiny_memory_budget_agree_with_the_oracle() {
         )
         .expect("recover");
         let (layout, _, _, analysis) =
-            recovery::analyze_dir(&dir, RecoveryMode::TolerateTail, IoBackend::Read).expect("analyze");
+            recovery::analyze_dir(&dir, RecoveryMode::TolerateTail, &IoOptions::with(IoBackend::Read))
+                .expect("analyze");
         let cache_blocks = recovery::recover::MEMORY_BUDGET_MIN / (layout.geometry.block_size as u64 + 64);
         if analysis.touched.len() as u64 > cache_blocks {
             assert!(

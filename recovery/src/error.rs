@@ -167,6 +167,12 @@ pub enum Error {
         /// The lock file.
         path: PathBuf,
     },
+    /// Direct I/O was required (`--direct-fallback error`) and the file system refuses it.
+    #[error("{path}: the file system refuses O_DIRECT reads (tmpfs and some network or FUSE file systems do); use --io read or --direct-fallback read")]
+    DirectIoUnsupported {
+        /// The segment probed.
+        path: PathBuf,
+    },
     /// An invalid configuration value.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -198,6 +204,7 @@ impl Error {
             Error::BadImage { .. } => "bad-image",
             Error::InvalidRecord { .. } => "invalid-record",
             Error::Locked { .. } => "locked",
+            Error::DirectIoUnsupported { .. } => "direct-io-unsupported",
             Error::Config(_) => "config",
             Error::InjectedFault(_) => "injected-fault",
             Error::WorkerStopped => "worker-stopped",

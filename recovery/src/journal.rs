@@ -5,33 +5,14 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use crate::error::{CorruptKind, Error, Result};
 use crate::format::segment::{parse_segment_file_name, SegmentHeader, SEGMENT_HEADER_LEN};
+use crate::io::SegmentReader;
+pub use crate::io::{IoBackend, IoOptions, SegmentBytes};
 use crate::RecoveryMode;
-
-/// How journal segments are read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum IoBackend {
-    /// Map each segment read-only (memmap2). Default: no copy between page cache and decoder.
-    #[default]
-    Mmap,
-    /// Read each segment whole into a buffer with read(2).
-    Read,
-}
-
-impl std::str::FromStr for IoBackend {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "mmap" => Ok(IoBackend::Mmap),
-            "read" => Ok(IoBackend::Read),
-            _ => Err(Error::Config(format!("unknown I/O backend `{s}` (expected mmap or read)"))),
-        }
-    }
-}
 
 /// One segment file of the journal, with its validated header.
 #[derive(Debug, Clone)]
@@ -57,26 +38,7 @@ pub struct LocateNote {
     pub bytes: u64,
 }
 
-/// The bytes of one segment, mapped or read.
-pub enum SegmentBytes {
-    /// A read-only mapping, shared by every pass over the segment.
-    Mapped(Arc<memmap2::Mmap>),
-    /// A heap copy.
-    Owned(Vec<u8>),
-}
-
-impl std::ops::Deref for SegmentBytes {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            SegmentBytes::Mapped(m) => m,
-            SegmentBytes::Owned(v) => v,
-        }
-    }
-}
-
 /// The ordered, validated segments of a journal directory.
-#[derive(Debug, Clone)]
 pub struct Journal {
     /// The journal directory.
     pub dir: PathBuf,
@@ -85,10 +47,27 @@ pub struct Journal {
     /// Segments passed over (a torn header of the last segment, or damaged headers in
     /// skip-corrupt mode).
     pub notes: Vec<LocateNote>,
-    /// How segments are read.
+    /// The backend segments are read with (never `auto`: that is resolved at open).
     pub backend: IoBackend,
-    /// Mappings made so far (mmap backend), kept so later passes do not map again.
-    maps: Vec<OnceLock<Arc<memmap2::Mmap>>>,
+    /// How the backend was chosen: auto's reason, a direct-I/O fallback.
+    pub io_notes: Vec<String>,
+    reader: Box<dyn SegmentReader>,
+    /// Segments read so far, kept for later passes and other workers while the cache budget
+    /// allows. The lock is held while a segment is read, so concurrent first readers of one
+    /// segment wait for a single read.
+    cache: Vec<Mutex<Option<SegmentBytes>>>,
+    cache_left: AtomicU64,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal")
+            .field("dir", &self.dir)
+            .field("segments", &self.segments)
+            .field("notes", &self.notes)
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Journal {
@@ -98,7 +77,7 @@ impl Journal {
         image_id: u64,
         image_block_size: u32,
         mode: RecoveryMode,
-        backend: IoBackend,
+        io: &IoOptions,
     ) -> Result<Journal> {
         let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, "list journal directory", e))?;
         let mut found = Vec::new();
@@ -196,8 +175,19 @@ impl Journal {
         if segments.is_empty() {
             return Err(Error::NoSegments { path: dir.to_path_buf() });
         }
-        let maps = segments.iter().map(|_| OnceLock::new()).collect();
-        Ok(Journal { dir: dir.to_path_buf(), segments, notes, backend, maps })
+        let bytes = segments.iter().map(|s| s.len).sum();
+        let resolved = crate::io::resolve(io, bytes, &segments[0].path)?;
+        let cache = segments.iter().map(|_| Mutex::new(None)).collect();
+        Ok(Journal {
+            dir: dir.to_path_buf(),
+            segments,
+            notes,
+            backend: resolved.reader.backend(),
+            io_notes: resolved.notes,
+            reader: resolved.reader,
+            cache,
+            cache_left: AtomicU64::new(io.cache_bytes),
+        })
     }
 
     /// Total bytes of the segment files recovery reads.
@@ -210,25 +200,15 @@ impl Journal {
         self.segments.first().is_some_and(|s| s.header.steal())
     }
 
-    /// Loads the bytes of segment `index` through the configured backend.
+    /// Loads the bytes of segment `index` through the configured backend, from the cache
+    /// when an earlier pass kept them.
     pub fn load(&self, index: usize) -> Result<SegmentBytes> {
         let meta = &self.segments[index];
-        if let Some(m) = self.maps[index].get() {
-            return Ok(SegmentBytes::Mapped(Arc::clone(m)));
+        let mut slot = self.cache[index].lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(b) = slot.as_ref() {
+            return Ok(b.clone());
         }
-        let file = File::open(&meta.path).map_err(|e| Error::io(&meta.path, "open segment", e))?;
-        let bytes = match self.backend {
-            IoBackend::Mmap => {
-                let m = Arc::new(map_segment(&file, &meta.path, meta.len)?);
-                SegmentBytes::Mapped(Arc::clone(self.maps[index].get_or_init(|| m)))
-            }
-            IoBackend::Read => {
-                let mut buf = Vec::with_capacity(meta.len as usize);
-                std::io::Read::read_to_end(&mut &file, &mut buf)
-                    .map_err(|e| Error::io(&meta.path, "read segment", e))?;
-                SegmentBytes::Owned(buf)
-            }
-        };
+        let bytes = self.reader.read_segment(meta)?;
         if bytes.len() as u64 != meta.len {
             return Err(Error::io(
                 &meta.path,
@@ -240,29 +220,42 @@ impl Journal {
                 )),
             ));
         }
+        let keep = match bytes {
+            // A mapping costs address space, not heap.
+            SegmentBytes::Mapped(_) => true,
+            _ => self
+                .cache_left
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| left.checked_sub(meta.len))
+                .is_ok(),
+        };
+        if keep {
+            *slot = Some(bytes.clone());
+        }
         Ok(bytes)
     }
-}
 
-/// Maps a segment read-only. This is the only place the engine maps a file.
-///
-/// Contract: the file must not be truncated or written while the mapping lives; a truncation
-/// turns reads of the lost pages into SIGBUS. Recovery holds the directory's exclusive lock
-/// (`LOCK`) for its whole run and never writes segments, and every cooperating writer takes
-/// the same lock, so the contract holds for all fastrec processes. A process that ignores the
-/// lock and truncates a segment mid-recovery is outside what the engine can defend against.
-fn map_segment(file: &File, path: &Path, len: u64) -> Result<memmap2::Mmap> {
-    let mut opts = memmap2::MmapOptions::new();
-    // Populating page tables up front is cheaper than a fault per page, for segments of a
-    // sensible size; a huge one is faulted in as it is read.
-    if len <= POPULATE_BYTES_MAX {
-        opts.populate();
+    /// Fails when a segment is no longer what recovery read: a file shorter than at open, or
+    /// a mapped page lost to a truncation (see [`crate::io::sigbus`]). Recovery calls this
+    /// after the scan and before its marker, so a journal truncated underneath it is an
+    /// error and never a silently shorter replay.
+    pub fn check_unchanged(&self) -> Result<()> {
+        for (meta, slot) in self.segments.iter().zip(&self.cache) {
+            let lost = match &*slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
+                Some(SegmentBytes::Mapped(m)) => m.lost_pages(),
+                _ => false,
+            };
+            let len = std::fs::metadata(&meta.path).map_err(|e| Error::io(&meta.path, "stat segment", e))?.len();
+            if lost || len < meta.len {
+                return Err(Error::io(
+                    &meta.path,
+                    "re-check segment",
+                    std::io::Error::other(format!(
+                        "segment shrank during recovery ({} -> {len} bytes); run recovery again",
+                        meta.len
+                    )),
+                ));
+            }
+        }
+        Ok(())
     }
-    // SAFETY: see the function's contract above: the file is opened read-only, the mapping
-    // is private to this process, and the directory lock excludes cooperating writers for the
-    // mapping's lifetime.
-    unsafe { opts.map(file) }.map_err(|e| Error::io(path, "map segment", e))
 }
-
-/// Segments up to this size are mapped with `MAP_POPULATE`.
-const POPULATE_BYTES_MAX: u64 = 256 << 20;

@@ -5,7 +5,9 @@
 //!
 //! - [`format`]: the on-disk journal format (segments, fragments, records) and its writer.
 //! - [`image`]: the home location's layout (superblock, bitmaps, orphan list, data).
-//! - [`journal`]: locating and validating segments; the single I/O seam for reading them.
+//! - [`journal`]: locating and validating segments; the single seam for reading them.
+//! - [`io`]: the read backends behind that seam (read, pread, mmap, direct) and page-cache
+//!   control for experiments.
 //! - [`scan`]: walking records in LSN order, finding the durable end, applying the
 //!   [`RecoveryMode`] to damage.
 //! - [`analysis`]: the transaction table (winners, aborted, losers) and what redo may skip.
@@ -25,6 +27,7 @@ pub mod dir;
 pub mod error;
 pub mod format;
 pub mod image;
+pub mod io;
 pub mod journal;
 pub mod parallel;
 pub mod recover;
@@ -33,7 +36,7 @@ pub mod scan;
 pub mod topology;
 
 pub use error::{CorruptKind, Error, Result};
-pub use journal::IoBackend;
+pub use io::{DirectFallback, IoBackend, IoOptions, MmapAdvice};
 pub use parallel::Executor;
 pub use recover::{analyze_dir, recover, ImageIo, RecoverOptions, RecoveryMode, RecoveryReport};
 pub use replay::FaultPoint;

@@ -9,7 +9,9 @@ use crate::analysis::{Analysis, Analyzer, InvalidNote, RecordCounts, TxnOutcome}
 use crate::dir::{IMAGE_FILE, JOURNAL_DIR, LOCK_FILE, MARKER_FILE};
 use crate::error::{Error, Result};
 use crate::image::Layout;
-use crate::journal::{IoBackend, Journal, LocateNote};
+use crate::io::cache::Residency;
+use crate::io::{IoBackend, IoOptions};
+use crate::journal::{Journal, LocateNote};
 use crate::parallel::{self, DependencyStats, Executor, ParallelSetup};
 use crate::replay::{self, BlockCache, FaultPoint, ReplayStats};
 use crate::scan::{self, SkippedRange, TailCut};
@@ -92,8 +94,9 @@ pub const MEMORY_BUDGET_MIN: u64 = 1 << 20;
 pub struct RecoverOptions {
     /// Damage handling. Default [`RecoveryMode::TolerateTail`].
     pub mode: RecoveryMode,
-    /// How journal segments are read. Default [`IoBackend::Mmap`].
-    pub io: IoBackend,
+    /// How journal segments are read. Default: [`IoBackend::Auto`] with the defaults of
+    /// [`IoOptions`].
+    pub io: IoOptions,
     /// How the image is changed. Default [`ImageIo::Mmap`].
     pub image_io: ImageIo,
     /// Bytes the image block cache may use; more touched blocks than fit are recovered in
@@ -133,7 +136,7 @@ impl Default for RecoverOptions {
     fn default() -> Self {
         RecoverOptions {
             mode: RecoveryMode::default(),
-            io: IoBackend::default(),
+            io: IoOptions::default(),
             image_io: ImageIo::default(),
             memory_budget_bytes: 1 << 30,
             force: false,
@@ -197,6 +200,21 @@ pub struct PhaseTime {
     pub ms: f64,
 }
 
+/// How the journal was read.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct IoReport {
+    /// The backend asked for (possibly `auto`).
+    pub requested: IoBackend,
+    /// The backend used.
+    pub backend: IoBackend,
+    /// Bytes per read request (read, pread, direct).
+    pub buffer_bytes: usize,
+    /// How the backend was chosen: auto's reason, a direct-I/O fallback.
+    pub notes: Vec<String>,
+    /// The journal's pages in the page cache before recovery read them (mincore).
+    pub resident_at_start: Residency,
+}
+
 /// Everything a recovery did, for people (`Display`) and programs (JSON).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RecoveryReport {
@@ -206,8 +224,8 @@ pub struct RecoveryReport {
     pub dir: PathBuf,
     /// Mode used.
     pub mode: RecoveryMode,
-    /// Backend used.
-    pub io: IoBackend,
+    /// How the journal was read.
+    pub io: IoReport,
     /// Image access used.
     pub image_io: ImageIo,
     /// Buffer policy the journal was written under.
@@ -268,7 +286,15 @@ impl std::fmt::Display for RecoveryReport {
             self.dir.display(),
             self.mode,
             self.policy,
-            serde_json::to_string(&self.io).unwrap_or_default().trim_matches('"')
+            self.io.backend
+        )?;
+        writeln!(
+            f,
+            "  journal io {} (asked for {}), {:.0}% of the journal in the page cache at start{}",
+            self.io.backend,
+            self.io.requested,
+            self.io.resident_at_start.fraction() * 100.0,
+            self.io.notes.iter().map(|n| format!("; {n}")).collect::<String>()
         )?;
         writeln!(
             f,
@@ -451,7 +477,7 @@ fn check_dir(dir: &Path) -> Result<()> {
 }
 
 /// Opens the image and journal of `dir` without changing anything.
-pub fn open_dir(dir: &Path, mode: RecoveryMode, io: IoBackend) -> Result<(Layout, Journal)> {
+pub fn open_dir(dir: &Path, mode: RecoveryMode, io: &IoOptions) -> Result<(Layout, Journal)> {
     check_dir(dir)?;
     let layout = Layout::read_from(&dir.join(IMAGE_FILE))?;
     let journal =
@@ -463,7 +489,7 @@ pub fn open_dir(dir: &Path, mode: RecoveryMode, io: IoBackend) -> Result<(Layout
 pub fn analyze_dir(
     dir: &Path,
     mode: RecoveryMode,
-    io: IoBackend,
+    io: &IoOptions,
 ) -> Result<(Layout, Journal, scan::ScanOutcome, Analysis)> {
     let (layout, journal) = open_dir(dir, mode, io)?;
     let mut analyzer = Analyzer::new(&layout, &journal, mode);
@@ -529,12 +555,16 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
             opts.memory_budget_bytes
         )));
     }
+    opts.io.validate()?;
     let started = Instant::now();
     let mut timer = Timer { phases: Vec::new(), at: started };
     // Check the directory holds an image before creating the lock file in it.
     check_dir(dir)?;
     let _lock = lock_dir(dir)?;
-    let (layout, journal) = open_dir(dir, opts.mode, opts.io)?;
+    let (layout, journal) = open_dir(dir, opts.mode, &opts.io)?;
+    let seg_paths: Vec<&Path> = journal.segments.iter().map(|s| s.path.as_path()).collect();
+    // Measured, not assumed: what the page cache held decides whether this run read a disk.
+    let resident_at_start = crate::io::cache::residency_all(&seg_paths).unwrap_or_default();
     let marker_path = dir.join(MARKER_FILE);
     let fingerprint = journal_fingerprint(&journal);
     let policy = if journal.steal() { "steal" } else { "no-steal" };
@@ -542,7 +572,13 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
         schema: 1,
         dir: dir.to_path_buf(),
         mode: opts.mode,
-        io: opts.io,
+        io: IoReport {
+            requested: opts.io.backend,
+            backend: journal.backend,
+            buffer_bytes: opts.io.buffer_bytes,
+            notes: journal.io_notes.clone(),
+            resident_at_start,
+        },
         image_io: opts.image_io,
         policy,
         already_recovered: false,
@@ -614,6 +650,8 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
             (outcome, analyzer.finish()?)
         }
     };
+    // What the scan read must still be the journal before anything acts on it.
+    journal.check_unchanged()?;
     timer.lap("scan");
     let parallel_replay = match (&setup, &entries) {
         (Some(setup), Some(_)) if opts.image_io == ImageIo::Mmap && outcome.records >= opts.parallel_threshold => {
@@ -730,6 +768,7 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
     if opts.fault == Some(FaultPoint::BeforeMarker) {
         return Err(Error::InjectedFault("before-marker"));
     }
+    journal.check_unchanged()?;
     let marker = Marker { version: 1, files: fingerprint, last_lsn: outcome.last_lsn };
     let marker_bytes = serde_json::to_vec_pretty(&marker)
         .map_err(|e| Error::io(&marker_path, "encode marker", std::io::Error::other(e)))?;

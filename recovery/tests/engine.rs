@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use recovery::format::record::{AllocTarget, Record};
 use recovery::image::BitRegion;
-use recovery::{recover, CorruptKind, Error, FaultPoint, ImageIo, IoBackend, RecoverOptions, RecoveryMode};
+use recovery::{recover, CorruptKind, Error, FaultPoint, ImageIo, IoBackend, IoOptions, RecoverOptions, RecoveryMode};
 
 fn opts(mode: RecoveryMode) -> RecoverOptions {
     RecoverOptions { mode, ..RecoverOptions::default() }
@@ -234,14 +234,22 @@ fn every_io_combination_gives_the_same_image() {
     standard_journal(&mut f, 80);
     let other = tempfile::tempdir().expect("tempdir");
     copy_dir(f.dir(), other.path());
-    recover(f.dir(), &RecoverOptions { io: IoBackend::Mmap, ..RecoverOptions::default() }).expect("mmap");
+    recover(f.dir(), &RecoverOptions { io: IoOptions::with(IoBackend::Mmap), ..RecoverOptions::default() })
+        .expect("mmap");
     let reference = f.image();
-    for io in [IoBackend::Mmap, IoBackend::Read] {
-        for image_io in [ImageIo::Mmap, ImageIo::Pwrite] {
-            let d = tempfile::tempdir().expect("tempdir");
-            copy_dir(other.path(), d.path());
-            recover(d.path(), &RecoverOptions { io, image_io, ..RecoverOptions::default() }).expect("recover");
-            assert_eq!(std::fs::read(d.path().join("image.img")).expect("read"), reference, "{io:?} {image_io:?}");
+    for backend in IoBackend::ALL {
+        // The smallest request size and no segment cache exercise the most reads.
+        for (buffer_bytes, cache_bytes) in [(1 << 20, 1 << 30), (4096, 0)] {
+            for image_io in [ImageIo::Mmap, ImageIo::Pwrite] {
+                let d = tempfile::tempdir().expect("tempdir");
+                copy_dir(other.path(), d.path());
+                let io = IoOptions { backend, buffer_bytes, cache_bytes, ..IoOptions::default() };
+                let r =
+                    recover(d.path(), &RecoverOptions { io, image_io, ..RecoverOptions::default() }).expect("recover");
+                assert_ne!(r.io.backend, IoBackend::Auto);
+                let image = std::fs::read(d.path().join("image.img")).expect("read");
+                assert_eq!(image, reference, "{backend} {buffer_bytes} {image_io:?}");
+            }
         }
     }
 }
@@ -721,8 +729,9 @@ fn a_segment_longer_than_its_capacity_is_refused_before_reading_it() {
     let p = f.segment_path(0);
     let file = std::fs::OpenOptions::new().write(true).open(&p).expect("open");
     file.set_len(1 << 40).expect("sparse extend"); // 1 TiB, sparse
-    for io in [IoBackend::Mmap, IoBackend::Read] {
-        let err = recover(f.dir(), &RecoverOptions { io, ..RecoverOptions::default() }).expect_err("oversized");
+    for backend in IoBackend::ALL {
+        let opts = RecoverOptions { io: IoOptions::with(backend), ..RecoverOptions::default() };
+        let err = recover(f.dir(), &opts).expect_err("oversized");
         assert!(matches!(&err, Error::Corrupt { kind: CorruptKind::BadField(_), .. }), "{err}");
     }
 }

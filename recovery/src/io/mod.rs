@@ -1,0 +1,549 @@
+//! Journal read backends: one [`SegmentReader`] trait, four implementations, and the rule
+//! that picks one when the user asks for `auto`.
+//!
+//! Every backend delivers a whole segment as one contiguous byte slice ([`SegmentBytes`]),
+//! because the decoder, the parallel scan's chunks and replay all address records by their
+//! offset in the segment. What differs is how the bytes get there:
+//!
+//! - `read`: sequential read(2) calls of `buffer_bytes` each, straight into the segment's
+//!   memory (one copy, page cache to user memory).
+//! - `pread`: the segment is cut into `buffer_bytes` pieces and `pread_depth` threads issue
+//!   positioned reads of them concurrently (one copy, several requests in flight).
+//! - `mmap`: a read-only shared mapping, optionally populated and advised (no copy; page
+//!   faults or populate instead).
+//! - `direct`: O_DIRECT reads of `buffer_bytes` into an aligned buffer, bypassing the page
+//!   cache (one DMA, no page-cache pollution, always a device read).
+
+pub mod cache;
+pub mod sigbus;
+
+use std::fs::File;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::journal::SegmentMeta;
+
+/// How journal segments are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IoBackend {
+    /// Choose by journal size and residency; see [`choose`].
+    #[default]
+    Auto,
+    /// Sequential read(2) into the segment's memory.
+    Read,
+    /// Concurrent positioned reads.
+    Pread,
+    /// A read-only mapping (memmap2).
+    Mmap,
+    /// O_DIRECT reads into aligned memory, bypassing the page cache.
+    Direct,
+}
+
+impl IoBackend {
+    /// Every backend, `auto` first.
+    pub const ALL: [IoBackend; 5] =
+        [IoBackend::Auto, IoBackend::Read, IoBackend::Pread, IoBackend::Mmap, IoBackend::Direct];
+
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            IoBackend::Auto => "auto",
+            IoBackend::Read => "read",
+            IoBackend::Pread => "pread",
+            IoBackend::Mmap => "mmap",
+            IoBackend::Direct => "direct",
+        }
+    }
+}
+
+impl std::fmt::Display for IoBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for IoBackend {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        IoBackend::ALL.into_iter().find(|b| b.name() == s).ok_or_else(|| {
+            Error::Config(format!("unknown I/O backend `{s}` (expected auto, read, pread, mmap or direct)"))
+        })
+    }
+}
+
+/// What to do when the filesystem refuses O_DIRECT (tmpfs, some FUSE and network
+/// filesystems).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DirectFallback {
+    /// Read through the page cache with the `read` backend and say so in the report.
+    #[default]
+    Read,
+    /// Fail with [`Error::DirectIoUnsupported`].
+    Error,
+}
+
+/// Mapping options of the `mmap` backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MmapAdvice {
+    /// Map with `MAP_POPULATE` (segments up to 256 MiB): one fault-in pass up front instead of
+    /// a fault per page. Default true.
+    pub populate: bool,
+    /// `madvise(MADV_SEQUENTIAL)`: aggressive read-ahead, early reclaim. Default false.
+    pub sequential: bool,
+    /// `madvise(MADV_WILLNEED)`: start reading the whole segment now. Default false.
+    pub willneed: bool,
+    /// `madvise(MADV_HUGEPAGE)`: ask for huge pages (only file systems with large folios
+    /// honour it for file mappings). Default false.
+    pub hugepage: bool,
+}
+
+impl Default for MmapAdvice {
+    fn default() -> Self {
+        MmapAdvice { populate: true, sequential: false, willneed: false, hugepage: false }
+    }
+}
+
+/// Journal read settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IoOptions {
+    /// The backend, or `auto`. Default auto.
+    pub backend: IoBackend,
+    /// Bytes per read request of `read`, `pread` and `direct` (4 KiB..=4 MiB; `direct` rounds
+    /// up to 4 KiB). Default 1 MiB.
+    pub buffer_bytes: usize,
+    /// Positioned reads in flight per segment (`pread`). Default 4, minimum 1.
+    pub pread_depth: usize,
+    /// `auto` maps journals at least this large. Default 64 MiB.
+    pub mmap_threshold: u64,
+    /// `mmap` options.
+    pub mmap: MmapAdvice,
+    /// What `direct` does where O_DIRECT is refused. Default: fall back to `read`.
+    pub direct_fallback: DirectFallback,
+    /// Bytes of segment copies (`read`, `pread`, `direct`) kept in memory so later passes and
+    /// workers do not read them again; segments beyond it are read again when needed.
+    /// Mappings cost no heap and are always kept. Default 1 GiB.
+    pub cache_bytes: u64,
+    /// Test hook: behave as if the file system refused O_DIRECT, so the fallback can be
+    /// tested where every file system at hand serves it (tmpfs does since Linux 6.6).
+    /// Default false.
+    pub simulate_direct_refusal: bool,
+}
+
+/// Smallest accepted read request.
+pub const BUFFER_BYTES_MIN: usize = 4 << 10;
+/// Largest accepted read request.
+pub const BUFFER_BYTES_MAX: usize = 4 << 20;
+/// Alignment of O_DIRECT buffers, offsets and lengths. 4 KiB satisfies every common device's
+/// logical block size.
+pub const DIRECT_ALIGN: usize = 4096;
+
+impl Default for IoOptions {
+    fn default() -> Self {
+        IoOptions {
+            backend: IoBackend::Auto,
+            buffer_bytes: 1 << 20,
+            pread_depth: 4,
+            mmap_threshold: 64 << 20,
+            mmap: MmapAdvice::default(),
+            direct_fallback: DirectFallback::Read,
+            cache_bytes: 1 << 30,
+            simulate_direct_refusal: false,
+        }
+    }
+}
+
+impl IoOptions {
+    /// Options with `backend` and every other setting at its default.
+    pub fn with(backend: IoBackend) -> IoOptions {
+        IoOptions { backend, ..IoOptions::default() }
+    }
+
+    /// Checks the ranges documented on the fields.
+    pub fn validate(&self) -> Result<()> {
+        if !(BUFFER_BYTES_MIN..=BUFFER_BYTES_MAX).contains(&self.buffer_bytes) {
+            return Err(Error::Config(format!(
+                "I/O buffer of {} bytes is outside {BUFFER_BYTES_MIN}..={BUFFER_BYTES_MAX}",
+                self.buffer_bytes
+            )));
+        }
+        if self.pread_depth == 0 {
+            return Err(Error::Config("pread depth must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+/// The bytes of one segment. Cloning is cheap: every variant is shared.
+#[derive(Clone)]
+pub enum SegmentBytes {
+    /// A read-only mapping.
+    Mapped(Arc<Mapping>),
+    /// A heap copy.
+    Owned(Arc<[u8]>),
+    /// A copy in page-aligned memory (direct I/O).
+    Aligned(Arc<AlignedBuf>),
+}
+
+impl std::ops::Deref for SegmentBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            SegmentBytes::Mapped(m) => m.bytes(),
+            SegmentBytes::Owned(v) => v,
+            SegmentBytes::Aligned(a) => a,
+        }
+    }
+}
+
+/// A read-only mapping registered with the SIGBUS guard for its whole life.
+pub struct Mapping {
+    // Declared first so it drops first: the range leaves the guard before it is unmapped.
+    guard: sigbus::Guard,
+    map: memmap2::Mmap,
+}
+
+impl Mapping {
+    /// The mapped bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.map
+    }
+
+    /// Whether a page of this mapping faulted because the file shrank underneath it (the page
+    /// then reads as zeros).
+    pub fn lost_pages(&self) -> bool {
+        self.guard.hit()
+    }
+}
+
+/// A page-aligned heap buffer whose visible length may be shorter than its capacity.
+pub struct AlignedBuf {
+    raw: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl AlignedBuf {
+    /// A zeroed buffer of `cap` bytes starting at a multiple of `align`.
+    fn new(cap: usize, align: usize) -> AlignedBuf {
+        // Over-allocating by one alignment unit and starting at the first aligned byte keeps
+        // this free of unsafe allocation code.
+        let raw = vec![0u8; cap + align];
+        let start = raw.as_ptr().align_offset(align).min(align);
+        AlignedBuf { raw, start, len: cap }
+    }
+
+    fn slice_mut(&mut self, from: usize, to: usize) -> &mut [u8] {
+        &mut self.raw[self.start + from..self.start + to]
+    }
+}
+
+impl std::ops::Deref for AlignedBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.raw[self.start..self.start + self.len]
+    }
+}
+
+/// Reads whole segments. Implementations must return exactly `meta.len` bytes or an error.
+pub trait SegmentReader: Send + Sync {
+    /// The backend this reader implements.
+    fn backend(&self) -> IoBackend;
+    /// Reads segment `meta` whole.
+    fn read_segment(&self, meta: &SegmentMeta) -> Result<SegmentBytes>;
+}
+
+fn shrank(path: &Path, expected: u64, got: u64) -> Error {
+    Error::io(
+        path,
+        "read segment",
+        std::io::Error::other(format!("segment shrank during recovery ({expected} -> {got} bytes)")),
+    )
+}
+
+fn open(path: &Path) -> Result<File> {
+    File::open(path).map_err(|e| Error::io(path, "open segment", e))
+}
+
+/// `read`: sequential read(2) requests of `buffer` bytes.
+pub struct ReadReader {
+    /// Bytes per request.
+    pub buffer: usize,
+}
+
+impl SegmentReader for ReadReader {
+    fn backend(&self) -> IoBackend {
+        IoBackend::Read
+    }
+
+    fn read_segment(&self, meta: &SegmentMeta) -> Result<SegmentBytes> {
+        let mut file = open(&meta.path)?;
+        let len = meta.len as usize;
+        let mut buf = vec![0u8; len];
+        let mut at = 0;
+        while at < len {
+            let end = (at + self.buffer).min(len);
+            match std::io::Read::read(&mut file, &mut buf[at..end]) {
+                Ok(0) => return Err(shrank(&meta.path, meta.len, at as u64)),
+                Ok(n) => at += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io(&meta.path, "read segment", e)),
+            }
+        }
+        Ok(SegmentBytes::Owned(buf.into()))
+    }
+}
+
+/// `pread`: `depth` threads issue positioned reads of `buffer`-byte pieces concurrently.
+pub struct PreadReader {
+    /// Bytes per request.
+    pub buffer: usize,
+    /// Requests in flight.
+    pub depth: usize,
+}
+
+fn pread_exact(file: &File, path: &Path, seg_len: u64, buf: &mut [u8], offset: u64) -> Result<()> {
+    let mut at = 0;
+    while at < buf.len() {
+        match file.read_at(&mut buf[at..], offset + at as u64) {
+            Ok(0) => return Err(shrank(path, seg_len, offset + at as u64)),
+            Ok(n) => at += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io(path, "read segment", e)),
+        }
+    }
+    Ok(())
+}
+
+impl SegmentReader for PreadReader {
+    fn backend(&self) -> IoBackend {
+        IoBackend::Pread
+    }
+
+    fn read_segment(&self, meta: &SegmentMeta) -> Result<SegmentBytes> {
+        let file = open(&meta.path)?;
+        let mut buf = vec![0u8; meta.len as usize];
+        let pieces: Vec<(u64, &mut [u8])> =
+            buf.chunks_mut(self.buffer).enumerate().map(|(i, c)| ((i * self.buffer) as u64, c)).collect();
+        let depth = self.depth.min(pieces.len()).max(1);
+        if depth == 1 {
+            for (off, piece) in pieces {
+                pread_exact(&file, &meta.path, meta.len, piece, off)?;
+            }
+        } else {
+            // Plain scoped threads, not rayon: the caller may be a rayon worker holding the
+            // segment cache's lock, and work stealing inside it could re-enter that lock.
+            // Pieces are dealt round-robin, so the threads move through the file together.
+            let mut groups: Vec<Vec<(u64, &mut [u8])>> = (0..depth).map(|_| Vec::new()).collect();
+            for (i, p) in pieces.into_iter().enumerate() {
+                groups[i % depth].push(p);
+            }
+            let (file, path) = (&file, &meta.path);
+            std::thread::scope(|s| {
+                let handles: Vec<_> = groups
+                    .into_iter()
+                    .map(|group| {
+                        s.spawn(move || -> Result<()> {
+                            for (off, piece) in group {
+                                pread_exact(file, path, meta.len, piece, off)?;
+                            }
+                            Ok(())
+                        })
+                    })
+                    .collect();
+                handles.into_iter().try_for_each(|h| h.join().unwrap_or(Err(Error::WorkerStopped)))
+            })?;
+        }
+        Ok(SegmentBytes::Owned(buf.into()))
+    }
+}
+
+/// `mmap`: a read-only mapping with the configured advice.
+pub struct MmapReader {
+    /// Populate and madvise settings.
+    pub advice: MmapAdvice,
+}
+
+/// Segments up to this size are mapped with `MAP_POPULATE` when populate is on.
+const POPULATE_BYTES_MAX: u64 = 256 << 20;
+
+impl SegmentReader for MmapReader {
+    fn backend(&self) -> IoBackend {
+        IoBackend::Mmap
+    }
+
+    fn read_segment(&self, meta: &SegmentMeta) -> Result<SegmentBytes> {
+        let file = open(&meta.path)?;
+        let len = file.metadata().map_err(|e| Error::io(&meta.path, "stat segment", e))?.len();
+        if len < meta.len {
+            return Err(shrank(&meta.path, meta.len, len));
+        }
+        match map_file(&file, &meta.path, meta.len, self.advice)? {
+            Some(map) => Ok(SegmentBytes::Mapped(Arc::new(map))),
+            // Every guard slot is taken (thousands of segments mapped at once): an unguarded
+            // mapping could crash on a truncation, so read this segment instead.
+            None => ReadReader { buffer: 1 << 20 }.read_segment(meta),
+        }
+    }
+}
+
+/// Maps the first `len` bytes of `file` read-only. This is the only place the engine maps a
+/// journal file.
+///
+/// Contract: the file must not shrink while the mapping lives. Recovery holds the directory's
+/// exclusive lock (`LOCK`) for its whole run and never writes segments, and every cooperating
+/// writer takes the same lock, so no fastrec process truncates a mapped segment. A process
+/// that ignores the lock and truncates one anyway does not crash recovery: the mapping is
+/// registered with [`sigbus`], whose handler replaces the lost page with zeros and records the
+/// loss, and recovery checks for that ([`crate::journal::Journal::check_unchanged`]) before it
+/// trusts what it read and before it writes its marker, so it fails with an I/O error and a
+/// later run starts over. Returns `None`, mapping nothing, when the guard's table is full.
+pub fn map_file(file: &File, path: &Path, len: u64, advice: MmapAdvice) -> Result<Option<Mapping>> {
+    let mut opts = memmap2::MmapOptions::new();
+    opts.len(len as usize);
+    if advice.populate && len <= POPULATE_BYTES_MAX {
+        opts.populate();
+    }
+    // SAFETY: see the function's contract above: the mapping is read-only and private to this
+    // process, the directory lock excludes cooperating writers for the mapping's lifetime, and
+    // a truncation by anyone else is turned into zero pages and an error by the SIGBUS guard
+    // rather than undefined behaviour.
+    let map = unsafe { opts.map(file) }.map_err(|e| Error::io(path, "map segment", e))?;
+    // A truncation racing MAP_POPULATE only leaves pages unpopulated; the first fault on one
+    // comes after the guard below exists.
+    let Some(guard) = sigbus::Guard::new(map.as_ptr() as usize, map.len()) else { return Ok(None) };
+    for (on, a) in [
+        (advice.sequential, memmap2::Advice::Sequential),
+        (advice.willneed, memmap2::Advice::WillNeed),
+        (advice.hugepage, memmap2::Advice::HugePage),
+    ] {
+        // Advice is a hint; a kernel that rejects one (hugepage on a file system without
+        // large folios) still maps correctly.
+        if on {
+            let _ = map.advise(a);
+        }
+    }
+    Ok(Some(Mapping { guard, map }))
+}
+
+/// `direct`: O_DIRECT reads of `buffer` bytes (rounded up to [`DIRECT_ALIGN`]) into aligned
+/// memory.
+pub struct DirectReader {
+    /// Bytes per request.
+    pub buffer: usize,
+}
+
+fn open_direct(path: &Path) -> std::io::Result<File> {
+    std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(path)
+}
+
+impl SegmentReader for DirectReader {
+    fn backend(&self) -> IoBackend {
+        IoBackend::Direct
+    }
+
+    fn read_segment(&self, meta: &SegmentMeta) -> Result<SegmentBytes> {
+        let file = open_direct(&meta.path).map_err(|e| Error::io(&meta.path, "open segment with O_DIRECT", e))?;
+        let len = meta.len as usize;
+        let cap = len.div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN;
+        let req = self.buffer.div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN;
+        let mut buf = AlignedBuf::new(cap, DIRECT_ALIGN);
+        let mut at = 0;
+        while at < len {
+            let end = (at + req).min(cap);
+            match file.read_at(buf.slice_mut(at, end), at as u64) {
+                Ok(0) => break,
+                // A short read is the end of the file, which may sit inside the last
+                // alignment unit.
+                Ok(n) => at += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io(&meta.path, "read segment with O_DIRECT", e)),
+            }
+            if at % DIRECT_ALIGN != 0 {
+                break;
+            }
+        }
+        if at < len {
+            return Err(shrank(&meta.path, meta.len, at as u64));
+        }
+        buf.len = len;
+        Ok(SegmentBytes::Aligned(Arc::new(buf)))
+    }
+}
+
+/// Whether `path`'s file system serves O_DIRECT reads: opens it with O_DIRECT and reads its
+/// first aligned block.
+pub fn direct_supported(path: &Path) -> std::io::Result<bool> {
+    let file = match open_direct(path) {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let mut buf = AlignedBuf::new(DIRECT_ALIGN, DIRECT_ALIGN);
+    match file.read_at(buf.slice_mut(0, DIRECT_ALIGN), 0) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Which backend `auto` uses, and why.
+///
+/// The rule (documented in docs/DESIGN.md with the measurements behind it): journals of at
+/// least `mmap_threshold` bytes are mapped; smaller ones are read with read(2), whose fixed
+/// cost (no mapping to build and tear down, no page-table work) wins when there is little to
+/// read.
+pub fn choose(opts: &IoOptions, journal_bytes: u64) -> (IoBackend, String) {
+    if journal_bytes >= opts.mmap_threshold {
+        (IoBackend::Mmap, format!("auto: {journal_bytes} journal bytes >= mmap threshold {}", opts.mmap_threshold))
+    } else {
+        (IoBackend::Read, format!("auto: {journal_bytes} journal bytes < mmap threshold {}", opts.mmap_threshold))
+    }
+}
+
+/// The reader recovery uses, with the backend it resolved to and notes on how it got there.
+pub struct Resolved {
+    /// The reader.
+    pub reader: Box<dyn SegmentReader>,
+    /// How it was chosen (auto's reason, a direct-I/O fallback); empty when asked for directly.
+    pub notes: Vec<String>,
+}
+
+/// Builds the reader for `opts` over a journal of `journal_bytes` whose first segment is
+/// `probe` (used to test O_DIRECT support).
+pub fn resolve(opts: &IoOptions, journal_bytes: u64, probe: &Path) -> Result<Resolved> {
+    opts.validate()?;
+    let mut notes = Vec::new();
+    let mut backend = opts.backend;
+    if backend == IoBackend::Auto {
+        let (b, why) = choose(opts, journal_bytes);
+        notes.push(why);
+        backend = b;
+    }
+    if backend == IoBackend::Direct {
+        let ok = !opts.simulate_direct_refusal
+            && direct_supported(probe).map_err(|e| Error::io(probe, "probe O_DIRECT", e))?;
+        if !ok {
+            match opts.direct_fallback {
+                DirectFallback::Error => return Err(Error::DirectIoUnsupported { path: probe.to_path_buf() }),
+                DirectFallback::Read => {
+                    notes.push(format!(
+                        "direct: the file system of {} refuses O_DIRECT; reading through the page cache instead",
+                        probe.display()
+                    ));
+                    backend = IoBackend::Read;
+                }
+            }
+        }
+    }
+    let reader: Box<dyn SegmentReader> = match backend {
+        IoBackend::Read | IoBackend::Auto => Box::new(ReadReader { buffer: opts.buffer_bytes }),
+        IoBackend::Pread => Box::new(PreadReader { buffer: opts.buffer_bytes, depth: opts.pread_depth }),
+        IoBackend::Mmap => Box::new(MmapReader { advice: opts.mmap }),
+        IoBackend::Direct => Box::new(DirectReader { buffer: opts.buffer_bytes }),
+    };
+    Ok(Resolved { reader, notes })
+}
