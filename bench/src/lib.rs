@@ -1,12 +1,13 @@
 //! Measurement helpers shared by fastrec's benches: a counting allocator for peak heap
-//! (anonymous) memory, same-run hardware ceilings (memcpy bandwidth), medians, and the
-//! provenance every result carries.
+//! (anonymous) memory, same-run hardware ceilings (memcpy bandwidth, single-thread and
+//! all-thread), medians, and the provenance every result carries.
 //!
 //! ```no_run
 //! let (bytes_per_s, _) = bench::memcpy_bandwidth(64 << 20, 5);
 //! println!("memcpy {:.2} GB/s", bytes_per_s / 1e9);
 //! ```
 
+pub mod io;
 pub mod scaling;
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -80,6 +81,20 @@ pub fn max_rss_bytes() -> u64 {
     ru.ru_maxrss as u64 * 1024
 }
 
+/// Minor and major page faults of this process so far, all threads (getrusage); zeros when
+/// the call fails.
+pub fn page_faults() -> (u64, u64) {
+    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: `ru` points to writable memory of the right type; getrusage only writes it.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr()) };
+    if rc != 0 {
+        return (0, 0);
+    }
+    // SAFETY: getrusage returned 0, so it initialised the struct (and zeroed() already had).
+    let ru = unsafe { ru.assume_init() };
+    (ru.ru_minflt as u64, ru.ru_majflt as u64)
+}
+
 /// Median of `xs` (sorts in place); 0 for an empty slice.
 pub fn median(xs: &mut [f64]) -> f64 {
     if xs.is_empty() {
@@ -107,6 +122,48 @@ pub fn memcpy_bandwidth(bytes: usize, reps: usize) -> (f64, Vec<f64>) {
         std::hint::black_box(&dst);
         samples.push(bytes as f64 / t.elapsed().as_secs_f64());
     }
+    let mut s = samples.clone();
+    (median(&mut s), samples)
+}
+
+/// Aggregate memcpy bandwidth of `threads` threads, each copying its own buffer of
+/// `bytes_per_thread` bytes at the same time: median bytes per second of `reps` rounds, and all
+/// samples.
+pub fn memcpy_bandwidth_threads(threads: usize, bytes_per_thread: usize, reps: usize) -> (f64, Vec<f64>) {
+    let threads = threads.max(1);
+    // Each round starts all copies together at a barrier; the copiers time themselves and a
+    // round spans the earliest start to the latest end. Timing from a coordinating thread
+    // instead would undercount whenever that thread is descheduled while every CPU copies.
+    let start = std::sync::Barrier::new(threads);
+    let spans: Vec<Vec<(Instant, Instant)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|i| {
+                let start = &start;
+                s.spawn(move || {
+                    let src: Vec<u8> = (0..bytes_per_thread).map(|j| (j.wrapping_mul(31) ^ i) as u8).collect();
+                    let mut dst = vec![0u8; bytes_per_thread];
+                    dst.copy_from_slice(&src); // fault the pages in before timing
+                    (0..reps)
+                        .map(|_| {
+                            start.wait();
+                            let t = Instant::now();
+                            dst.copy_from_slice(std::hint::black_box(&src));
+                            std::hint::black_box(&dst);
+                            (t, Instant::now())
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    let samples: Vec<f64> = (0..reps)
+        .filter_map(|r| {
+            let first = spans.iter().filter_map(|v| v.get(r)).map(|x| x.0).min()?;
+            let last = spans.iter().filter_map(|v| v.get(r)).map(|x| x.1).max()?;
+            Some((spans.len() * bytes_per_thread) as f64 / (last - first).as_secs_f64())
+        })
+        .collect();
     let mut s = samples.clone();
     (median(&mut s), samples)
 }
@@ -186,6 +243,13 @@ mod tests {
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
         assert_eq!(median(&mut []), 0.0);
+    }
+
+    #[test]
+    fn memcpy_bandwidth_threads_is_positive() {
+        let (bw, samples) = memcpy_bandwidth_threads(2, 1 << 20, 3);
+        assert_eq!(samples.len(), 3);
+        assert!(bw > 0.0);
     }
 
     #[test]

@@ -26,20 +26,26 @@ pub struct Prepared {
 /// Generates `preset` with `seed` into a temporary directory (under `parent` if given).
 pub fn prepare(preset: &str, seed: u64, parent: Option<&Path>) -> Result<Prepared, String> {
     let p: workloads::Preset = preset.parse().map_err(|e| format!("{e}"))?;
+    prepare_params(preset, &p.params(seed), parent)
+}
+
+/// Generates a crash state from explicit `params` into a temporary directory (under `parent`
+/// if given); `name` labels it where a preset name would.
+pub fn prepare_params(name: &str, params: &workloads::GenParams, parent: Option<&Path>) -> Result<Prepared, String> {
     let tmp = match parent {
         Some(d) => tempfile::tempdir_in(d),
         None => tempfile::tempdir(),
     }
     .map_err(|e| e.to_string())?;
     let dir = tmp.path().join("crash");
-    workloads::generate(&dir, &p.params(seed)).map_err(|e| e.to_string())?;
+    workloads::generate(&dir, params).map_err(|e| e.to_string())?;
     let crash_image = std::fs::read(dir.join(recovery::dir::IMAGE_FILE)).map_err(|e| e.to_string())?;
     let journal_bytes = std::fs::read_dir(dir.join(recovery::dir::JOURNAL_DIR))
         .map_err(|e| e.to_string())?
         .filter_map(|e| e.ok()?.metadata().ok())
         .map(|m| m.len())
         .sum();
-    Ok(Prepared { _tmp: tmp, dir, crash_image, journal_bytes, preset: preset.into(), seed })
+    Ok(Prepared { _tmp: tmp, dir, crash_image, journal_bytes, preset: name.into(), seed: params.seed })
 }
 
 impl Prepared {

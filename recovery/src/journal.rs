@@ -55,8 +55,23 @@ pub struct Journal {
     /// Segments read so far, kept for later passes and other workers while the cache budget
     /// allows. The lock is held while a segment is read, so concurrent first readers of one
     /// segment wait for a single read.
-    cache: Vec<Mutex<Option<SegmentBytes>>>,
+    cache: Vec<Mutex<Cached>>,
     cache_left: AtomicU64,
+    /// The last few segments read beyond the budget, held so that the parallel scan's chunks
+    /// of one segment (read one after another by different workers) share one read.
+    recent: Mutex<std::collections::VecDeque<SegmentBytes>>,
+}
+
+/// Segments beyond the cache budget held anyway, most recent first.
+const RECENT_KEEP: usize = 4;
+
+/// A cache slot: a segment kept, or one beyond the budget that is shared for as long as some
+/// pass or worker still holds it (so parallel workers moving through the journal together read
+/// each segment once even when the budget keeps none).
+enum Cached {
+    Empty,
+    Kept(SegmentBytes),
+    Shared(std::sync::Weak<crate::io::PageBuf>),
 }
 
 impl std::fmt::Debug for Journal {
@@ -177,7 +192,7 @@ impl Journal {
         }
         let bytes = segments.iter().map(|s| s.len).sum();
         let resolved = crate::io::resolve(io, bytes, &segments[0].path)?;
-        let cache = segments.iter().map(|_| Mutex::new(None)).collect();
+        let cache = segments.iter().map(|_| Mutex::new(Cached::Empty)).collect();
         Ok(Journal {
             dir: dir.to_path_buf(),
             segments,
@@ -187,6 +202,7 @@ impl Journal {
             reader: resolved.reader,
             cache,
             cache_left: AtomicU64::new(io.cache_bytes),
+            recent: Mutex::new(std::collections::VecDeque::with_capacity(RECENT_KEEP)),
         })
     }
 
@@ -205,8 +221,14 @@ impl Journal {
     pub fn load(&self, index: usize) -> Result<SegmentBytes> {
         let meta = &self.segments[index];
         let mut slot = self.cache[index].lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(b) = slot.as_ref() {
-            return Ok(b.clone());
+        match &*slot {
+            Cached::Kept(b) => return Ok(b.clone()),
+            Cached::Shared(w) => {
+                if let Some(b) = w.upgrade() {
+                    return Ok(SegmentBytes::Copied(b));
+                }
+            }
+            Cached::Empty => {}
         }
         let bytes = self.reader.read_segment(meta)?;
         if bytes.len() as u64 != meta.len {
@@ -228,9 +250,18 @@ impl Journal {
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| left.checked_sub(meta.len))
                 .is_ok(),
         };
-        if keep {
-            *slot = Some(bytes.clone());
-        }
+        *slot = match &bytes {
+            _ if keep => Cached::Kept(bytes.clone()),
+            SegmentBytes::Copied(b) => {
+                let mut recent = self.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if recent.len() == RECENT_KEEP {
+                    recent.pop_back();
+                }
+                recent.push_front(bytes.clone());
+                Cached::Shared(std::sync::Arc::downgrade(b))
+            }
+            SegmentBytes::Mapped(_) => Cached::Empty,
+        };
         Ok(bytes)
     }
 
@@ -241,7 +272,7 @@ impl Journal {
     pub fn check_unchanged(&self) -> Result<()> {
         for (meta, slot) in self.segments.iter().zip(&self.cache) {
             let lost = match &*slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
-                Some(SegmentBytes::Mapped(m)) => m.lost_pages(),
+                Cached::Kept(SegmentBytes::Mapped(m)) => m.lost_pages(),
                 _ => false,
             };
             let len = std::fs::metadata(&meta.path).map_err(|e| Error::io(&meta.path, "stat segment", e))?.len();

@@ -561,10 +561,10 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
     // Check the directory holds an image before creating the lock file in it.
     check_dir(dir)?;
     let _lock = lock_dir(dir)?;
+    // Measured, not assumed, and before anything reads a segment header: what the page cache
+    // held decides whether this run read a disk.
+    let resident_at_start = crate::io::cache::residency_of_journal(&dir.join(JOURNAL_DIR));
     let (layout, journal) = open_dir(dir, opts.mode, &opts.io)?;
-    let seg_paths: Vec<&Path> = journal.segments.iter().map(|s| s.path.as_path()).collect();
-    // Measured, not assumed: what the page cache held decides whether this run read a disk.
-    let resident_at_start = crate::io::cache::residency_all(&seg_paths).unwrap_or_default();
     let marker_path = dir.join(MARKER_FILE);
     let fingerprint = journal_fingerprint(&journal);
     let policy = if journal.steal() { "steal" } else { "no-steal" };

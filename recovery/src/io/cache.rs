@@ -104,3 +104,17 @@ pub fn evict_all(paths: &[&Path]) -> std::io::Result<Residency> {
 pub fn residency_all(paths: &[&Path]) -> std::io::Result<Residency> {
     paths.iter().try_fold(Residency::default(), |acc, p| Ok(acc.plus(residency(p)?)))
 }
+
+/// [`residency`] summed over the segment files of the journal directory `dir`; files that
+/// cannot be measured count as absent (the report is informative, recovery does not depend
+/// on it), and so do files longer than any segment may be (recovery refuses them; measuring a
+/// sparse terabyte would take a minute).
+pub fn residency_of_journal(dir: &Path) -> Residency {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Residency::default() };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_str().and_then(crate::format::segment::parse_segment_file_name).is_some())
+        .filter(|e| e.metadata().is_ok_and(|m| m.len() <= crate::format::segment::SEGMENT_BYTES_MAX))
+        .filter_map(|e| residency(&e.path()).ok())
+        .fold(Residency::default(), Residency::plus)
+}
