@@ -3,7 +3,7 @@
 # x cache state x consumer, same-run ceilings) and renders the Markdown table.
 #
 # usage: scripts/io-sweep.sh [--out FILE] [--table FILE.md] [--bin PREBUILT] [io_sweep args...]
-#   --out    default results/io/<UTC date>-<short host>-<short sha>.ndjson
+#   --out    default results/io/<UTC date>-<short host>-<short sha>-<journal MiB>MiB.ndjson
 #   --table  default results/IO.md (rendered from every results/io/*.ndjson) when --out is the
 #            default; otherwise FILE.md beside --out, rendered from that file alone
 #   --bin    a prebuilt io_sweep binary (for a machine without a Rust toolchain)
@@ -37,7 +37,11 @@ inputs=()
 if [ -z "$out" ]; then
   sha="${FASTREC_GIT_SHA:-unknown}"
   [ "$sha" = unknown ] || sha="${sha:0:7}"
-  out="results/io/$(date -u +%Y-%m-%d)-$(hostname -s)-$sha.ndjson"
+  mib=256
+  for ((i = 0; i < ${#pass[@]}; i++)); do
+    [ "${pass[$i]}" = --journal-mib ] && mib="${pass[$((i + 1))]}"
+  done
+  out="results/io/$(date -u +%Y-%m-%d)-$(hostname -s)-$sha-${mib}MiB.ndjson"
   table="${table:-results/IO.md}"
 else
   table="${table:-${out%.ndjson}.md}"

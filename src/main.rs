@@ -183,8 +183,9 @@ struct RecoverArgs {
     /// image is untouched; skip-corrupt: skip damaged records and report each.
     #[arg(long, default_value = "tolerate-tail")]
     mode: ModeArg,
-    /// Journal reader. auto (default): mmap for journals of at least --mmap-threshold, read
-    /// below it. read: sequential read(2) of --io-buffer at a time. pread: --pread-depth
+    /// Journal reader. auto (default): mmap (populated) for journals of at least
+    /// --mmap-threshold, read below it or where the file system cannot map (the lab's rule:
+    /// see docs/DESIGN.md). read: sequential read(2) of --io-buffer at a time. pread: --pread-depth
     /// positioned reads of --io-buffer in flight. mmap: a read-only mapping (see --mmap-*).
     /// direct: O_DIRECT reads that bypass the page cache (see --direct-fallback).
     #[arg(long, default_value = "auto")]
@@ -196,7 +197,7 @@ struct RecoverArgs {
     #[arg(long, default_value_t = 4)]
     pread_depth: usize,
     /// --io auto maps journals at least this large, e.g. 64M.
-    #[arg(long, default_value = "64M")]
+    #[arg(long, default_value = "1M")]
     mmap_threshold: String,
     /// mmap without MAP_POPULATE (fault pages in as they are read).
     #[arg(long)]

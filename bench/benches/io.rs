@@ -7,7 +7,7 @@
 //! Eviction, warm-up and image restores happen outside the timed part (`iter_custom`); each
 //! sample's residency is measured and the range printed after each benchmark.
 //!
-//! Environment: `FASTREC_IO_BENCH_MIB` (journal size, default 256: well above auto's 64 MiB
+//! Environment: `FASTREC_IO_BENCH_MIB` (journal size, default 256: well above auto's 1 MiB
 //! mmap threshold), `FASTREC_IO_RECORDS` (default `256B,4K,64K`), `FASTREC_IO_CACHES`
 //! (default `warm,cold`), `FASTREC_IO_BACKENDS` (default `all`), `FASTREC_BENCH_SEED`,
 //! `FASTREC_IO_TMP` (where crash states are generated; must not be tmpfs for cold figures to
