@@ -134,3 +134,39 @@ fn every_io_backend_is_reachable_from_the_command_line() {
         assert!(err.contains("I/O buffer"), "{err}");
     }
 }
+
+#[test]
+fn checkpoints_from_the_command_line() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("c");
+    let d = dir.to_str().expect("utf-8");
+    let o = fastrec(&["gen", "--out", d, "--preset", "small", "--seed", "5", "--checkpoint-every", "50txns"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("checkpoints"), "{}", text(&o));
+    let o = fastrec(&["checkpoint", d]);
+    assert_eq!(o.status.code(), Some(2), "a crash state is not a recovered image: {}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("fastrec recover"), "{}", text(&o));
+    let report = tmp.path().join("r.json");
+    let o = fastrec(&["recover", d, "--report", report.to_str().expect("utf-8"), "--emergency-checkpoint"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("checkpoint"), "{}", text(&o));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).expect("report")).expect("json");
+    assert!(json["checkpoint"]["seq"].as_u64().is_some(), "the generated checkpoint was used: {json}");
+    assert_eq!(fastrec(&["verify", d]).status.code(), Some(0));
+    for kind in ["full", "incremental", "metadata", "emergency"] {
+        let o = fastrec(&["checkpoint", d, "--type", kind, "--json"]);
+        assert!(o.status.success(), "{kind}: {}", text(&o));
+        let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+        assert_eq!(j["kind"], kind);
+    }
+    let o = fastrec(&["checkpoint", d, "--retain", "2", "--recycle-journal"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = fastrec(&["recover", d, "--force"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(fastrec(&["verify", d]).status.code(), Some(0));
+    let o = fastrec(&["recover", d, "--force", "--no-checkpoints"]);
+    assert_eq!(o.status.code(), Some(2), "the journal's start is gone: {}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no valid checkpoint"), "{}", text(&o));
+    let o = fastrec(&["checkpoint", d, "--type", "bogus"]);
+    assert_eq!(o.status.code(), Some(2));
+}

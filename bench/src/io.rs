@@ -410,6 +410,7 @@ impl IoJournal {
                     self.block_size,
                     RecoveryMode::TolerateTail,
                     &cfg.io,
+                    false,
                 )
                 .map_err(|e| format!("{}: open journal: {e}", cfg.label))?;
                 let outcome = recovery::scan::scan(&journal, RecoveryMode::TolerateTail, |_, _, _| Ok(()))

@@ -154,6 +154,9 @@ pub struct RecordCounts {
     pub compensation: u64,
     /// Optional records of unknown type.
     pub optional: u64,
+    /// Records at or below the checkpoint's LSN of transactions not open then: their effects
+    /// are in the checkpoint, so they are read but neither redone nor undone.
+    pub before_checkpoint: u64,
 }
 
 /// Checks a record against the layout; `Some(reason)` when it cannot be applied.
@@ -220,9 +223,26 @@ pub fn target_block(layout: &Layout, rec: &Record<'_>) -> Option<u64> {
     }
 }
 
+/// The checkpoint recovery starts from, as analysis and redo need it.
+#[derive(Debug, Clone, Default)]
+pub struct CheckpointFilter {
+    /// The checkpoint's LSN.
+    pub lsn: u64,
+    /// Transactions open at that LSN.
+    pub open: FxHashSet<u64>,
+}
+
+impl CheckpointFilter {
+    /// Whether the checkpoint already holds this record's effect.
+    pub fn covers(&self, txid: u64, lsn: u64) -> bool {
+        lsn <= self.lsn && !self.open.contains(&txid)
+    }
+}
+
 /// Builds the transaction table during the first scan.
 pub struct Analyzer<'a> {
     layout: &'a Layout,
+    checkpoint: Option<std::sync::Arc<CheckpointFilter>>,
     journal: &'a Journal,
     mode: RecoveryMode,
     steal: bool,
@@ -250,11 +270,14 @@ impl RecordCounts {
         self.aborts += o.aborts;
         self.compensation += o.compensation;
         self.optional += o.optional;
+        self.before_checkpoint += o.before_checkpoint;
     }
 }
 
 /// The finished analysis.
 pub struct Analysis {
+    /// The checkpoint recovery started from, if any.
+    pub checkpoint: Option<std::sync::Arc<CheckpointFilter>>,
     /// The transaction table (after a parallel scan: without the transactions it resolved
     /// within one chunk, which [`count`](Self::count) still counts).
     pub txns: FxHashMap<u64, TxnEntry>,
@@ -297,14 +320,21 @@ impl Analysis {
         self.revoked.get(&block).is_some_and(|&r| lsn < r)
     }
 
-    /// Whether redo applies the records of transaction `txid`.
-    pub fn redo_applies(&self, txid: u64) -> bool {
-        if self.steal {
+    /// Whether redo applies the record at `lsn` of transaction `txid`.
+    pub fn redo_applies(&self, txid: u64, lsn: u64) -> bool {
+        if self.checkpoint.as_ref().is_some_and(|c| c.covers(txid, lsn)) {
+            false
+        } else if self.steal {
             // Repeat history: winners, losers and compensation records alike.
             true
         } else {
             self.committed.contains(txid)
         }
+    }
+
+    /// Whether transaction `txid` committed.
+    pub fn is_committed(&self, txid: u64) -> bool {
+        self.committed.contains(txid)
     }
 
     /// Number of transactions with the given outcome.
@@ -332,6 +362,7 @@ impl<'a> Analyzer<'a> {
     pub fn new(layout: &'a Layout, journal: &'a Journal, mode: RecoveryMode) -> Self {
         Analyzer {
             layout,
+            checkpoint: None,
             journal,
             mode,
             steal: journal.steal(),
@@ -344,6 +375,17 @@ impl<'a> Analyzer<'a> {
             partial_failed: false,
             done: Done::default(),
         }
+    }
+
+    /// Starts from `checkpoint`: records it covers are counted and otherwise ignored.
+    pub fn with_checkpoint(mut self, checkpoint: Option<std::sync::Arc<CheckpointFilter>>) -> Self {
+        self.checkpoint = checkpoint;
+        self
+    }
+
+    /// Whether the checkpoint this analysis starts from covers the record.
+    pub fn covered(&self, h: &RecordHeader) -> bool {
+        self.checkpoint.as_ref().is_some_and(|c| c.covers(h.txid, h.lsn))
     }
 
     /// An analysis of one chunk of the journal, to be merged in order with [`absorb`](Self::absorb).
@@ -455,6 +497,10 @@ impl<'a> Analyzer<'a> {
 
     /// Takes one record, in LSN order.
     pub fn visit(&mut self, ctx: &RecordCtx, h: &RecordHeader, rec: &Record<'_>) -> Result<()> {
+        if self.covered(h) {
+            self.counts.before_checkpoint += 1;
+            return Ok(());
+        }
         let c = &mut self.counts;
         match rec {
             Record::Write { full, .. } => {
@@ -622,6 +668,7 @@ impl<'a> Analyzer<'a> {
             .chain(done.committed.iter().copied());
         let committed = TxnSet::build(committed_ids.clone(), committed_ids.count());
         Ok(Analysis {
+            checkpoint: self.checkpoint,
             committed,
             done_committed: done.committed.len() as u64,
             done_aborted: done.aborted,

@@ -3,6 +3,7 @@
 //! ```text
 //! DIR/image.img          the home location (see `image`)
 //! DIR/journal/seg-*.wal  journal segments (see `format`)
+//! DIR/checkpoints/ckpt-*.fcp  checkpoints (see `checkpoint`)
 //! DIR/LOCK               exclusive lock held by a running recovery
 //! DIR/recovered.json     written after a successful recovery (see `marker`)
 //! DIR/manifest.json      generator parameters and seed (crash states only)
@@ -24,3 +25,5 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 pub const EXPECTED_FILE: &str = "expected.json";
 /// Oracle per-block digests.
 pub const EXPECTED_DIGESTS_FILE: &str = "expected.digests";
+/// The checkpoint directory.
+pub const CHECKPOINT_DIR: &str = "checkpoints";

@@ -167,6 +167,32 @@ pub enum Error {
         /// The lock file.
         path: PathBuf,
     },
+    /// A checkpoint failed validation or could not be applied.
+    #[error("{}{}: {reason}", path.display(), offset.map_or(String::new(), |o| format!(" at offset {o}")))]
+    Checkpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// Offset of the problem, when it is about the file's bytes.
+        offset: Option<u64>,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A checkpoint was asked of a directory whose image is not a recovered state.
+    #[error("{path}: not recovered since its journal last changed; run `fastrec recover` first (a checkpoint captures a recovered image)")]
+    NotRecovered {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// The journal's oldest segments are gone and no valid checkpoint covers what they held.
+    #[error("{path}: the journal starts at LSN {first_lsn} (older segments were recycled or lost) and no valid checkpoint covers the LSNs before it{}", if detail.is_empty() { String::new() } else { format!(" ({detail})") })]
+    JournalStartsLate {
+        /// The journal directory.
+        path: PathBuf,
+        /// First LSN of the oldest segment present.
+        first_lsn: u64,
+        /// Why each checkpoint was passed over.
+        detail: String,
+    },
     /// Direct I/O was required (`--direct-fallback error`) and the file system refuses it.
     #[error("{path}: the file system refuses O_DIRECT reads (tmpfs and some network or FUSE file systems do); use --io read or --direct-fallback read")]
     DirectIoUnsupported {
@@ -205,6 +231,9 @@ impl Error {
             Error::InvalidRecord { .. } => "invalid-record",
             Error::Locked { .. } => "locked",
             Error::DirectIoUnsupported { .. } => "direct-io-unsupported",
+            Error::Checkpoint { .. } => "checkpoint",
+            Error::NotRecovered { .. } => "not-recovered",
+            Error::JournalStartsLate { .. } => "journal-starts-late",
             Error::Config(_) => "config",
             Error::InjectedFault(_) => "injected-fault",
             Error::WorkerStopped => "worker-stopped",

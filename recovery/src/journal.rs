@@ -93,6 +93,7 @@ impl Journal {
         image_block_size: u32,
         mode: RecoveryMode,
         io: &IoOptions,
+        late_start_ok: bool,
     ) -> Result<Journal> {
         let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, "list journal directory", e))?;
         let mut found = Vec::new();
@@ -145,7 +146,7 @@ impl Journal {
             if header.image_block_size != image_block_size {
                 return Err(Error::InconsistentSegments { path, what: "image block size (differs from the image's)" });
             }
-            if segments.is_empty() && header.segment_seq != 1 {
+            if segments.is_empty() && header.segment_seq != 1 && !late_start_ok {
                 // Without a checkpoint saying where the journal starts, a journal that does not
                 // begin at segment 1 has lost its beginning.
                 if mode != RecoveryMode::SkipCorrupt {
@@ -204,6 +205,17 @@ impl Journal {
             cache_left: AtomicU64::new(io.cache_bytes),
             recent: Mutex::new(std::collections::VecDeque::with_capacity(RECENT_KEEP)),
         })
+    }
+
+    /// Drops the segments wholly before `lsn` (every segment followed by one that starts at or
+    /// below it), so every pass begins at the segment holding `lsn`. Returns the bytes
+    /// dropped.
+    pub fn start_at(&mut self, lsn: u64) -> u64 {
+        let keep_from = self.segments.iter().rposition(|s| s.header.first_lsn <= lsn).unwrap_or(0);
+        let dropped: u64 = self.segments[..keep_from].iter().map(|s| s.len).sum();
+        self.segments.drain(..keep_from);
+        self.cache.drain(..keep_from);
+        dropped
     }
 
     /// Total bytes of the segment files recovery reads.

@@ -12,6 +12,8 @@
 //!   [`RecoveryMode`] to damage.
 //! - [`analysis`]: the transaction table (winners, aborted, losers) and what redo may skip.
 //! - [`replay`]: redo, undo and orphan cleanup over a windowed block cache, then write-back.
+//! - [`checkpoint`]: checkpoints of the committed state, so recovery replays only the journal
+//!   after them.
 //! - [`recover`]: the pipeline that ties them together under an exclusive lock, and the
 //!   [`RecoveryReport`].
 //!
@@ -23,6 +25,7 @@
 //! ```
 
 pub mod analysis;
+pub mod checkpoint;
 pub mod dir;
 pub mod error;
 pub mod format;

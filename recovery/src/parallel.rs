@@ -22,11 +22,11 @@
 //! publish a worker waits for. Then each worker undoes its own blocks' loser changes.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{mpsc, Condvar, Mutex, OnceLock};
+use std::sync::{mpsc, Arc, Condvar, Mutex, OnceLock};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::analysis::{invalid_reason, target_block, Analysis, Analyzer};
+use crate::analysis::{invalid_reason, target_block, Analysis, Analyzer, CheckpointFilter};
 use crate::error::{CorruptKind, Error, Result};
 use crate::format::fragment::{SegmentDecoder, Step};
 use crate::format::record::{decode_body, decode_header_with, Record};
@@ -147,14 +147,19 @@ fn entry_kind(layout: &Layout, rec: &Record<'_>) -> EntryKind {
     }
 }
 
-fn decode_chunk<'a>(layout: &'a Layout, journal: &'a Journal, chunk: &Chunk) -> Result<ChunkOut<'a>> {
+fn decode_chunk<'a>(
+    layout: &'a Layout,
+    journal: &'a Journal,
+    chunk: &Chunk,
+    checkpoint: &Option<Arc<CheckpointFilter>>,
+) -> Result<ChunkOut<'a>> {
     let meta = &journal.segments[chunk.segment];
     let bytes = journal.load(chunk.segment)?;
     let mut dec = SegmentDecoder::new(&bytes, meta.header.block_size, meta.header.salt);
     // Fragments continuing a record that started before this chunk belong to the previous one.
     dec.seek(chunk.start, true);
     let mut out = ChunkOut {
-        analyzer: Analyzer::new_partial(layout, journal),
+        analyzer: Analyzer::new_partial(layout, journal).with_checkpoint(checkpoint.clone()),
         entries: Vec::new(),
         first_lsn: None,
         last_lsn: 0,
@@ -189,6 +194,10 @@ fn decode_chunk<'a>(layout: &'a Layout, journal: &'a Journal, chunk: &Chunk) -> 
                 out.first_lsn.get_or_insert(h.lsn);
                 out.last_lsn = h.lsn;
                 out.last_end = Some(end);
+                if out.analyzer.covered(&h) {
+                    // The checkpoint holds its effect: nothing for replay to route.
+                    continue;
+                }
                 out.entries.push(Entry {
                     lsn: h.lsn,
                     txid: h.txid,
@@ -272,12 +281,13 @@ pub fn scan_parallel(
     mode: RecoveryMode,
     setup: &ParallelSetup,
     need_touched: bool,
+    checkpoint: Option<Arc<CheckpointFilter>>,
 ) -> Result<Option<Pass1>> {
     if mode == RecoveryMode::SkipCorrupt {
         return Ok(None);
     }
     let chunks = plan_chunks(journal, setup.chunk_bytes);
-    let outs = run_tasks(setup, chunks.len(), &|i| decode_chunk(layout, journal, &chunks[i]));
+    let outs = run_tasks(setup, chunks.len(), &|i| decode_chunk(layout, journal, &chunks[i], &checkpoint));
     let mut merged: Option<Analyzer<'_>> = None;
     let mut outcome = ScanOutcome::default();
     let mut entries: Vec<Vec<Entry>> = Vec::new();
@@ -324,7 +334,7 @@ pub fn scan_parallel(
         entries.push(out.entries);
         let m = merged.get_or_insert_with(|| {
             // Every chunk, the first included, goes through `absorb`'s checks.
-            let mut empty = Analyzer::new_partial(layout, journal);
+            let mut empty = Analyzer::new_partial(layout, journal).with_checkpoint(checkpoint.clone());
             empty.reserve_txns(txns_total);
             empty
         });
@@ -750,7 +760,7 @@ fn worker_loop(
                     exchange.publish(slot, bytes);
                 }
                 (Task::Consume { slot, .. }, Record::Copy { dst, dst_offset, len, .. }) => {
-                    if !analysis.redo_applies(h.txid) {
+                    if !analysis.redo_applies(h.txid, h.lsn) {
                         stats.redo_skipped_losers += 1;
                         continue;
                     }
@@ -828,7 +838,10 @@ fn route(
         };
         let wd = parts.of(dst);
         if let Some(d) = deps.as_mut() {
-            if analysis.redo_applies(e.txid) && !analysis.revoked_at(dst, e.lsn) && !analysis.superseded(dst, e.lsn) {
+            if analysis.redo_applies(e.txid, e.lsn)
+                && !analysis.revoked_at(dst, e.lsn)
+                && !analysis.superseded(dst, e.lsn)
+            {
                 d.apply(dst, wd, src.map(|s| (s, parts.of(s))));
             }
         }

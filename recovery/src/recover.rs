@@ -3,9 +3,11 @@
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
-use crate::analysis::{Analysis, Analyzer, InvalidNote, RecordCounts, TxnOutcome};
+use crate::analysis::{Analysis, Analyzer, CheckpointFilter, InvalidNote, RecordCounts, TxnOutcome};
+use crate::checkpoint;
 use crate::dir::{IMAGE_FILE, JOURNAL_DIR, LOCK_FILE, MARKER_FILE};
 use crate::error::{Error, Result};
 use crate::image::Layout;
@@ -130,6 +132,9 @@ pub struct RecoverOptions {
     /// Compute the replay dependency graph's work and span (parallel replay only). Costs a
     /// hash lookup per operation on the routing thread. Default false.
     pub dependency_stats: bool,
+    /// Start from the newest valid checkpoint. Default true; false replays the whole journal
+    /// (which must then begin at its first segment).
+    pub use_checkpoints: bool,
 }
 
 impl Default for RecoverOptions {
@@ -151,6 +156,7 @@ impl Default for RecoverOptions {
             queue_batches: 4,
             chunk_bytes: 1 << 20,
             dependency_stats: false,
+            use_checkpoints: true,
         }
     }
 }
@@ -215,6 +221,30 @@ pub struct IoReport {
     pub resident_at_start: Residency,
 }
 
+/// The checkpoint a recovery started from, and what it saved.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CheckpointUse {
+    /// The checkpoint (the chain's newest member).
+    pub seq: u64,
+    /// Its kind.
+    pub kind: checkpoint::CheckpointKind,
+    /// The LSN its state is as of.
+    pub lsn: u64,
+    /// First LSN recovery needed from the journal.
+    pub min_lsn: u64,
+    /// Sequence numbers of the chain, root first.
+    pub chain: Vec<u64>,
+    /// Blocks written to the image from the chain.
+    pub blocks_restored: u64,
+    /// Chain blocks left to the home copy because a committed revoke after the checkpoint
+    /// freed them.
+    pub blocks_skipped_revoked: u64,
+    /// Journal bytes recovery did not read at all (segments wholly before `min_lsn`).
+    pub journal_bytes_skipped: u64,
+    /// Records read but neither redone nor undone because the checkpoint holds their effect.
+    pub records_skipped: u64,
+}
+
 /// Everything a recovery did, for people (`Display`) and programs (JSON).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RecoveryReport {
@@ -226,6 +256,11 @@ pub struct RecoveryReport {
     pub mode: RecoveryMode,
     /// How the journal was read.
     pub io: IoReport,
+    /// The checkpoint recovery started from, if any.
+    pub checkpoint: Option<CheckpointUse>,
+    /// Checkpoints newer than the one used (or all, when none was) that were passed over,
+    /// and why.
+    pub checkpoints_rejected: Vec<checkpoint::Rejected>,
     /// Image access used.
     pub image_io: ImageIo,
     /// Buffer policy the journal was written under.
@@ -306,6 +341,22 @@ impl std::fmt::Display for RecoveryReport {
             self.lsn_range.0,
             self.lsn_range.1
         )?;
+        if let Some(c) = &self.checkpoint {
+            writeln!(
+                f,
+                "  checkpoint {} {} at LSN {} (chain {:?}): {} blocks restored; skipped {:.1} MiB of journal unread and {} records read but not replayed",
+                c.kind,
+                c.seq,
+                c.lsn,
+                c.chain,
+                c.blocks_restored,
+                mib(c.journal_bytes_skipped),
+                c.records_skipped
+            )?;
+        }
+        for r in &self.checkpoints_rejected {
+            writeln!(f, "  passed over checkpoint {}: {}", r.path.display(), r.reason)?;
+        }
         let t = &self.txns;
         writeln!(
             f,
@@ -476,23 +527,83 @@ fn check_dir(dir: &Path) -> Result<()> {
     std::fs::metadata(&image).map(|_| ()).map_err(|e| Error::io(image, "open image", e))
 }
 
-/// Opens the image and journal of `dir` without changing anything.
+/// Opens the image and journal of `dir` without changing anything. A journal whose first
+/// segments are gone is accepted here when the directory has checkpoints (whether one covers
+/// them is decided by [`start_point`]).
 pub fn open_dir(dir: &Path, mode: RecoveryMode, io: &IoOptions) -> Result<(Layout, Journal)> {
     check_dir(dir)?;
     let layout = Layout::read_from(&dir.join(IMAGE_FILE))?;
-    let journal =
-        Journal::open(&dir.join(JOURNAL_DIR), layout.geometry.image_id, layout.geometry.block_size, mode, io)?;
+    let late_start_ok = !checkpoint::list(dir)?.is_empty();
+    let journal = Journal::open(
+        &dir.join(JOURNAL_DIR),
+        layout.geometry.image_id,
+        layout.geometry.block_size,
+        mode,
+        io,
+        late_start_ok,
+    )?;
     Ok((layout, journal))
 }
 
-/// Scans and analyses the journal of `dir` without touching the image (used by `inspect`).
+/// Where recovery starts: the newest usable checkpoint chain (when `use_checkpoints`), the
+/// filter analysis applies for it, and the checkpoints passed over. Drops the journal
+/// segments the checkpoint makes unnecessary (their bytes are returned). Without a usable
+/// checkpoint the journal must begin at its first segment.
+pub fn start_point(
+    dir: &Path,
+    layout: &Layout,
+    journal: &mut Journal,
+    mode: RecoveryMode,
+    use_checkpoints: bool,
+) -> Result<StartPoint> {
+    let first = &journal.segments[0];
+    let (chain, rejected) =
+        if use_checkpoints { checkpoint::select(dir, layout, first.header.first_lsn)? } else { (None, Vec::new()) };
+    let Some(chain) = chain else {
+        if first.header.segment_seq != 1 && mode != RecoveryMode::SkipCorrupt {
+            let detail = if !use_checkpoints {
+                "checkpoints ignored as asked".to_string()
+            } else if rejected.is_empty() {
+                "there are none".to_string()
+            } else {
+                rejected.iter().map(|r| format!("{}: {}", r.path.display(), r.reason)).collect::<Vec<_>>().join("; ")
+            };
+            return Err(Error::JournalStartsLate {
+                path: journal.dir.clone(),
+                first_lsn: first.header.first_lsn,
+                detail,
+            });
+        }
+        return Ok(StartPoint { chain: None, filter: None, rejected, bytes_dropped: 0 });
+    };
+    let head = chain.head();
+    let filter = Arc::new(CheckpointFilter { lsn: head.lsn, open: head.open_txns.iter().copied().collect() });
+    let bytes_dropped = journal.start_at(head.min_lsn);
+    Ok(StartPoint { chain: Some(chain), filter: Some(filter), rejected, bytes_dropped })
+}
+
+/// See [`start_point`].
+pub struct StartPoint {
+    /// The checkpoint chain recovery starts from.
+    pub chain: Option<checkpoint::Chain>,
+    /// What analysis and redo skip because of it.
+    pub filter: Option<Arc<CheckpointFilter>>,
+    /// Newer checkpoints passed over, and why.
+    pub rejected: Vec<checkpoint::Rejected>,
+    /// Journal bytes before the checkpoint's first needed segment.
+    pub bytes_dropped: u64,
+}
+
+/// Scans and analyses the journal of `dir` without touching the image (used by `inspect`),
+/// from the newest usable checkpoint as recovery would.
 pub fn analyze_dir(
     dir: &Path,
     mode: RecoveryMode,
     io: &IoOptions,
 ) -> Result<(Layout, Journal, scan::ScanOutcome, Analysis)> {
-    let (layout, journal) = open_dir(dir, mode, io)?;
-    let mut analyzer = Analyzer::new(&layout, &journal, mode);
+    let (layout, mut journal) = open_dir(dir, mode, io)?;
+    let start = start_point(dir, &layout, &mut journal, mode, true)?;
+    let mut analyzer = Analyzer::new(&layout, &journal, mode).with_checkpoint(start.filter);
     let outcome = scan::scan(&journal, mode, |ctx, h, rec| analyzer.visit(ctx, h, rec))?;
     let analysis = analyzer.finish()?;
     Ok((layout, journal, outcome, analysis))
@@ -564,7 +675,7 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
     // Measured, not assumed, and before anything reads a segment header: what the page cache
     // held decides whether this run read a disk.
     let resident_at_start = crate::io::cache::residency_of_journal(&dir.join(JOURNAL_DIR));
-    let (layout, journal) = open_dir(dir, opts.mode, &opts.io)?;
+    let (layout, mut journal) = open_dir(dir, opts.mode, &opts.io)?;
     let marker_path = dir.join(MARKER_FILE);
     let fingerprint = journal_fingerprint(&journal);
     let policy = if journal.steal() { "steal" } else { "no-steal" };
@@ -579,6 +690,8 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
             notes: journal.io_notes.clone(),
             resident_at_start,
         },
+        checkpoint: None,
+        checkpoints_rejected: Vec::new(),
         image_io: opts.image_io,
         policy,
         already_recovered: false,
@@ -618,11 +731,21 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
         return Ok(report);
     }
 
+    let start = start_point(dir, &layout, &mut journal, opts.mode, opts.use_checkpoints)?;
+    report.checkpoints_rejected = start.rejected;
+    timer.lap("choose checkpoint");
     let setup = parallel_setup(opts, &mut report.parallel)?;
     let mut entries = None;
     let first = match &setup {
         Some(setup) if journal.bytes() > setup.chunk_bytes => {
-            match parallel::scan_parallel(&layout, &journal, opts.mode, setup, opts.image_io == ImageIo::Pwrite)? {
+            match parallel::scan_parallel(
+                &layout,
+                &journal,
+                opts.mode,
+                setup,
+                opts.image_io == ImageIo::Pwrite,
+                start.filter.clone(),
+            )? {
                 Some(p1) => {
                     report.parallel.scan = format!("parallel: {} chunks on {} workers", p1.chunks, setup.workers);
                     entries = Some(p1.entries);
@@ -645,7 +768,7 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
     let (outcome, analysis) = match first {
         Some(x) => x,
         None => {
-            let mut analyzer = Analyzer::new(&layout, &journal, opts.mode);
+            let mut analyzer = Analyzer::new(&layout, &journal, opts.mode).with_checkpoint(start.filter.clone());
             let outcome = scan::scan(&journal, opts.mode, |ctx, h, rec| analyzer.visit(ctx, h, rec))?;
             (outcome, analyzer.finish()?)
         }
@@ -683,6 +806,25 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
         .write(true)
         .open(&image_path)
         .map_err(|e| Error::io(&image_path, "open image for writing", e))?;
+    if let Some(chain) = &start.chain {
+        // Blocks a committed revoke after the checkpoint freed may have been reused without
+        // logging: the home copy, not the checkpoint, has them.
+        let restored =
+            checkpoint::restore(chain, &image, &image_path, &layout, &|b| analysis.revoked.contains_key(&b))?;
+        let head = chain.head();
+        report.checkpoint = Some(CheckpointUse {
+            seq: head.seq,
+            kind: head.kind,
+            lsn: head.lsn,
+            min_lsn: head.min_lsn,
+            chain: chain.seqs(),
+            blocks_restored: restored.blocks,
+            blocks_skipped_revoked: restored.skipped_revoked,
+            journal_bytes_skipped: start.bytes_dropped,
+            records_skipped: analysis.counts.before_checkpoint,
+        });
+        timer.lap("load checkpoint");
+    }
     let mut stats = ReplayStats::default();
     let windows = match opts.image_io {
         ImageIo::Mmap => {
@@ -798,4 +940,215 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
     report.total_ms = started.elapsed().as_secs_f64() * 1e3;
     report.throughput_mb_s = report.bytes_scanned as f64 / 1e6 / (report.total_ms / 1e3).max(1e-9);
     Ok(report)
+}
+
+/// Settings of [`checkpoint_dir`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointOptions {
+    /// What to write.
+    pub kind: checkpoint::CheckpointKind,
+    /// Compression; `None`: lz4 for emergency checkpoints (speed first), zstd otherwise.
+    pub compression: Option<checkpoint::Compression>,
+    /// Checkpoints to keep afterwards (chains they need are kept too). Default 64.
+    pub retain: usize,
+    /// Also remove journal segments no kept checkpoint needs. Default false.
+    pub recycle_journal: bool,
+}
+
+impl Default for CheckpointOptions {
+    fn default() -> Self {
+        CheckpointOptions {
+            kind: checkpoint::CheckpointKind::Full,
+            compression: None,
+            retain: checkpoint::RETAIN_DEFAULT,
+            recycle_journal: false,
+        }
+    }
+}
+
+/// What [`checkpoint_dir`] wrote and removed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CheckpointReport {
+    /// The checkpoint file.
+    pub path: PathBuf,
+    /// Its manifest's essentials.
+    pub seq: u64,
+    /// Kind.
+    pub kind: checkpoint::CheckpointKind,
+    /// The LSN its state is as of.
+    pub lsn: u64,
+    /// Parent (incremental).
+    pub parent: Option<u64>,
+    /// Compression.
+    pub compression: checkpoint::Compression,
+    /// Blocks held.
+    pub blocks: u64,
+    /// Blocks left out because they are in revoked state (the home copy owns them).
+    pub excluded: u64,
+    /// Raw bytes of the blocks held.
+    pub raw_bytes: u64,
+    /// File length.
+    pub file_bytes: u64,
+    /// Seconds spent writing it (compression, write, fsync).
+    pub write_secs: f64,
+    /// What retention removed.
+    pub pruned: checkpoint::Pruned,
+}
+
+impl std::fmt::Display for CheckpointReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "checkpoint {} ({}{}) at LSN {}: {} blocks ({:.1} MiB raw, {:.1} MiB {}, ratio {:.2}), {} left to the image; written in {:.3} s",
+            self.seq,
+            self.kind,
+            self.parent.map_or(String::new(), |p| format!(", parent {p}")),
+            self.lsn,
+            self.blocks,
+            self.raw_bytes as f64 / (1 << 20) as f64,
+            self.file_bytes as f64 / (1 << 20) as f64,
+            self.compression,
+            self.raw_bytes as f64 / self.file_bytes.max(1) as f64,
+            self.excluded,
+            self.write_secs
+        )?;
+        write!(f, "  file {}", self.path.display())?;
+        if !self.pruned.checkpoints.is_empty() || !self.pruned.segments.is_empty() {
+            write!(
+                f,
+                "\n  retention removed {} checkpoints and {} journal segments",
+                self.pruned.checkpoints.len(),
+                self.pruned.segments.len()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes a checkpoint of a recovered directory's image, as of the last LSN its recovery
+/// replayed. Refuses a directory whose journal changed since its last recovery (the image is
+/// then not the committed state of any LSN).
+pub fn checkpoint_dir(dir: &Path, o: &CheckpointOptions) -> Result<CheckpointReport> {
+    use crate::format::record::{AllocTarget, Record};
+    use checkpoint::CheckpointKind as K;
+    check_dir(dir)?;
+    let _lock = lock_dir(dir)?;
+    let mode = RecoveryMode::TolerateTail;
+    let (layout, mut journal) = open_dir(dir, mode, &IoOptions::default())?;
+    let fingerprint = journal_fingerprint(&journal);
+    let marker = read_marker(&dir.join(MARKER_FILE))
+        .filter(|m| m.files == fingerprint)
+        .ok_or_else(|| Error::NotRecovered { path: dir.to_path_buf() })?;
+    let lsn = marker.last_lsn;
+    // Blocks in revoked state at `lsn`: freed by a committed transaction and not logged since,
+    // so the running system may write them without logging and a checkpoint must not restore
+    // them later. Found from the journal recovery read, plus those the checkpoint it started
+    // from already left out and the journal has not logged since.
+    let start = start_point(dir, &layout, &mut journal, mode, true)?;
+    let mut analyzer = Analyzer::new(&layout, &journal, mode).with_checkpoint(start.filter.clone());
+    let mut events: Vec<(u64, u64, u64, bool)> = Vec::new();
+    scan::scan(&journal, mode, |ctx, h, rec| {
+        analyzer.visit(ctx, h, rec)?;
+        if !analyzer.covered(h) {
+            let ev = match *rec {
+                Record::Write { block, .. } => Some((block, false)),
+                Record::Copy { dst, .. } => Some((dst, false)),
+                Record::Bitmap { target: AllocTarget::Block, index, set: true, .. } => Some((index, false)),
+                Record::Revoke { block } => Some((block, true)),
+                _ => None,
+            };
+            if let Some((b, revoke)) = ev {
+                events.push((h.txid, b, h.lsn, revoke));
+            }
+        }
+        Ok(())
+    })?;
+    let analysis = analyzer.finish()?;
+    let n = layout.block_count();
+    let data_start = layout.data_start();
+    let mut last_logged = vec![0u64; n as usize];
+    let mut last_revoke = vec![0u64; n as usize];
+    for &(txid, b, at, revoke) in &events {
+        if b < n && analysis.is_committed(txid) {
+            let slot = if revoke { &mut last_revoke[b as usize] } else { &mut last_logged[b as usize] };
+            *slot = (*slot).max(at);
+        }
+    }
+    let mut excluded = vec![false; n as usize];
+    if let Some(chain) = &start.chain {
+        for b in checkpoint::blocks_of(&chain.head().excluded) {
+            if let Some(x) = excluded.get_mut(b as usize) {
+                *x = true;
+            }
+        }
+    }
+    for b in data_start..n {
+        let i = b as usize;
+        if last_logged[i] > 0 {
+            excluded[i] = false;
+        }
+        if last_revoke[i] > last_logged[i] {
+            excluded[i] = true;
+        }
+    }
+    let image_path = dir.join(IMAGE_FILE);
+    let image = std::fs::read(&image_path).map_err(|e| Error::io(&image_path, "read image", e))?;
+    let bs = layout.block_size();
+    let blk = |buf: &[u8], b: u64| buf[b as usize * bs..(b as usize + 1) * bs].to_vec();
+    let (blocks, dropped, parent): (Vec<u64>, Vec<u64>, Option<u64>) = match o.kind {
+        K::Full | K::Emergency => ((0..n).filter(|&b| !excluded[b as usize]).collect(), Vec::new(), None),
+        K::Metadata => ((0..data_start).collect(), Vec::new(), None),
+        K::Incremental => {
+            let first_lsn = journal.segments.first().map_or(1, |s| s.header.first_lsn);
+            let (chain, _) = checkpoint::select(dir, &layout, first_lsn)?;
+            let Some(chain) = chain else {
+                return Err(Error::Config(
+                    "no valid checkpoint to chain an incremental one to; write a full one first".into(),
+                ));
+            };
+            let mut held = vec![0u8; image.len()];
+            checkpoint::materialize(&chain, &layout, &mut held)?;
+            let blocks = (0..n)
+                .filter(|&b| {
+                    !excluded[b as usize] && (!chain.sources.contains_key(&b) || blk(&held, b) != blk(&image, b))
+                })
+                .collect();
+            let dropped = chain.sources.keys().copied().filter(|&b| excluded[b as usize]).collect();
+            (blocks, dropped, Some(chain.head().seq))
+        }
+    };
+    let compression = o.compression.unwrap_or(if o.kind == K::Emergency {
+        checkpoint::Compression::Lz4
+    } else {
+        checkpoint::Compression::Zstd
+    });
+    let spec = checkpoint::Spec {
+        kind: o.kind,
+        lsn,
+        min_lsn: lsn + 1,
+        open_txns: Vec::new(),
+        parent,
+        compression,
+        blocks,
+        dropped,
+        excluded: (0..n).filter(|&b| excluded[b as usize]).collect(),
+    };
+    let t = Instant::now();
+    let w = checkpoint::write(dir, &layout, &image, &spec)?;
+    let write_secs = t.elapsed().as_secs_f64();
+    let pruned = checkpoint::prune(dir, o.retain, o.recycle_journal)?;
+    Ok(CheckpointReport {
+        path: w.path,
+        seq: w.manifest.seq,
+        kind: o.kind,
+        lsn,
+        parent,
+        compression,
+        blocks: w.manifest.blocks,
+        excluded: excluded.iter().filter(|&&x| x).count() as u64,
+        raw_bytes: w.manifest.raw_bytes(),
+        file_bytes: w.file_bytes,
+        write_secs,
+        pruned,
+    })
 }

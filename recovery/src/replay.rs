@@ -399,7 +399,7 @@ pub fn redo_record(
     if !owns(block) || analysis.rejected.contains(&h.lsn) || invalid_reason(layout, analysis.steal, rec).is_some() {
         return Ok(());
     }
-    if !analysis.redo_applies(h.txid) {
+    if !analysis.redo_applies(h.txid, h.lsn) {
         stats.redo_skipped_losers += 1;
         return Ok(());
     }

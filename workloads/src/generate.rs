@@ -36,7 +36,7 @@ use crate::digest::{block_digests, image_digest, write_expected, write_json, Exp
 use crate::dist::AddressSampler;
 use crate::error::GenError;
 use crate::oracle::{Event, Oracle};
-use crate::params::{CrashKind, GenParams, Policy, Preset};
+use crate::params::{Cadence, CheckpointPlan, CheckpointStyle, CrashKind, GenParams, Policy, Preset};
 use crate::rng::{derive, Filler, Rng};
 
 /// The deliberately produced hard cases, counted.
@@ -120,6 +120,15 @@ pub struct GenSummary {
     pub expected_digest: String,
     /// The hard cases.
     pub hard_cases: HardCases,
+    /// Checkpoints written (before retention pruned any).
+    #[serde(default)]
+    pub checkpoints: u64,
+    /// LSN of the newest checkpoint (0: none).
+    #[serde(default)]
+    pub last_checkpoint_lsn: u64,
+    /// Whether a checkpoint was left half-written at the crash.
+    #[serde(default)]
+    pub torn_checkpoint: bool,
 }
 
 impl std::fmt::Display for GenSummary {
@@ -171,6 +180,15 @@ impl std::fmt::Display for GenSummary {
             h.copies,
             h.copies_reading_recent_writes
         )?;
+        if self.checkpoints > 0 || self.torn_checkpoint {
+            writeln!(
+                f,
+                "  checkpoints {} written, newest at LSN {}{}",
+                self.checkpoints,
+                self.last_checkpoint_lsn,
+                if self.torn_checkpoint { "; one left half-written at the crash" } else { "" }
+            )?;
+        }
         write!(f, "  expected   image digest {}", self.expected_digest)
     }
 }
@@ -202,7 +220,7 @@ pub fn generate_with_expected_image(dir: &Path, params: &GenParams) -> Result<(G
         }
     }
     std::fs::create_dir_all(dir).map_err(|e| GenError::io(dir, "create directory", e))?;
-    let mut g = Gen::new(&jdir, params)?;
+    let mut g = Gen::new(dir, params)?;
     g.run()?;
     let tail = g.crash_phase()?;
     g.finish(dir, tail)
@@ -269,6 +287,8 @@ struct Txn {
     /// Data blocks holding this transaction's write that were flushed while it was open.
     flushed: Vec<u64>,
     first_end: Option<u64>,
+    /// LSN of its first record (what a checkpoint taken while it is open must keep).
+    first_lsn: Option<u64>,
 }
 
 impl Txn {
@@ -363,8 +383,30 @@ struct Tail {
     straddler_committed: bool,
 }
 
+/// The simulated system's checkpointing state.
+#[derive(Default)]
+struct Ckpt {
+    /// Finished transactions and journal position at the last checkpoint.
+    txns_at: u64,
+    pos_at: u64,
+    /// Checkpoints written, and since the last full one.
+    written: u64,
+    since_full: u32,
+    /// The newest checkpoint (a possible parent) and the committed image it captured, with
+    /// the blocks its chain holds.
+    parent: Option<u64>,
+    snapshot: Vec<u8>,
+    chain_set: Vec<bool>,
+    /// LSN of the newest checkpoint.
+    last_lsn: u64,
+    /// A checkpoint was left half-written at the crash.
+    torn: bool,
+}
+
 struct Gen<'p> {
     p: &'p GenParams,
+    dir: std::path::PathBuf,
+    ckpt: Ckpt,
     layout: Layout,
     bs: usize,
     steal: bool,
@@ -469,7 +511,9 @@ fn build_base(layout: &Layout, rng: &mut Rng, filler: &Filler) -> (Vec<u8>, u64)
 }
 
 impl<'p> Gen<'p> {
-    fn new(jdir: &Path, p: &'p GenParams) -> Result<Gen<'p>, GenError> {
+    fn new(dir: &Path, p: &'p GenParams) -> Result<Gen<'p>, GenError> {
+        let jdir = dir.join(JOURNAL_DIR);
+        let jdir = jdir.as_path();
         let geometry = Geometry {
             block_size: p.block_size,
             block_count: p.block_count,
@@ -499,6 +543,8 @@ impl<'p> Gen<'p> {
         let inodes = p.inode_count as usize;
         Ok(Gen {
             p,
+            dir: dir.to_path_buf(),
+            ckpt: Ckpt::default(),
             bs: layout.block_size(),
             steal,
             addr,
@@ -579,6 +625,7 @@ impl<'p> Gen<'p> {
         let t = &mut self.open[ti];
         t.records += 1;
         t.first_end.get_or_insert(a.end);
+        t.first_lsn.get_or_insert(a.lsn);
         Ok(a)
     }
 
@@ -600,6 +647,7 @@ impl<'p> Gen<'p> {
             revokes: Vec::new(),
             flushed: Vec::new(),
             first_end: None,
+            first_lsn: None,
         });
         self.open.len() - 1
     }
@@ -1306,12 +1354,110 @@ impl<'p> Gen<'p> {
                 } else {
                     self.commit(ti)?;
                 }
+                self.maybe_checkpoint()?;
             } else {
                 self.do_op(ti)?;
             }
             self.maybe_flush()?;
             self.maybe_unlogged()?;
         }
+    }
+
+    // ---- checkpoints -------------------------------------------------------------------
+
+    fn maybe_checkpoint(&mut self) -> Result<(), GenError> {
+        let Some(plan) = self.p.checkpoints else { return Ok(()) };
+        let finished = self.commits + self.aborts;
+        let due = match plan.every {
+            Cadence::Txns(n) => finished - self.ckpt.txns_at >= n,
+            Cadence::Bytes(n) => self.writer.position() - self.ckpt.pos_at >= n,
+            Cadence::Interval { secs, txns_per_sec } => (finished - self.ckpt.txns_at) as f64 >= secs * txns_per_sec,
+        };
+        if due {
+            self.checkpoint(&plan)?;
+        }
+        Ok(())
+    }
+
+    /// Writes a checkpoint of the committed state as a running system would: after a sync,
+    /// from its committed image (the oracle's, which is the committed state by construction),
+    /// leaving out blocks in revoked state (the system may write those without logging).
+    fn checkpoint(&mut self, plan: &CheckpointPlan) -> Result<(), GenError> {
+        use recovery::checkpoint::{CheckpointKind, Spec};
+        self.sync()?;
+        let lsn = self.writer.next_lsn() - 1;
+        let open_txns: Vec<u64> = self.open.iter().filter(|t| t.first_lsn.is_some()).map(|t| t.id).collect();
+        let min_lsn = self.open.iter().filter_map(|t| t.first_lsn).min().unwrap_or(lsn + 1);
+        let image = self.oracle.image();
+        let bs = self.bs;
+        let n = self.layout.block_count() as usize;
+        fn blk(buf: &[u8], b: usize, bs: usize) -> &[u8] {
+            &buf[b * bs..(b + 1) * bs]
+        }
+        let data_start = self.layout.data_start() as usize;
+        let incremental = plan.style == CheckpointStyle::Incremental
+            && self.ckpt.parent.is_some()
+            && self.ckpt.since_full + 1 < plan.full_every;
+        let (kind, blocks, dropped): (CheckpointKind, Vec<u64>, Vec<u64>) = match plan.style {
+            CheckpointStyle::Metadata => (
+                CheckpointKind::Metadata,
+                (0..n)
+                    .filter(|&b| b < data_start || (!self.eligible[b] && blk(&self.disk, b, bs) != blk(image, b, bs)))
+                    .map(|b| b as u64)
+                    .collect(),
+                Vec::new(),
+            ),
+            _ if incremental => (
+                CheckpointKind::Incremental,
+                (0..n)
+                    .filter(|&b| {
+                        !self.eligible[b]
+                            && (!self.ckpt.chain_set[b] || blk(&self.ckpt.snapshot, b, bs) != blk(image, b, bs))
+                    })
+                    .map(|b| b as u64)
+                    .collect(),
+                (0..n).filter(|&b| self.ckpt.chain_set[b] && self.eligible[b]).map(|b| b as u64).collect(),
+            ),
+            _ => (CheckpointKind::Full, (0..n).filter(|&b| !self.eligible[b]).map(|b| b as u64).collect(), Vec::new()),
+        };
+        let spec = Spec {
+            kind,
+            lsn,
+            min_lsn,
+            open_txns,
+            parent: if kind == CheckpointKind::Incremental { self.ckpt.parent } else { None },
+            compression: plan.compression,
+            blocks,
+            dropped,
+            excluded: (0..n).filter(|&b| self.eligible[b]).map(|b| b as u64).collect(),
+        };
+        let w = recovery::checkpoint::write(&self.dir, &self.layout, image, &spec)?;
+        match kind {
+            CheckpointKind::Metadata => {}
+            _ => {
+                if kind == CheckpointKind::Incremental {
+                    self.ckpt.since_full += 1;
+                    for &b in &spec.dropped {
+                        self.ckpt.chain_set[b as usize] = false;
+                    }
+                } else {
+                    self.ckpt.since_full = 0;
+                    self.ckpt.chain_set = vec![false; n];
+                }
+                for &b in &spec.blocks {
+                    self.ckpt.chain_set[b as usize] = true;
+                }
+                self.ckpt.snapshot.clear();
+                self.ckpt.snapshot.extend_from_slice(image);
+                self.ckpt.parent = Some(w.manifest.seq);
+            }
+        }
+        self.ckpt.written += 1;
+        self.ckpt.last_lsn = lsn;
+        self.ckpt.txns_at = self.commits + self.aborts;
+        self.ckpt.pos_at = self.writer.position();
+        recovery::checkpoint::prune(&self.dir, plan.retain, false)?;
+        Ok(())
     }
 
     fn index_of(&self, id: u64) -> Option<usize> {
@@ -1321,6 +1467,13 @@ impl<'p> Gen<'p> {
     /// Stops with transactions in flight: a final sync, loser flushes (steal), then a tail
     /// of records that are written but not durable, and the crash position.
     fn crash_phase(&mut self) -> Result<Tail, GenError> {
+        if self.p.checkpoints.is_some_and(|p| p.torn_at_crash) {
+            // The next checkpoint was being written when the system crashed.
+            let next = recovery::checkpoint::list(&self.dir)?.last().map_or(1, |(s, _)| s + 1);
+            let len = 1 + self.rng.below(64 << 10) as usize;
+            recovery::checkpoint::write_torn(&self.dir, next, len)?;
+            self.ckpt.torn = true;
+        }
         while self.open.len() < self.crash_open_needed() {
             self.start_txn();
         }
@@ -1494,7 +1647,20 @@ impl<'p> Gen<'p> {
     /// manifest.
     fn finish(self, dir: &Path, tail: Tail) -> Result<(GenSummary, Vec<u8>), GenError> {
         let Gen {
-            p, layout, writer, disk, oracle, mut rng, mut hard, records, commits, aborts, flushes, syncs, ..
+            p,
+            layout,
+            writer,
+            disk,
+            oracle,
+            mut rng,
+            mut hard,
+            records,
+            commits,
+            aborts,
+            flushes,
+            syncs,
+            ckpt,
+            ..
         } = self;
         let journal_bytes_written = writer.position();
         let segments = close_journal(writer, &dir.join(JOURNAL_DIR), derive(p.seed, 2))?;
@@ -1558,6 +1724,9 @@ impl<'p> Gen<'p> {
             syncs,
             expected_digest,
             hard_cases: hard,
+            checkpoints: ckpt.written,
+            last_checkpoint_lsn: ckpt.last_lsn,
+            torn_checkpoint: ckpt.torn,
         };
         debug_assert_eq!(summary.txns_committed, result.committed_txns);
         if summary.txns_committed != result.committed_txns {

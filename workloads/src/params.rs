@@ -276,6 +276,122 @@ pub struct GenParams {
     /// Inclusive range of copy lengths in bytes. Default (16, 512); clamped to the block size;
     /// the minimum must be at least 1 and at most the maximum.
     pub copy_len: (u32, u32),
+    /// Checkpoints the simulated system writes as it runs. Default none.
+    pub checkpoints: Option<CheckpointPlan>,
+}
+
+/// When a checkpoint is due.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cadence {
+    /// Every N finished (committed or aborted) transactions.
+    Txns(u64),
+    /// Every N bytes of journal written.
+    Bytes(u64),
+    /// Every `secs` of simulated time, the system finishing `txns_per_sec` transactions a
+    /// second.
+    Interval {
+        /// Seconds between checkpoints.
+        secs: f64,
+        /// Simulated transaction rate.
+        txns_per_sec: f64,
+    },
+}
+
+impl Cadence {
+    /// The default: every 5 minutes at 10 transactions a second (3,000 transactions).
+    pub const DEFAULT: Cadence = Cadence::Interval { secs: 300.0, txns_per_sec: 10.0 };
+}
+
+impl Default for Cadence {
+    fn default() -> Self {
+        Cadence::DEFAULT
+    }
+}
+
+impl std::str::FromStr for Cadence {
+    type Err = GenError;
+    /// `3000` or `3000txns` (transactions), `64MiB`/`64M`/`65536B` (journal bytes), or `5min`
+    /// / `300s` (simulated time at 10 transactions a second), optionally `@RATE` (e.g.
+    /// `5min@20`).
+    fn from_str(s: &str) -> Result<Self, GenError> {
+        let bad = || GenError::Params { what: "checkpoint cadence", value: s.to_string() };
+        let (body, rate) = match s.split_once('@') {
+            Some((b, r)) => (b, Some(r.parse::<f64>().map_err(|_| bad())?)),
+            None => (s, None),
+        };
+        let num = |t: &str| t.trim().parse::<f64>().map_err(|_| bad());
+        let time = |secs: f64| Cadence::Interval { secs, txns_per_sec: rate.unwrap_or(10.0) };
+        let c = if let Some(t) = body.strip_suffix("min") {
+            time(num(t)? * 60.0)
+        } else if let Some(t) = body.strip_suffix('s').filter(|t| !t.ends_with("txn")) {
+            time(num(t)?)
+        } else if let Some(t) = body.strip_suffix("MiB").or_else(|| body.strip_suffix('M')) {
+            Cadence::Bytes((num(t)? * (1u64 << 20) as f64) as u64)
+        } else if let Some(t) = body.strip_suffix("KiB").or_else(|| body.strip_suffix('K')) {
+            Cadence::Bytes((num(t)? * 1024.0) as u64)
+        } else if let Some(t) = body.strip_suffix('B') {
+            Cadence::Bytes(num(t)? as u64)
+        } else {
+            Cadence::Txns(num(body.strip_suffix("txns").unwrap_or(body))? as u64)
+        };
+        Ok(c)
+    }
+}
+
+/// Which checkpoints the simulated system writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckpointStyle {
+    /// Every checkpoint full.
+    Full,
+    /// A full checkpoint every `full_every`, incrementals between.
+    Incremental,
+    /// Metadata-only checkpoints.
+    Metadata,
+}
+
+impl std::str::FromStr for CheckpointStyle {
+    type Err = GenError;
+    fn from_str(s: &str) -> Result<Self, GenError> {
+        match s {
+            "full" => Ok(CheckpointStyle::Full),
+            "incremental" => Ok(CheckpointStyle::Incremental),
+            "metadata" => Ok(CheckpointStyle::Metadata),
+            _ => Err(GenError::Params { what: "checkpoint type", value: s.to_string() }),
+        }
+    }
+}
+
+/// How the simulated system checkpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CheckpointPlan {
+    /// When. Default every 5 simulated minutes at 10 transactions a second.
+    pub every: Cadence,
+    /// Which kind. Default incremental.
+    pub style: CheckpointStyle,
+    /// With incremental checkpoints, every how many one is full. Default 8; minimum 1.
+    pub full_every: u32,
+    /// Compression. Default zstd.
+    pub compression: recovery::checkpoint::Compression,
+    /// Checkpoints kept (older ones are pruned, never breaking a kept chain). Default 64.
+    pub retain: usize,
+    /// Leave a checkpoint half-written at the crash (a torn temporary file). Default true.
+    pub torn_at_crash: bool,
+}
+
+impl Default for CheckpointPlan {
+    fn default() -> Self {
+        CheckpointPlan {
+            every: Cadence::DEFAULT,
+            style: CheckpointStyle::Incremental,
+            full_every: 8,
+            compression: recovery::checkpoint::Compression::Zstd,
+            retain: recovery::checkpoint::RETAIN_DEFAULT,
+            torn_at_crash: true,
+        }
+    }
 }
 
 impl Default for GenParams {
@@ -305,6 +421,7 @@ impl Default for GenParams {
             deps_rate: 0.0,
             deps_reach: 64,
             copy_len: (16, 512),
+            checkpoints: None,
         }
     }
 }
@@ -330,6 +447,20 @@ impl GenParams {
         }
         if self.deps_reach == 0 {
             return bad("deps_reach", self.deps_reach.to_string());
+        }
+        if let Some(c) = &self.checkpoints {
+            let ok = match c.every {
+                Cadence::Txns(n) | Cadence::Bytes(n) => n > 0,
+                Cadence::Interval { secs, txns_per_sec } => {
+                    secs > 0.0 && txns_per_sec > 0.0 && (secs * txns_per_sec).is_finite() && secs * txns_per_sec >= 1.0
+                }
+            };
+            if !ok {
+                return bad("checkpoints.every", format!("{:?}", c.every));
+            }
+            if c.full_every == 0 || c.retain == 0 {
+                return bad("checkpoints", format!("full_every {} retain {}", c.full_every, c.retain));
+            }
         }
         for (what, p) in [
             ("full_block_fraction", self.full_block_fraction),

@@ -1,0 +1,806 @@
+//! Checkpoints: the committed image state as of an LSN, so recovery replays only the journal
+//! after it.
+//!
+//! A checkpoint at LSN `C` holds block images of the committed state at `C` (transaction
+//! consistent: changes of transactions still open at `C` are not in it), the ids of the
+//! transactions open at `C`, and `min_lsn`, the first LSN recovery still needs (the first
+//! record of the oldest transaction open at `C`, or `C + 1`). Recovery restores the chain's
+//! blocks, then scans the journal from `min_lsn`, ignoring records at or below `C` of
+//! transactions that were not open at `C` (their effects are in the checkpoint), and redoes
+//! and undoes the rest as usual.
+//!
+//! Kinds:
+//! - **full**: every block except blocks in revoked state at `C` (freed by a committed
+//!   transaction and not logged since: the running system may write them without logging, so
+//!   only the home image knows their content);
+//! - **incremental**: the blocks whose content changed since its parent (or that entered the
+//!   chain's set), and the blocks that left it (`dropped`); chained to a full one;
+//! - **metadata**: the metadata region (superblock, bitmaps, orphan list) plus any data block
+//!   whose home copy was not durable at `C`; blocks not in it are durable at `C` in the image;
+//! - **emergency**: a full checkpoint written on demand (after a recovery, before a shutdown),
+//!   lz4-compressed by default because speed matters more than size then.
+//!
+//! File: `MAGIC (8) | manifest length (u32 LE) | crc32c of the manifest (u32 LE) | manifest
+//! (JSON) | chunk data`. Each chunk holds whole blocks, compressed on its own; the manifest
+//! records each chunk's blocks, stored and raw length and crc32c, and a crc32c over all chunk
+//! data. Files are written atomically (temporary file, fsync, rename, directory fsync); a
+//! temporary file left by a crash is ignored and removed by the next write.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::dir::CHECKPOINT_DIR;
+use crate::error::{Error, Result};
+use crate::image::Layout;
+
+/// File magic.
+pub const MAGIC: &[u8; 8] = b"FRCKPT01";
+/// Format version in the manifest.
+pub const VERSION: u32 = 1;
+/// Raw bytes per chunk (whole blocks; at least one block).
+pub const CHUNK_BYTES: usize = 1 << 20;
+/// Checkpoints kept by default.
+pub const RETAIN_DEFAULT: usize = 64;
+/// Largest manifest accepted (a corrupt length must not allocate gigabytes).
+const MANIFEST_MAX: u32 = 256 << 20;
+
+/// What a checkpoint holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckpointKind {
+    /// Every block but those in revoked state.
+    Full,
+    /// Changes since the parent.
+    Incremental,
+    /// The metadata region and the data blocks not durable at its LSN.
+    Metadata,
+    /// A full checkpoint written on demand.
+    Emergency,
+}
+
+impl CheckpointKind {
+    /// Every kind.
+    pub const ALL: [CheckpointKind; 4] =
+        [CheckpointKind::Full, CheckpointKind::Incremental, CheckpointKind::Metadata, CheckpointKind::Emergency];
+
+    /// Command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            CheckpointKind::Full => "full",
+            CheckpointKind::Incremental => "incremental",
+            CheckpointKind::Metadata => "metadata",
+            CheckpointKind::Emergency => "emergency",
+        }
+    }
+}
+
+impl std::fmt::Display for CheckpointKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for CheckpointKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        CheckpointKind::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| {
+            Error::Config(format!("unknown checkpoint type `{s}` (expected full, incremental, metadata or emergency)"))
+        })
+    }
+}
+
+/// Chunk compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Compression {
+    /// zstd level 1.
+    #[default]
+    Zstd,
+    /// lz4 (block format, size-prefixed).
+    Lz4,
+    /// Stored as is.
+    None,
+}
+
+impl Compression {
+    /// Every compression.
+    pub const ALL: [Compression; 3] = [Compression::Zstd, Compression::Lz4, Compression::None];
+
+    /// Command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Zstd => "zstd",
+            Compression::Lz4 => "lz4",
+            Compression::None => "none",
+        }
+    }
+
+    fn compress(self, raw: &[u8]) -> std::io::Result<Vec<u8>> {
+        match self {
+            Compression::Zstd => zstd::bulk::compress(raw, 1),
+            Compression::Lz4 => Ok(lz4_flex::compress_prepend_size(raw)),
+            Compression::None => Ok(raw.to_vec()),
+        }
+    }
+
+    fn decompress(self, stored: &[u8], raw_len: usize) -> std::result::Result<Vec<u8>, String> {
+        let out = match self {
+            Compression::Zstd => zstd::bulk::decompress(stored, raw_len).map_err(|e| e.to_string())?,
+            Compression::Lz4 => lz4_flex::decompress_size_prepended(stored).map_err(|e| e.to_string())?,
+            Compression::None => stored.to_vec(),
+        };
+        if out.len() != raw_len {
+            return Err(format!("decompressed to {} bytes, the manifest says {raw_len}", out.len()));
+        }
+        Ok(out)
+    }
+}
+
+impl std::fmt::Display for Compression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Compression {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Compression::ALL
+            .into_iter()
+            .find(|c| c.name() == s)
+            .ok_or_else(|| Error::Config(format!("unknown compression `{s}` (expected zstd, lz4 or none)")))
+    }
+}
+
+/// One chunk of block images.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChunkMeta {
+    /// Blocks held, as `(first, count)` runs in ascending order.
+    pub runs: Vec<(u64, u64)>,
+    /// Offset of the chunk's stored bytes from the start of the data section.
+    pub offset: u64,
+    /// Stored (compressed) length.
+    pub stored: u64,
+    /// Raw length (blocks x block size).
+    pub raw: u64,
+    /// crc32c of the stored bytes.
+    pub crc: u32,
+}
+
+/// Everything about a checkpoint but its block images.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Manifest {
+    /// Format version.
+    pub version: u32,
+    /// Sequence number (also in the file name); increases with every checkpoint.
+    pub seq: u64,
+    /// Kind.
+    pub kind: CheckpointKind,
+    /// The LSN the state is as of (`C`).
+    pub lsn: u64,
+    /// First LSN recovery needs from the journal.
+    pub min_lsn: u64,
+    /// Transactions open at `C`.
+    pub open_txns: Vec<u64>,
+    /// The checkpoint this one is a delta of (incremental only).
+    pub parent: Option<u64>,
+    /// Image identity.
+    pub image_id: u64,
+    /// Image block size.
+    pub block_size: u32,
+    /// Image blocks.
+    pub block_count: u64,
+    /// Chunk compression.
+    pub compression: Compression,
+    /// Blocks that leave the chain's set here (incremental only).
+    pub dropped: Vec<u64>,
+    /// Data blocks in revoked state at `C`, as `(first, count)` runs: left out of this and
+    /// any later checkpoint until the journal logs them again.
+    pub excluded: Vec<(u64, u64)>,
+    /// The chunks, in data order.
+    pub chunks: Vec<ChunkMeta>,
+    /// Bytes of the data section.
+    pub data_bytes: u64,
+    /// crc32c of the whole data section.
+    pub data_crc: u32,
+    /// Blocks held.
+    pub blocks: u64,
+    /// Wall-clock creation time, milliseconds since the Unix epoch (informative).
+    pub created_unix_ms: u64,
+}
+
+impl Manifest {
+    /// Raw bytes of the blocks held.
+    pub fn raw_bytes(&self) -> u64 {
+        self.chunks.iter().map(|c| c.raw).sum()
+    }
+}
+
+/// What to write.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// Kind.
+    pub kind: CheckpointKind,
+    /// `C`.
+    pub lsn: u64,
+    /// First LSN recovery needs.
+    pub min_lsn: u64,
+    /// Transactions open at `C`.
+    pub open_txns: Vec<u64>,
+    /// Parent (incremental only).
+    pub parent: Option<u64>,
+    /// Compression.
+    pub compression: Compression,
+    /// Blocks to store, ascending.
+    pub blocks: Vec<u64>,
+    /// Blocks leaving the chain's set (incremental only), ascending.
+    pub dropped: Vec<u64>,
+    /// Data blocks in revoked state at `C`, ascending.
+    pub excluded: Vec<u64>,
+}
+
+/// A checkpoint written.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// Its file.
+    pub path: PathBuf,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// File length.
+    pub file_bytes: u64,
+}
+
+/// File name of checkpoint `seq`.
+pub fn file_name(seq: u64) -> String {
+    format!("ckpt-{seq:016x}.fcp")
+}
+
+fn parse_file_name(name: &str) -> Option<u64> {
+    let hex = name.strip_prefix("ckpt-")?.strip_suffix(".fcp")?;
+    if hex.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}
+
+/// Checkpoint files of `dir` (a recovery directory), ascending by sequence number. Temporary
+/// files are not listed.
+pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let cdir = dir.join(CHECKPOINT_DIR);
+    let entries = match std::fs::read_dir(&cdir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(&cdir, "list checkpoint directory", e)),
+    };
+    let mut v = Vec::new();
+    for e in entries {
+        let e = e.map_err(|e| Error::io(&cdir, "list checkpoint directory", e))?;
+        if let Some(seq) = e.file_name().to_str().and_then(parse_file_name) {
+            v.push((seq, e.path()));
+        }
+    }
+    v.sort();
+    Ok(v)
+}
+
+fn fsync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|f| f.sync_all()).map_err(|e| Error::io(dir, "fsync directory", e))
+}
+
+fn runs_of(blocks: &[u64]) -> Vec<(u64, u64)> {
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    for &b in blocks {
+        match runs.last_mut() {
+            Some((first, count)) if *first + *count == b => *count += 1,
+            _ => runs.push((b, 1)),
+        }
+    }
+    runs
+}
+
+/// The blocks of `(first, count)` runs.
+pub fn blocks_of(runs: &[(u64, u64)]) -> impl Iterator<Item = u64> + '_ {
+    runs.iter().flat_map(|&(first, count)| first..first + count)
+}
+
+/// A chunk ready to write: its block runs, stored bytes and raw length.
+type CompressedChunk = (Vec<(u64, u64)>, Vec<u8>, u64);
+
+/// Writes a checkpoint of `spec.blocks` of `image` (the whole image's bytes) into `dir`
+/// atomically, with the next sequence number. Chunks are compressed in parallel.
+pub fn write(dir: &Path, layout: &Layout, image: &[u8], spec: &Spec) -> Result<Written> {
+    let bs = layout.block_size();
+    if image.len() as u64 != layout.image_len() {
+        return Err(Error::Config(format!(
+            "checkpoint source is {} bytes, the image is {}",
+            image.len(),
+            layout.image_len()
+        )));
+    }
+    if spec.blocks.windows(2).any(|w| w[0] >= w[1]) || spec.blocks.last().is_some_and(|&b| b >= layout.block_count()) {
+        return Err(Error::Config("checkpoint blocks must be ascending and inside the image".into()));
+    }
+    let cdir = dir.join(CHECKPOINT_DIR);
+    std::fs::create_dir_all(&cdir).map_err(|e| Error::io(&cdir, "create checkpoint directory", e))?;
+    remove_temporaries(&cdir)?;
+    let seq = list(dir)?.last().map_or(1, |(s, _)| s + 1);
+    let per_chunk = (CHUNK_BYTES / bs).max(1);
+    let groups: Vec<&[u64]> = spec.blocks.chunks(per_chunk).collect();
+    let compressed: Vec<std::io::Result<CompressedChunk>> = groups
+        .par_iter()
+        .map(|g| {
+            let mut raw = Vec::with_capacity(g.len() * bs);
+            for &b in *g {
+                raw.extend_from_slice(&image[b as usize * bs..(b as usize + 1) * bs]);
+            }
+            let stored = spec.compression.compress(&raw)?;
+            Ok((runs_of(g), stored, raw.len() as u64))
+        })
+        .collect();
+    let mut chunks = Vec::with_capacity(compressed.len());
+    let mut data: Vec<Vec<u8>> = Vec::with_capacity(compressed.len());
+    let mut offset = 0u64;
+    let mut data_crc = 0u32;
+    for c in compressed {
+        let (runs, stored, raw) = c.map_err(|e| Error::io(&cdir, "compress checkpoint chunk", e))?;
+        let crc = crc32c::crc32c(&stored);
+        data_crc = crc32c::crc32c_append(data_crc, &stored);
+        chunks.push(ChunkMeta { runs, offset, stored: stored.len() as u64, raw, crc });
+        offset += stored.len() as u64;
+        data.push(stored);
+    }
+    let manifest = Manifest {
+        version: VERSION,
+        seq,
+        kind: spec.kind,
+        lsn: spec.lsn,
+        min_lsn: spec.min_lsn,
+        open_txns: spec.open_txns.clone(),
+        parent: spec.parent,
+        image_id: layout.geometry.image_id,
+        block_size: layout.geometry.block_size,
+        block_count: layout.block_count(),
+        compression: spec.compression,
+        dropped: spec.dropped.clone(),
+        excluded: runs_of(&spec.excluded),
+        chunks,
+        data_bytes: offset,
+        data_crc,
+        blocks: spec.blocks.len() as u64,
+        created_unix_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+    };
+    let json =
+        serde_json::to_vec(&manifest).map_err(|e| Error::io(&cdir, "encode manifest", std::io::Error::other(e)))?;
+    let path = cdir.join(file_name(seq));
+    let tmp = cdir.join(format!("{}.tmp", file_name(seq)));
+    let write_all = || -> std::io::Result<u64> {
+        let mut f = std::io::BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
+        f.write_all(MAGIC)?;
+        f.write_all(&(json.len() as u32).to_le_bytes())?;
+        f.write_all(&crc32c::crc32c(&json).to_le_bytes())?;
+        f.write_all(&json)?;
+        for d in &data {
+            f.write_all(d)?;
+        }
+        let f = f.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        Ok(16 + json.len() as u64 + offset)
+    };
+    let file_bytes = write_all().map_err(|e| Error::io(&tmp, "write checkpoint", e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, "rename checkpoint into place", e))?;
+    fsync_dir(&cdir)?;
+    Ok(Written { path, manifest, file_bytes })
+}
+
+/// Writes the first `len` bytes of a checkpoint's temporary file and stops: what a crash in
+/// the middle of writing one leaves behind (used by the generator and tests).
+pub fn write_torn(dir: &Path, seq: u64, len: usize) -> Result<PathBuf> {
+    let cdir = dir.join(CHECKPOINT_DIR);
+    std::fs::create_dir_all(&cdir).map_err(|e| Error::io(&cdir, "create checkpoint directory", e))?;
+    let tmp = cdir.join(format!("{}.tmp", file_name(seq)));
+    let mut bytes = MAGIC.to_vec();
+    bytes.resize(len.max(MAGIC.len()), 0xA5);
+    std::fs::write(&tmp, &bytes[..len]).map_err(|e| Error::io(&tmp, "write checkpoint", e))?;
+    Ok(tmp)
+}
+
+fn remove_temporaries(cdir: &Path) -> Result<()> {
+    let entries = std::fs::read_dir(cdir).map_err(|e| Error::io(cdir, "list checkpoint directory", e))?;
+    for e in entries.flatten() {
+        if e.file_name().to_str().is_some_and(|n| n.starts_with("ckpt-") && n.ends_with(".tmp")) {
+            let p = e.path();
+            std::fs::remove_file(&p).map_err(|e| Error::io(&p, "remove torn checkpoint", e))?;
+        }
+    }
+    Ok(())
+}
+
+/// A checkpoint read and checked: manifest and data.
+pub struct Loaded {
+    /// Its file.
+    pub path: PathBuf,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// The data section (compressed chunks).
+    pub data: Vec<u8>,
+}
+
+/// Why a checkpoint was not used.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Rejected {
+    /// The checkpoint file.
+    pub path: PathBuf,
+    /// Byte offset of the problem, when it is about the file's bytes.
+    pub offset: Option<u64>,
+    /// What was wrong.
+    pub reason: String,
+}
+
+fn reject(path: &Path, offset: Option<u64>, reason: impl Into<String>) -> Rejected {
+    Rejected { path: path.to_path_buf(), offset, reason: reason.into() }
+}
+
+/// Reads `path` whole and checks everything that can be checked without other files: magic,
+/// manifest checksum and shape, data length, data checksum and every chunk's checksum.
+pub fn load(path: &Path) -> std::result::Result<Loaded, Rejected> {
+    let bytes = std::fs::read(path).map_err(|e| reject(path, None, format!("cannot read: {e}")))?;
+    if bytes.len() < 16 || &bytes[..8] != MAGIC {
+        return Err(reject(path, Some(0), "bad magic or shorter than a header"));
+    }
+    let mlen = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    let mcrc = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
+    if mlen > MANIFEST_MAX || 16 + mlen as usize > bytes.len() {
+        return Err(reject(path, Some(8), format!("manifest length {mlen} runs past the end of the file")));
+    }
+    let json = &bytes[16..16 + mlen as usize];
+    if crc32c::crc32c(json) != mcrc {
+        return Err(reject(path, Some(16), "manifest checksum mismatch"));
+    }
+    let manifest: Manifest =
+        serde_json::from_slice(json).map_err(|e| reject(path, Some(16), format!("manifest does not parse: {e}")))?;
+    if manifest.version != VERSION {
+        return Err(reject(path, Some(16), format!("unsupported version {}", manifest.version)));
+    }
+    let data_at = 16 + mlen as u64;
+    let data = &bytes[data_at as usize..];
+    if data.len() as u64 != manifest.data_bytes {
+        return Err(reject(
+            path,
+            Some(data_at + data.len().min(manifest.data_bytes as usize) as u64),
+            format!("data section is {} bytes, the manifest says {}", data.len(), manifest.data_bytes),
+        ));
+    }
+    if crc32c::crc32c(data) != manifest.data_crc {
+        // Name the first damaged chunk when there is one.
+        let bad = manifest.chunks.iter().find(|c| {
+            let (o, n) = (c.offset as usize, c.stored as usize);
+            data.get(o..o + n).is_none_or(|d| crc32c::crc32c(d) != c.crc)
+        });
+        let offset = data_at + bad.map_or(0, |c| c.offset);
+        return Err(reject(path, Some(offset), "data checksum mismatch"));
+    }
+    let bs = u64::from(manifest.block_size);
+    let mut expect_offset = 0;
+    for c in &manifest.chunks {
+        let blocks: u64 = c.runs.iter().map(|r| r.1).sum();
+        if c.offset != expect_offset || c.raw != blocks * bs || c.runs.iter().any(|r| r.0 + r.1 > manifest.block_count)
+        {
+            return Err(reject(path, Some(data_at + c.offset), "chunk table is inconsistent"));
+        }
+        expect_offset += c.stored;
+        if crc32c::crc32c(&data[c.offset as usize..(c.offset + c.stored) as usize]) != c.crc {
+            return Err(reject(path, Some(data_at + c.offset), "chunk checksum mismatch"));
+        }
+    }
+    let data = bytes[data_at as usize..].to_vec();
+    Ok(Loaded { path: path.to_path_buf(), manifest, data })
+}
+
+/// A chain of checkpoints, root (full, metadata or emergency) first, ending at the one
+/// recovery starts from.
+pub struct Chain {
+    /// Members, root first.
+    pub members: Vec<Loaded>,
+    /// For each block the chain restores: (member, chunk) holding its newest image.
+    pub sources: BTreeMap<u64, (usize, usize)>,
+}
+
+impl Chain {
+    /// The checkpoint recovery starts from.
+    pub fn head(&self) -> &Manifest {
+        // A chain always has at least its root.
+        &self.members[self.members.len() - 1].manifest
+    }
+
+    /// Sequence numbers, root first.
+    pub fn seqs(&self) -> Vec<u64> {
+        self.members.iter().map(|m| m.manifest.seq).collect()
+    }
+}
+
+/// Builds the chain ending at `head` from `all` (sequence -> path), loading and checking each
+/// member against the image's geometry.
+pub fn chain(layout: &Layout, all: &BTreeMap<u64, PathBuf>, head: u64) -> std::result::Result<Chain, Rejected> {
+    let mut members: Vec<Loaded> = Vec::new();
+    let mut next = Some(head);
+    while let Some(seq) = next {
+        let Some(path) = all.get(&seq) else {
+            let child = members.last().map_or_else(PathBuf::new, |m| m.path.clone());
+            return Err(reject(&child, None, format!("its parent checkpoint {seq} is missing")));
+        };
+        let l = load(path)?;
+        let m = &l.manifest;
+        if m.seq != seq {
+            return Err(reject(path, Some(16), format!("manifest says checkpoint {}, the file name {seq}", m.seq)));
+        }
+        if m.image_id != layout.geometry.image_id
+            || m.block_size != layout.geometry.block_size
+            || m.block_count != layout.block_count()
+        {
+            return Err(reject(path, Some(16), "belongs to another image (identity or geometry differs)"));
+        }
+        if let Some(child) = members.last() {
+            if m.lsn > child.manifest.lsn || m.seq >= child.manifest.seq {
+                return Err(reject(&child.path, Some(16), "its parent is not older than itself"));
+            }
+        }
+        next = match m.kind {
+            CheckpointKind::Incremental => match m.parent {
+                Some(p) => Some(p),
+                None => return Err(reject(path, Some(16), "incremental checkpoint without a parent")),
+            },
+            _ => None,
+        };
+        members.push(l);
+    }
+    members.reverse();
+    let mut sources: BTreeMap<u64, (usize, usize)> = BTreeMap::new();
+    for (mi, m) in members.iter().enumerate() {
+        for b in &m.manifest.dropped {
+            sources.remove(b);
+        }
+        for (ci, c) in m.manifest.chunks.iter().enumerate() {
+            for b in blocks_of(&c.runs) {
+                sources.insert(b, (mi, ci));
+            }
+        }
+    }
+    Ok(Chain { members, sources })
+}
+
+/// What restoring a chain did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RestoreStats {
+    /// Blocks written to the image.
+    pub blocks: u64,
+    /// Blocks the chain holds that a later committed revoke made the home copy's business.
+    pub skipped_revoked: u64,
+    /// Chunks decompressed.
+    pub chunks: u64,
+}
+
+/// Writes the chain's blocks into `image` (positioned writes), except those `skip` names.
+/// Chunks are decompressed in parallel on the rayon pool.
+pub fn restore(
+    chain: &Chain,
+    image: &File,
+    image_path: &Path,
+    layout: &Layout,
+    skip: &(dyn Fn(u64) -> bool + Sync),
+) -> Result<RestoreStats> {
+    let bs = layout.block_size();
+    let work: Vec<(usize, usize)> = chain
+        .members
+        .iter()
+        .enumerate()
+        .flat_map(|(mi, m)| (0..m.manifest.chunks.len()).map(move |ci| (mi, ci)))
+        // Only chunks that are some block's newest image are worth decompressing.
+        .filter(|&(mi, ci)| {
+            blocks_of(&chain.members[mi].manifest.chunks[ci].runs).any(|b| chain.sources.get(&b) == Some(&(mi, ci)))
+        })
+        .collect();
+    let results: Vec<Result<(u64, u64)>> = work
+        .par_iter()
+        .map(|&(mi, ci)| {
+            let m = &chain.members[mi];
+            let c = &m.manifest.chunks[ci];
+            let stored = &m.data[c.offset as usize..(c.offset + c.stored) as usize];
+            let raw = m.manifest.compression.decompress(stored, c.raw as usize).map_err(|reason| {
+                Error::Checkpoint { path: m.path.clone(), offset: None, reason: format!("chunk {ci}: {reason}") }
+            })?;
+            let (mut written, mut skipped) = (0, 0);
+            for (i, b) in blocks_of(&c.runs).enumerate() {
+                if chain.sources.get(&b) != Some(&(mi, ci)) {
+                    continue;
+                }
+                if skip(b) {
+                    skipped += 1;
+                    continue;
+                }
+                image
+                    .write_all_at(&raw[i * bs..(i + 1) * bs], b * bs as u64)
+                    .map_err(|e| Error::io(image_path, "restore checkpoint block", e))?;
+                written += 1;
+            }
+            Ok((written, skipped))
+        })
+        .collect();
+    let mut stats = RestoreStats { chunks: work.len() as u64, ..RestoreStats::default() };
+    for r in results {
+        let (w, s) = r?;
+        stats.blocks += w;
+        stats.skipped_revoked += s;
+    }
+    Ok(stats)
+}
+
+/// Reconstructs the image bytes the chain holds into `out` (a whole image's bytes; blocks the
+/// chain does not hold are left alone). Used to compute incremental checkpoints.
+pub fn materialize(chain: &Chain, layout: &Layout, out: &mut [u8]) -> Result<()> {
+    let bs = layout.block_size();
+    for (mi, m) in chain.members.iter().enumerate() {
+        for (ci, c) in m.manifest.chunks.iter().enumerate() {
+            let stored = &m.data[c.offset as usize..(c.offset + c.stored) as usize];
+            let raw = m.manifest.compression.decompress(stored, c.raw as usize).map_err(|reason| {
+                Error::Checkpoint { path: m.path.clone(), offset: None, reason: format!("chunk {ci}: {reason}") }
+            })?;
+            for (i, b) in blocks_of(&c.runs).enumerate() {
+                if chain.sources.get(&b) == Some(&(mi, ci)) {
+                    out[b as usize * bs..(b as usize + 1) * bs].copy_from_slice(&raw[i * bs..(i + 1) * bs]);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Chooses the newest checkpoint whose chain validates and whose `min_lsn` the journal still
+/// reaches (`journal_first_lsn`: the first LSN of the oldest segment present). Returns it
+/// with every newer checkpoint passed over and why.
+pub fn select(dir: &Path, layout: &Layout, journal_first_lsn: u64) -> Result<(Option<Chain>, Vec<Rejected>)> {
+    let all: BTreeMap<u64, PathBuf> = list(dir)?.into_iter().collect();
+    let mut rejected = Vec::new();
+    for &seq in all.keys().rev() {
+        match chain(layout, &all, seq) {
+            Ok(c) => {
+                let h = c.head();
+                if h.min_lsn < journal_first_lsn {
+                    rejected.push(reject(
+                        &all[&seq],
+                        None,
+                        format!("needs the journal from LSN {}, but it starts at LSN {journal_first_lsn}", h.min_lsn),
+                    ));
+                    continue;
+                }
+                return Ok((Some(c), rejected));
+            }
+            Err(r) => {
+                // Name the checkpoint recovery tried, and the member that failed.
+                let reason = if r.path == all[&seq] {
+                    r.reason
+                } else {
+                    format!("its chain member {} is unusable: {}", r.path.display(), r.reason)
+                };
+                rejected.push(Rejected { path: all[&seq].clone(), offset: r.offset, reason });
+            }
+        }
+    }
+    Ok((None, rejected))
+}
+
+/// What retention removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Pruned {
+    /// Checkpoint files removed.
+    pub checkpoints: Vec<PathBuf>,
+    /// Journal segments removed (only when asked to recycle).
+    pub segments: Vec<PathBuf>,
+}
+
+/// Keeps the newest `retain` checkpoints and every checkpoint a kept one's chain depends on;
+/// removes the rest. With `recycle_journal`, also removes journal segments wholly before the
+/// oldest `min_lsn` any kept checkpoint needs. Manifests are read without their data, so a
+/// damaged checkpoint is kept (and its parent, if it names one) rather than guessed about.
+pub fn prune(dir: &Path, retain: usize, recycle_journal: bool) -> Result<Pruned> {
+    if retain == 0 {
+        return Err(Error::Config("retention must keep at least one checkpoint".into()));
+    }
+    let all = list(dir)?;
+    let manifests: BTreeMap<u64, Option<Manifest>> = all.iter().map(|(seq, p)| (*seq, read_manifest(p).ok())).collect();
+    let mut keep: std::collections::BTreeSet<u64> = all.iter().rev().take(retain).map(|(s, _)| *s).collect();
+    let mut frontier: Vec<u64> = keep.iter().copied().collect();
+    while let Some(seq) = frontier.pop() {
+        if let Some(Some(m)) = manifests.get(&seq) {
+            if let Some(p) = m.parent {
+                if keep.insert(p) {
+                    frontier.push(p);
+                }
+            }
+        }
+    }
+    let mut out = Pruned::default();
+    for (seq, path) in &all {
+        if !keep.contains(seq) {
+            std::fs::remove_file(path).map_err(|e| Error::io(path, "remove old checkpoint", e))?;
+            out.checkpoints.push(path.clone());
+        }
+    }
+    if !out.checkpoints.is_empty() {
+        fsync_dir(&dir.join(CHECKPOINT_DIR))?;
+    }
+    if recycle_journal {
+        // Only what every kept checkpoint can do without; an unreadable kept one pins all.
+        let floor = keep
+            .iter()
+            .map(|s| manifests.get(s).and_then(|m| m.as_ref().map(|m| m.min_lsn)))
+            .try_fold(u64::MAX, |acc, m| m.map(|m| acc.min(m)));
+        if let Some(floor) = floor.filter(|&f| f != u64::MAX) {
+            out.segments = recycle_segments(dir, floor)?;
+        }
+    }
+    Ok(out)
+}
+
+/// Reads only a checkpoint's manifest (magic, length and checksum checked).
+pub fn read_manifest(path: &Path) -> std::result::Result<Manifest, Rejected> {
+    let f = File::open(path).map_err(|e| reject(path, None, format!("cannot read: {e}")))?;
+    let mut head = [0u8; 16];
+    f.read_exact_at(&mut head, 0).map_err(|_| reject(path, Some(0), "shorter than a header"))?;
+    if &head[..8] != MAGIC {
+        return Err(reject(path, Some(0), "bad magic"));
+    }
+    let mlen = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
+    if mlen > MANIFEST_MAX {
+        return Err(reject(path, Some(8), "manifest length out of range"));
+    }
+    let mut json = vec![0u8; mlen as usize];
+    f.read_exact_at(&mut json, 16).map_err(|_| reject(path, Some(16), "manifest runs past the end of the file"))?;
+    if crc32c::crc32c(&json) != u32::from_le_bytes([head[12], head[13], head[14], head[15]]) {
+        return Err(reject(path, Some(16), "manifest checksum mismatch"));
+    }
+    serde_json::from_slice(&json).map_err(|e| reject(path, Some(16), format!("manifest does not parse: {e}")))
+}
+
+/// Removes journal segments all of whose records lie below `floor`: every segment followed
+/// by one that starts at or below `floor`.
+fn recycle_segments(dir: &Path, floor: u64) -> Result<Vec<PathBuf>> {
+    let jdir = dir.join(crate::dir::JOURNAL_DIR);
+    let mut segs: Vec<(u64, PathBuf)> = Vec::new();
+    let entries = std::fs::read_dir(&jdir).map_err(|e| Error::io(&jdir, "list journal directory", e))?;
+    for e in entries.flatten() {
+        if let Some(seq) = e.file_name().to_str().and_then(crate::format::segment::parse_segment_file_name) {
+            segs.push((seq, e.path()));
+        }
+    }
+    segs.sort();
+    let mut first_lsns = Vec::with_capacity(segs.len());
+    for (_, p) in &segs {
+        let mut head = vec![0u8; crate::format::segment::SEGMENT_HEADER_LEN];
+        let ok = File::open(p).and_then(|f| f.read_exact_at(&mut head, 0)).is_ok();
+        first_lsns
+            .push(ok.then(|| crate::format::segment::SegmentHeader::decode(&head).ok()).flatten().map(|h| h.first_lsn));
+    }
+    let mut removed = Vec::new();
+    for i in 0..segs.len().saturating_sub(1) {
+        // A segment can go only if the next one is readable and starts at or below the floor.
+        match first_lsns[i + 1] {
+            Some(next_first) if next_first <= floor => {
+                let p = &segs[i].1;
+                std::fs::remove_file(p).map_err(|e| Error::io(p, "recycle journal segment", e))?;
+                removed.push(p.clone());
+            }
+            _ => break,
+        }
+    }
+    if !removed.is_empty() {
+        fsync_dir(&jdir)?;
+    }
+    Ok(removed)
+}

@@ -1,0 +1,289 @@
+//! Checkpoints: recovery from every checkpoint type and cadence matches the oracle; a damaged
+//! newest checkpoint (bit flip, truncation, a missing chain member) makes recovery fall back
+//! and still match; a crash in the middle of writing one is harmless; retention never breaks
+//! a chain; `fastrec checkpoint` on a recovered directory, with the journal recycled, is used
+//! by the next recovery.
+
+use std::path::{Path, PathBuf};
+
+use recovery::checkpoint::{self, CheckpointKind, Compression};
+use recovery::recover::{checkpoint_dir, CheckpointOptions};
+use recovery::{recover, Error, RecoverOptions};
+use workloads::{Cadence, CheckpointPlan, CheckpointStyle, GenParams, Policy, Preset};
+
+fn generate(dir: &Path, p: &GenParams) -> workloads::GenSummary {
+    workloads::generate(dir, p).unwrap_or_else(|e| panic!("seed {}: {e}", p.seed))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for sub in ["journal", "checkpoints"] {
+        std::fs::create_dir_all(to.join(sub)).expect("mkdir");
+        if let Ok(entries) = std::fs::read_dir(from.join(sub)) {
+            for e in entries {
+                let e = e.expect("entry");
+                std::fs::copy(e.path(), to.join(sub).join(e.file_name())).expect("copy");
+            }
+        }
+    }
+    for rel in ["image.img", "expected.digests", "expected.json", "manifest.json"] {
+        std::fs::copy(from.join(rel), to.join(rel)).expect("copy");
+    }
+}
+
+fn matches_oracle(dir: &Path) -> bool {
+    workloads::digest::verify_dir(dir).expect("verify").matches
+}
+
+fn checkpoints(dir: &Path) -> Vec<PathBuf> {
+    checkpoint::list(dir).expect("list").into_iter().map(|(_, p)| p).collect()
+}
+
+fn params(seed: u64, policy: Policy, style: CheckpointStyle, every: Cadence) -> GenParams {
+    let mut p = Preset::Small.params(seed);
+    p.txns = 400;
+    p.policy = policy;
+    p.checkpoints = Some(CheckpointPlan { every, style, full_every: 3, ..CheckpointPlan::default() });
+    p
+}
+
+#[test]
+fn every_checkpoint_type_and_cadence_recovers_to_the_oracle() {
+    let cadences = [
+        Cadence::Txns(37),
+        Cadence::Txns(150),
+        Cadence::Bytes(48 << 10),
+        Cadence::Interval { secs: 6.0, txns_per_sec: 10.0 },
+    ];
+    let mut used = 0;
+    for (i, every) in cadences.into_iter().enumerate() {
+        for style in [CheckpointStyle::Full, CheckpointStyle::Incremental, CheckpointStyle::Metadata] {
+            for policy in Policy::ALL {
+                let seed = 100 + i as u64;
+                let what = format!("{every:?} {style:?} {policy:?}");
+                let tmp = tempfile::tempdir().expect("tempdir");
+                let origin = tmp.path().join("o");
+                let s = generate(&origin, &params(seed, policy, style, every));
+                assert!(s.checkpoints > 0, "{what}: no checkpoint written");
+                assert!(s.torn_checkpoint, "{what}: the crash leaves a half-written checkpoint");
+                for workers in [1, 2] {
+                    let d = tmp.path().join(format!("w{workers}"));
+                    copy_dir(&origin, &d);
+                    let opts = RecoverOptions {
+                        workers: Some(workers),
+                        parallel_threshold: 0,
+                        chunk_bytes: 16 << 10,
+                        ..RecoverOptions::default()
+                    };
+                    let r = recover(&d, &opts).unwrap_or_else(|e| panic!("{what}: {e}"));
+                    let c = r
+                        .checkpoint
+                        .as_ref()
+                        .unwrap_or_else(|| panic!("{what}: no checkpoint used: {:?}", r.checkpoints_rejected));
+                    assert!(r.checkpoints_rejected.is_empty(), "{what}: {:?}", r.checkpoints_rejected);
+                    assert_eq!(c.lsn, s.last_checkpoint_lsn, "{what}: the newest checkpoint is used");
+                    assert!(c.records_skipped > 0 || c.journal_bytes_skipped > 0, "{what}: nothing skipped");
+                    assert!(matches_oracle(&d), "{what}, {workers} workers: differs from the oracle");
+                    used += 1;
+                }
+                // The same crash state without checkpoints: the same image.
+                let d = tmp.path().join("full");
+                copy_dir(&origin, &d);
+                recover(&d, &RecoverOptions { use_checkpoints: false, ..RecoverOptions::default() }).expect("no ckpt");
+                assert!(matches_oracle(&d), "{what}: the whole journal differs from the oracle");
+            }
+        }
+    }
+    assert!(used > 0);
+}
+
+/// A crash state with one full checkpoint and incremental ones chained to it.
+fn chained(tmp: &Path) -> (PathBuf, workloads::GenSummary) {
+    let origin = tmp.join("o");
+    let mut p = params(7, Policy::Steal, CheckpointStyle::Incremental, Cadence::Txns(60));
+    if let Some(c) = p.checkpoints.as_mut() {
+        c.full_every = 1000;
+    }
+    let s = generate(&origin, &p);
+    assert!(s.checkpoints >= 4, "{} checkpoints", s.checkpoints);
+    (origin, s)
+}
+
+fn recover_expecting_fallback(d: &Path, what: &str) -> recovery::RecoveryReport {
+    let r = recover(d, &RecoverOptions::default()).unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(!r.checkpoints_rejected.is_empty(), "{what}: the damaged checkpoint was not reported");
+    assert!(matches_oracle(d), "{what}: fell back but differs from the oracle");
+    r
+}
+
+#[test]
+fn a_damaged_newest_checkpoint_falls_back_to_an_older_one() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (origin, s) = chained(tmp.path());
+    let newest = checkpoints(&origin).pop().expect("a checkpoint");
+    let rel = newest.strip_prefix(&origin).expect("inside").to_path_buf();
+    let len = std::fs::metadata(&newest).expect("stat").len();
+
+    // A flipped bit in the data section.
+    let d = tmp.path().join("flip");
+    copy_dir(&origin, &d);
+    let mut bytes = std::fs::read(d.join(&rel)).expect("read");
+    let at = bytes.len() - 10;
+    bytes[at] ^= 0x10;
+    std::fs::write(d.join(&rel), &bytes).expect("write");
+    let r = recover_expecting_fallback(&d, "bit flip");
+    assert!(r.checkpoint.as_ref().is_some_and(|c| c.lsn < s.last_checkpoint_lsn), "an older checkpoint is used");
+    assert!(r.checkpoints_rejected[0].reason.contains("checksum"), "{:?}", r.checkpoints_rejected);
+
+    // A flipped bit in the manifest.
+    let d = tmp.path().join("manifest");
+    copy_dir(&origin, &d);
+    let mut bytes = std::fs::read(d.join(&rel)).expect("read");
+    bytes[40] ^= 0x01;
+    std::fs::write(d.join(&rel), &bytes).expect("write");
+    recover_expecting_fallback(&d, "manifest flip");
+
+    // Truncated.
+    let d = tmp.path().join("trunc");
+    copy_dir(&origin, &d);
+    std::fs::OpenOptions::new().write(true).open(d.join(&rel)).expect("open").set_len(len / 2).expect("truncate");
+    recover_expecting_fallback(&d, "truncated");
+
+    // A missing member in the middle of the newest chain: every checkpoint chained through it
+    // is unusable, and an older complete chain (or the whole journal) is used instead.
+    let d = tmp.path().join("missing");
+    copy_dir(&origin, &d);
+    let all = checkpoint::list(&d).expect("list");
+    let head = checkpoint::read_manifest(&all.last().expect("newest").1).expect("manifest");
+    let parent = head.parent.expect("the newest is an incremental");
+    let parent_path = all.iter().find(|(s, _)| *s == parent).expect("parent present").1.clone();
+    std::fs::remove_file(&parent_path).expect("remove");
+    let r = recover_expecting_fallback(&d, "missing incremental");
+    assert!(r.checkpoints_rejected.iter().any(|x| x.reason.contains("missing")), "{:?}", r.checkpoints_rejected);
+
+    // Every checkpoint damaged: the whole journal, still there, still gives the oracle.
+    let d = tmp.path().join("all");
+    copy_dir(&origin, &d);
+    for p in checkpoints(&d) {
+        std::fs::write(&p, b"garbage").expect("write");
+    }
+    let r = recover_expecting_fallback(&d, "all damaged");
+    assert!(r.checkpoint.is_none());
+}
+
+#[test]
+fn a_crash_while_writing_a_checkpoint_is_harmless() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (origin, s) = chained(tmp.path());
+    assert!(s.torn_checkpoint);
+    let torn: Vec<_> = std::fs::read_dir(origin.join("checkpoints"))
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert_eq!(torn.len(), 1, "the generator leaves one torn temporary file");
+    let r = recover(&origin, &RecoverOptions::default()).expect("recover");
+    assert_eq!(r.checkpoint.as_ref().map(|c| c.lsn), Some(s.last_checkpoint_lsn));
+    assert!(r.checkpoints_rejected.is_empty(), "a temporary file is not a checkpoint: {:?}", r.checkpoints_rejected);
+    assert!(matches_oracle(&origin));
+    // The next checkpoint written clears it away.
+    checkpoint_dir(&origin, &CheckpointOptions::default()).expect("checkpoint");
+    let left = std::fs::read_dir(origin.join("checkpoints"))
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .count();
+    assert_eq!(left, 0);
+}
+
+#[test]
+fn retention_never_breaks_a_chain() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let origin = tmp.path().join("o");
+    let mut p = params(3, Policy::NoSteal, CheckpointStyle::Incremental, Cadence::Txns(20));
+    if let Some(c) = p.checkpoints.as_mut() {
+        c.retain = 3;
+        c.full_every = 4;
+    }
+    let s = generate(&origin, &p);
+    assert!(s.checkpoints > 6, "{} checkpoints", s.checkpoints);
+    let all = checkpoint::list(&origin).expect("list");
+    assert!(all.len() < s.checkpoints as usize, "retention removed none");
+    let by_seq: std::collections::BTreeMap<u64, PathBuf> = all.iter().cloned().collect();
+    let layout = recovery::image::Layout::read_from(&origin.join("image.img")).expect("layout");
+    for (seq, _) in all.iter().rev().take(3) {
+        let c = checkpoint::chain(&layout, &by_seq, *seq).unwrap_or_else(|r| panic!("kept {seq}: {}", r.reason));
+        assert_eq!(c.head().seq, *seq);
+    }
+    // Pruning harder keeps the newest and everything its chain needs.
+    let pruned = checkpoint::prune(&origin, 1, false).expect("prune");
+    let left: std::collections::BTreeMap<u64, PathBuf> = checkpoint::list(&origin).expect("list").into_iter().collect();
+    let newest = *left.keys().last().expect("one left");
+    let c = checkpoint::chain(&layout, &left, newest).unwrap_or_else(|r| panic!("{}", r.reason));
+    assert_eq!(left.len(), c.members.len(), "only the newest chain is kept; removed {:?}", pruned.checkpoints);
+    let r = recover(&origin, &RecoverOptions::default()).expect("recover");
+    assert_eq!(r.checkpoint.as_ref().map(|c| c.seq), Some(newest));
+    assert!(matches_oracle(&origin));
+}
+
+#[test]
+fn checkpoints_of_a_recovered_directory_are_used_and_let_the_journal_be_recycled() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("d");
+    let mut p = Preset::Small.params(12);
+    p.txns = 300;
+    p.policy = Policy::Steal;
+    generate(&dir, &p);
+
+    let err = checkpoint_dir(&dir, &CheckpointOptions::default()).expect_err("not recovered yet");
+    assert!(matches!(err, Error::NotRecovered { .. }), "{err}");
+    let err =
+        checkpoint_dir(&dir, &CheckpointOptions { kind: CheckpointKind::Incremental, ..CheckpointOptions::default() });
+    assert!(err.is_err());
+
+    recover(&dir, &RecoverOptions::default()).expect("recover");
+    assert!(matches_oracle(&dir));
+    let err =
+        checkpoint_dir(&dir, &CheckpointOptions { kind: CheckpointKind::Incremental, ..CheckpointOptions::default() })
+            .expect_err("nothing to chain to");
+    assert!(err.to_string().contains("full one first"), "{err}");
+    for (kind, compression) in [
+        (CheckpointKind::Full, Some(Compression::Zstd)),
+        (CheckpointKind::Incremental, Some(Compression::Lz4)),
+        (CheckpointKind::Metadata, Some(Compression::None)),
+        (CheckpointKind::Emergency, None),
+    ] {
+        let c = checkpoint_dir(&dir, &CheckpointOptions { kind, compression, ..CheckpointOptions::default() })
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        assert_eq!(c.kind, kind);
+        if kind == CheckpointKind::Emergency {
+            assert_eq!(c.compression, Compression::Lz4, "emergency checkpoints favour speed");
+        }
+        let r = recover(&dir, &RecoverOptions { force: true, ..RecoverOptions::default() }).expect("recover again");
+        let used = r.checkpoint.as_ref().unwrap_or_else(|| panic!("{kind}: not used"));
+        assert_eq!(used.seq, c.seq, "{kind}");
+        assert!(matches_oracle(&dir), "{kind}: differs from the oracle");
+    }
+
+    // Recycle: segments before the newest checkpoint go; recovery still works from it.
+    let before = std::fs::read_dir(dir.join("journal")).expect("journal").count();
+    let c =
+        checkpoint_dir(&dir, &CheckpointOptions { retain: 1, recycle_journal: true, ..CheckpointOptions::default() })
+            .expect("checkpoint");
+    assert!(!c.pruned.segments.is_empty(), "nothing recycled from {before} segments");
+    assert_eq!(checkpoint::list(&dir).expect("list").len(), 1);
+    let r = recover(&dir, &RecoverOptions { force: true, ..RecoverOptions::default() }).expect("after recycling");
+    assert_eq!(r.checkpoint.as_ref().map(|x| x.seq), Some(c.seq));
+    assert!(matches_oracle(&dir));
+
+    // With the only checkpoint damaged and the journal's start gone, recovery stops clearly
+    // and leaves the image alone.
+    let image = std::fs::read(dir.join("image.img")).expect("image");
+    std::fs::write(&c.path, b"no longer a checkpoint").expect("damage");
+    let err = recover(&dir, &RecoverOptions { force: true, ..RecoverOptions::default() }).expect_err("must stop");
+    assert!(matches!(err, Error::JournalStartsLate { .. }), "{err}");
+    assert!(err.to_string().contains("bad magic"), "{err}");
+    assert_eq!(std::fs::read(dir.join("image.img")).expect("image"), image);
+    let err = recover(&dir, &RecoverOptions { force: true, use_checkpoints: false, ..RecoverOptions::default() })
+        .expect_err("must stop");
+    assert!(matches!(err, Error::JournalStartsLate { .. }), "{err}");
+}
