@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use recovery::checkpoint::{self, CheckpointKind, Compression};
 use recovery::recover::{checkpoint_dir, CheckpointOptions};
-use recovery::{recover, Error, RecoverOptions};
+use recovery::{recover, Error, ImageIo, RecoverOptions};
 use workloads::{Cadence, CheckpointPlan, CheckpointStyle, GenParams, Policy, Preset};
 
 fn generate(dir: &Path, p: &GenParams) -> workloads::GenSummary {
@@ -65,11 +65,13 @@ fn every_checkpoint_type_and_cadence_recovers_to_the_oracle() {
                 let s = generate(&origin, &params(seed, policy, style, every));
                 assert!(s.checkpoints > 0, "{what}: no checkpoint written");
                 assert!(s.torn_checkpoint, "{what}: the crash leaves a half-written checkpoint");
-                for workers in [1, 2] {
-                    let d = tmp.path().join(format!("w{workers}"));
+                for (workers, image_io) in [(1, ImageIo::Mmap), (2, ImageIo::Mmap), (1, ImageIo::Pwrite)] {
+                    let d = tmp.path().join(format!("w{workers}-{image_io:?}"));
                     copy_dir(&origin, &d);
                     let opts = RecoverOptions {
                         workers: Some(workers),
+                        image_io,
+                        memory_budget_bytes: recovery::recover::MEMORY_BUDGET_MIN,
                         parallel_threshold: 0,
                         chunk_bytes: 16 << 10,
                         ..RecoverOptions::default()
