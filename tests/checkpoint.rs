@@ -289,3 +289,29 @@ fn checkpoints_of_a_recovered_directory_are_used_and_let_the_journal_be_recycled
         .expect_err("must stop");
     assert!(matches!(err, Error::JournalStartsLate { .. }), "{err}");
 }
+
+#[test]
+fn many_seeds_crash_kinds_and_shapes_recover_from_checkpoints_to_the_oracle() {
+    let styles = [CheckpointStyle::Full, CheckpointStyle::Incremental, CheckpointStyle::Metadata];
+    let crashes = workloads::CrashKind::ALL;
+    for seed in 0..48u64 {
+        let style = styles[seed as usize % styles.len()];
+        let policy = Policy::ALL[(seed / 3) as usize % Policy::ALL.len()];
+        let every = Cadence::Txns(15 + (seed * 37) % 120);
+        let mut p = params(1000 + seed, policy, style, every);
+        p.crash = crashes[seed as usize % crashes.len()];
+        p.deps_rate = if seed % 4 == 0 { 0.3 } else { 0.0 };
+        let what = format!("seed {seed} {style:?} {policy:?} {every:?} {:?}", p.crash);
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let d = tmp.path().join("d");
+        generate(&d, &p);
+        let workers = Some(1 + (seed as usize % 2));
+        let r = recover(
+            &d,
+            &RecoverOptions { workers, parallel_threshold: 0, chunk_bytes: 16 << 10, ..RecoverOptions::default() },
+        )
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(r.checkpoint.is_some(), "{what}: no checkpoint used");
+        assert!(matches_oracle(&d), "{what}: differs from the oracle");
+    }
+}
