@@ -315,3 +315,118 @@ fn many_seeds_crash_kinds_and_shapes_recover_from_checkpoints_to_the_oracle() {
         assert!(matches_oracle(&d), "{what}: differs from the oracle");
     }
 }
+
+/// A journal with copies, and checkpoints: a crash state in which replaying from a different
+/// start point after an interrupted recovery would read copy sources at the wrong content.
+fn copies_and_checkpoints(tmp: &Path, seed: u64) -> PathBuf {
+    let d = tmp.join("d");
+    let mut p = Preset::Deps.params(seed);
+    p.txns = 400;
+    p.deps_rate = 0.6;
+    p.policy = Policy::ALL[seed as usize % 2];
+    p.checkpoints =
+        Some(CheckpointPlan { every: Cadence::Txns(150), style: CheckpointStyle::Full, ..CheckpointPlan::default() });
+    generate(&d, &p);
+    d
+}
+
+#[test]
+fn an_interrupted_recovery_with_copies_is_finished_from_the_start_point_it_chose() {
+    for seed in 0..6u64 {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let d = copies_and_checkpoints(tmp.path(), seed);
+        // Run 1 restores the checkpoint, replays part of the journal and dies.
+        let crashed = RecoverOptions {
+            workers: Some(1),
+            image_io: ImageIo::Pwrite,
+            fault: Some(recovery::FaultPoint::AfterBlockWrites(40)),
+            ..RecoverOptions::default()
+        };
+        let err = recover(&d, &crashed).expect_err("injected fault");
+        assert!(matches!(err, Error::InjectedFault(_)), "{err}");
+        assert!(d.join("recovering.json").exists(), "seed {seed}: the start point is pinned");
+        // Run 2 asks for the whole journal; the pin wins, and the result is right.
+        let r = recover(&d, &RecoverOptions { use_checkpoints: false, ..RecoverOptions::default() }).expect("rerun");
+        assert!(r.checkpoint.is_some(), "seed {seed}: the pinned checkpoint is used");
+        assert!(matches_oracle(&d), "seed {seed}: differs from the oracle");
+        assert!(!d.join("recovering.json").exists(), "seed {seed}: the pin goes with success");
+    }
+    // The pinned checkpoint damaged between the runs: a clear error, not a wrong image.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = copies_and_checkpoints(tmp.path(), 9);
+    let crashed = RecoverOptions {
+        image_io: ImageIo::Pwrite,
+        fault: Some(recovery::FaultPoint::AfterBlockWrites(40)),
+        ..RecoverOptions::default()
+    };
+    recover(&d, &crashed).expect_err("injected fault");
+    let newest = checkpoints(&d).pop().expect("a checkpoint");
+    std::fs::write(&newest, b"damaged").expect("damage");
+    let err = recover(&d, &RecoverOptions::default()).expect_err("must refuse");
+    assert!(matches!(err, Error::Checkpoint { .. }), "{err}");
+    assert!(err.to_string().contains("finishing needs it"), "{err}");
+}
+
+#[test]
+fn hostile_manifests_are_rejected_not_trusted() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (origin, _) = chained(tmp.path());
+    let newest = checkpoints(&origin).pop().expect("a checkpoint");
+    let bytes = std::fs::read(&newest).expect("read");
+    let mlen = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
+    let manifest: serde_json::Value = serde_json::from_slice(&bytes[16..16 + mlen]).expect("manifest");
+    let rewrite = |edit: &dyn Fn(&mut serde_json::Value)| -> Vec<u8> {
+        let mut m = manifest.clone();
+        edit(&mut m);
+        let json = serde_json::to_vec(&m).expect("json");
+        let mut out = bytes[..8].to_vec();
+        out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+        out.extend_from_slice(&crc32c::crc32c(&json).to_le_bytes());
+        out.extend_from_slice(&json);
+        out.extend_from_slice(&bytes[16 + mlen..]);
+        out
+    };
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "chunk runs past the data",
+            rewrite(&|m| {
+                let last = m["chunks"].as_array().map_or(0, |c| c.len() - 1);
+                let stored = m["chunks"][last]["stored"].as_u64().unwrap_or(0);
+                m["chunks"][last]["stored"] = (stored + 1).into();
+            }),
+        ),
+        (
+            "huge raw length",
+            rewrite(&|m| {
+                m["chunks"][0]["runs"] = serde_json::json!([[0, 1u64 << 40]]);
+                m["chunks"][0]["raw"] = (1u64 << 52).into();
+            }),
+        ),
+        (
+            "overlapping runs",
+            rewrite(&|m| {
+                m["chunks"][0]["runs"] = serde_json::json!([[0, 2], [1, 2]]);
+            }),
+        ),
+        (
+            "overflowing run",
+            rewrite(&|m| {
+                m["chunks"][0]["runs"] = serde_json::json!([[u64::MAX, 2]]);
+            }),
+        ),
+    ];
+    for (what, bad) in cases {
+        std::fs::write(&newest, &bad).expect("write");
+        match checkpoint::load(&newest) {
+            Err(r) => assert!(r.offset.is_some(), "{what}: {}", r.reason),
+            Ok(_) => panic!("{what}: accepted"),
+        }
+        let d = tmp.path().join("run");
+        copy_dir(&origin, &d);
+        std::fs::write(d.join("checkpoints").join(newest.file_name().expect("name")), &bad).expect("write");
+        let r = recover(&d, &RecoverOptions::default()).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(!r.checkpoints_rejected.is_empty(), "{what}");
+        assert!(matches_oracle(&d), "{what}");
+        std::fs::remove_dir_all(&d).expect("clean");
+    }
+}

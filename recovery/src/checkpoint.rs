@@ -131,7 +131,16 @@ impl Compression {
     fn decompress(self, stored: &[u8], raw_len: usize) -> std::result::Result<Vec<u8>, String> {
         let out = match self {
             Compression::Zstd => zstd::bulk::decompress(stored, raw_len).map_err(|e| e.to_string())?,
-            Compression::Lz4 => lz4_flex::decompress_size_prepended(stored).map_err(|e| e.to_string())?,
+            Compression::Lz4 => {
+                // The size prefix is data: check it against the manifest before trusting it
+                // with an allocation.
+                let (prefix, body) = stored.split_at_checked(4).ok_or("shorter than its size prefix")?;
+                let declared = u32::from_le_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
+                if declared != raw_len {
+                    return Err(format!("size prefix {declared} disagrees with the manifest's {raw_len}"));
+                }
+                lz4_flex::decompress(body, raw_len).map_err(|e| e.to_string())?
+            }
             Compression::None => stored.to_vec(),
         };
         if out.len() != raw_len {
@@ -326,7 +335,12 @@ pub fn write(dir: &Path, layout: &Layout, image: &[u8], spec: &Spec) -> Result<W
         return Err(Error::Config("checkpoint blocks must be ascending and inside the image".into()));
     }
     let cdir = dir.join(CHECKPOINT_DIR);
-    std::fs::create_dir_all(&cdir).map_err(|e| Error::io(&cdir, "create checkpoint directory", e))?;
+    if !cdir.is_dir() {
+        std::fs::create_dir_all(&cdir).map_err(|e| Error::io(&cdir, "create checkpoint directory", e))?;
+        // The directory entry must be durable before anything (journal recycling) relies on
+        // what it will hold.
+        fsync_dir(dir)?;
+    }
     remove_temporaries(&cdir)?;
     let seq = list(dir)?.last().map_or(1, |(s, _)| s + 1);
     let per_chunk = (CHUNK_BYTES / bs).max(1);
@@ -422,6 +436,74 @@ fn remove_temporaries(cdir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A chunk's stored bytes; only for a manifest [`check_tables`] accepted against `data`.
+fn chunk_bytes<'d>(data: &'d [u8], c: &ChunkMeta) -> &'d [u8] {
+    let start = usize::try_from(c.offset).unwrap_or(usize::MAX);
+    let end = usize::try_from(c.offset.saturating_add(c.stored)).unwrap_or(usize::MAX);
+    data.get(start..end).unwrap_or(&[])
+}
+
+/// Checks a manifest's tables against each other and the image geometry, with arithmetic
+/// that cannot overflow: chunks contiguous and inside `data_bytes`, each at most one chunk's
+/// worth of raw blocks, runs non-empty, ascending and disjoint across the whole checkpoint,
+/// raw lengths equal to blocks x block size, block counts inside the image, and LSNs
+/// coherent. On failure: the chunk concerned (if one) and why.
+fn check_tables(m: &Manifest) -> std::result::Result<(), (Option<usize>, String)> {
+    let bs = u64::from(m.block_size);
+    if bs == 0 || !bs.is_power_of_two() {
+        return Err((None, format!("block size {bs} is not a power of two")));
+    }
+    if m.min_lsn > m.lsn.saturating_add(1) || (m.open_txns.is_empty() != (m.min_lsn == m.lsn.saturating_add(1))) {
+        return Err((
+            None,
+            format!("min LSN {} does not fit LSN {} and {} open transactions", m.min_lsn, m.lsn, m.open_txns.len()),
+        ));
+    }
+    let raw_max = (CHUNK_BYTES as u64).max(bs);
+    let mut next_offset = 0u64;
+    let mut next_block = 0u64;
+    let mut blocks = 0u64;
+    for (i, c) in m.chunks.iter().enumerate() {
+        let bad = |why: &str| Err((Some(i), format!("chunk {i}: {why}")));
+        if c.offset != next_offset {
+            return bad("not where the previous chunk ends");
+        }
+        next_offset = match c.offset.checked_add(c.stored) {
+            Some(end) if end <= m.data_bytes => end,
+            _ => return bad("runs past the data section"),
+        };
+        let mut in_chunk = 0u64;
+        for &(first, count) in &c.runs {
+            let end = first.checked_add(count);
+            if count == 0 || first < next_block || end.is_none_or(|e| e > m.block_count) {
+                return bad("block runs are empty, out of order, overlapping or outside the image");
+            }
+            next_block = first + count;
+            in_chunk += count;
+        }
+        if in_chunk.checked_mul(bs) != Some(c.raw) || c.raw > raw_max || c.raw == 0 {
+            return bad("raw length disagrees with its blocks or exceeds a chunk");
+        }
+        blocks += in_chunk;
+    }
+    if next_offset != m.data_bytes || blocks != m.blocks {
+        return Err((None, "chunk table does not cover the data section or the block count".into()));
+    }
+    for list in [&m.dropped] {
+        if list.windows(2).any(|w| w[0] >= w[1]) || list.last().is_some_and(|&b| b >= m.block_count) {
+            return Err((None, "dropped blocks out of order or outside the image".into()));
+        }
+    }
+    let mut prev_end = 0u64;
+    for &(first, count) in &m.excluded {
+        if count == 0 || first < prev_end || first.checked_add(count).is_none_or(|e| e > m.block_count) {
+            return Err((None, "excluded block runs out of order or outside the image".into()));
+        }
+        prev_end = first + count;
+    }
+    Ok(())
+}
+
 /// A checkpoint read and checked: manifest and data.
 pub struct Loaded {
     /// Its file.
@@ -477,25 +559,18 @@ pub fn load(path: &Path) -> std::result::Result<Loaded, Rejected> {
             format!("data section is {} bytes, the manifest says {}", data.len(), manifest.data_bytes),
         ));
     }
+    check_tables(&manifest).map_err(|(chunk, why)| {
+        let at = chunk.and_then(|i| manifest.chunks.get(i)).map_or(16, |c| data_at.saturating_add(c.offset));
+        reject(path, Some(at), why)
+    })?;
     if crc32c::crc32c(data) != manifest.data_crc {
-        // Name the first damaged chunk when there is one.
-        let bad = manifest.chunks.iter().find(|c| {
-            let (o, n) = (c.offset as usize, c.stored as usize);
-            data.get(o..o + n).is_none_or(|d| crc32c::crc32c(d) != c.crc)
-        });
+        // Name the first damaged chunk when there is one (the table is consistent by now).
+        let bad = manifest.chunks.iter().find(|c| crc32c::crc32c(chunk_bytes(data, c)) != c.crc);
         let offset = data_at + bad.map_or(0, |c| c.offset);
         return Err(reject(path, Some(offset), "data checksum mismatch"));
     }
-    let bs = u64::from(manifest.block_size);
-    let mut expect_offset = 0;
     for c in &manifest.chunks {
-        let blocks: u64 = c.runs.iter().map(|r| r.1).sum();
-        if c.offset != expect_offset || c.raw != blocks * bs || c.runs.iter().any(|r| r.0 + r.1 > manifest.block_count)
-        {
-            return Err(reject(path, Some(data_at + c.offset), "chunk table is inconsistent"));
-        }
-        expect_offset += c.stored;
-        if crc32c::crc32c(&data[c.offset as usize..(c.offset + c.stored) as usize]) != c.crc {
+        if crc32c::crc32c(chunk_bytes(data, c)) != c.crc {
             return Err(reject(path, Some(data_at + c.offset), "chunk checksum mismatch"));
         }
     }
@@ -611,7 +686,7 @@ pub fn restore(
         .map(|&(mi, ci)| {
             let m = &chain.members[mi];
             let c = &m.manifest.chunks[ci];
-            let stored = &m.data[c.offset as usize..(c.offset + c.stored) as usize];
+            let stored = chunk_bytes(&m.data, c);
             let raw = m.manifest.compression.decompress(stored, c.raw as usize).map_err(|reason| {
                 Error::Checkpoint { path: m.path.clone(), offset: None, reason: format!("chunk {ci}: {reason}") }
             })?;
@@ -647,7 +722,7 @@ pub fn materialize(chain: &Chain, layout: &Layout, out: &mut [u8]) -> Result<()>
     let bs = layout.block_size();
     for (mi, m) in chain.members.iter().enumerate() {
         for (ci, c) in m.manifest.chunks.iter().enumerate() {
-            let stored = &m.data[c.offset as usize..(c.offset + c.stored) as usize];
+            let stored = chunk_bytes(&m.data, c);
             let raw = m.manifest.compression.decompress(stored, c.raw as usize).map_err(|reason| {
                 Error::Checkpoint { path: m.path.clone(), offset: None, reason: format!("chunk {ci}: {reason}") }
             })?;
@@ -706,8 +781,9 @@ pub struct Pruned {
 
 /// Keeps the newest `retain` checkpoints and every checkpoint a kept one's chain depends on;
 /// removes the rest. With `recycle_journal`, also removes journal segments wholly before the
-/// oldest `min_lsn` any kept checkpoint needs. Manifests are read without their data, so a
-/// damaged checkpoint is kept (and its parent, if it names one) rather than guessed about.
+/// oldest `min_lsn` any kept checkpoint needs, when every kept chain validates. A kept
+/// checkpoint whose manifest cannot be read keeps everything older than itself (it may depend
+/// on any of it) and stops recycling.
 pub fn prune(dir: &Path, retain: usize, recycle_journal: bool) -> Result<Pruned> {
     if retain == 0 {
         return Err(Error::Config("retention must keep at least one checkpoint".into()));
@@ -716,18 +792,23 @@ pub fn prune(dir: &Path, retain: usize, recycle_journal: bool) -> Result<Pruned>
     let manifests: BTreeMap<u64, Option<Manifest>> = all.iter().map(|(seq, p)| (*seq, read_manifest(p).ok())).collect();
     let mut keep: std::collections::BTreeSet<u64> = all.iter().rev().take(retain).map(|(s, _)| *s).collect();
     let mut frontier: Vec<u64> = keep.iter().copied().collect();
+    // A kept checkpoint whose manifest cannot be read may depend on anything older.
+    let mut keep_below = 0u64;
     while let Some(seq) = frontier.pop() {
-        if let Some(Some(m)) = manifests.get(&seq) {
-            if let Some(p) = m.parent {
-                if keep.insert(p) {
-                    frontier.push(p);
+        match manifests.get(&seq) {
+            Some(Some(m)) => {
+                if let Some(p) = m.parent {
+                    if keep.insert(p) {
+                        frontier.push(p);
+                    }
                 }
             }
+            _ => keep_below = keep_below.max(seq),
         }
     }
     let mut out = Pruned::default();
     for (seq, path) in &all {
-        if !keep.contains(seq) {
+        if !keep.contains(seq) && *seq >= keep_below {
             std::fs::remove_file(path).map_err(|e| Error::io(path, "remove old checkpoint", e))?;
             out.checkpoints.push(path.clone());
         }
@@ -735,12 +816,14 @@ pub fn prune(dir: &Path, retain: usize, recycle_journal: bool) -> Result<Pruned>
     if !out.checkpoints.is_empty() {
         fsync_dir(&dir.join(CHECKPOINT_DIR))?;
     }
-    if recycle_journal {
-        // Only what every kept checkpoint can do without; an unreadable kept one pins all.
-        let floor = keep
-            .iter()
-            .map(|s| manifests.get(s).and_then(|m| m.as_ref().map(|m| m.min_lsn)))
-            .try_fold(u64::MAX, |acc, m| m.map(|m| acc.min(m)));
+    if recycle_journal && keep_below == 0 {
+        // Only what every kept checkpoint, fully validated, can do without: one that fails
+        // validation might be all recovery has later, so it pins the whole journal.
+        let layout = Layout::read_from(&dir.join(crate::dir::IMAGE_FILE))?;
+        let kept: BTreeMap<u64, PathBuf> = list(dir)?.into_iter().collect();
+        let floor = kept
+            .keys()
+            .try_fold(u64::MAX, |acc, &seq| chain(&layout, &kept, seq).ok().map(|c| acc.min(c.head().min_lsn)));
         if let Some(floor) = floor.filter(|&f| f != u64::MAX) {
             out.segments = recycle_segments(dir, floor)?;
         }

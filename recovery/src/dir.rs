@@ -6,6 +6,7 @@
 //! DIR/checkpoints/ckpt-*.fcp  checkpoints (see `checkpoint`)
 //! DIR/LOCK               exclusive lock held by a running recovery
 //! DIR/recovered.json     written after a successful recovery (see `marker`)
+//! DIR/recovering.json    the start point of a recovery in progress, when it must not change
 //! DIR/manifest.json      generator parameters and seed (crash states only)
 //! DIR/expected.json      oracle: expected image digest (crash states only)
 //! DIR/expected.digests   oracle: per-block xxh3-64 digests, little-endian u64 each
@@ -27,3 +28,5 @@ pub const EXPECTED_FILE: &str = "expected.json";
 pub const EXPECTED_DIGESTS_FILE: &str = "expected.digests";
 /// The checkpoint directory.
 pub const CHECKPOINT_DIR: &str = "checkpoints";
+/// The start point pinned by a recovery in progress.
+pub const RECOVERING_FILE: &str = "recovering.json";

@@ -119,6 +119,8 @@ struct ChunkOut<'a> {
     last_lsn: u64,
     last_end: Option<usize>,
     optional: u64,
+    /// Records the checkpoint covers: scanned, but with no entry to route.
+    covered: u64,
     stop: Option<Stop>,
 }
 
@@ -165,6 +167,7 @@ fn decode_chunk<'a>(
         last_lsn: 0,
         last_end: None,
         optional: 0,
+        covered: 0,
         stop: None,
     };
     loop {
@@ -196,6 +199,7 @@ fn decode_chunk<'a>(
                 out.last_end = Some(end);
                 if out.analyzer.covered(&h) {
                     // The checkpoint holds its effect: nothing for replay to route.
+                    out.covered += 1;
                     continue;
                 }
                 out.entries.push(Entry {
@@ -329,7 +333,7 @@ pub fn scan_parallel(
             seg_end.insert(si, e as u64);
             outcome.end = Some((si, e as u64));
         }
-        outcome.records += out.entries.len() as u64;
+        outcome.records += out.entries.len() as u64 + out.covered;
         outcome.optional_records += out.optional;
         entries.push(out.entries);
         let m = merged.get_or_insert_with(|| {

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use crate::analysis::{Analysis, Analyzer, CheckpointFilter, InvalidNote, RecordCounts, TxnOutcome};
 use crate::checkpoint;
-use crate::dir::{IMAGE_FILE, JOURNAL_DIR, LOCK_FILE, MARKER_FILE};
+use crate::dir::{IMAGE_FILE, JOURNAL_DIR, LOCK_FILE, MARKER_FILE, RECOVERING_FILE};
 use crate::error::{Error, Result};
 use crate::image::Layout;
 use crate::io::cache::Residency;
@@ -446,6 +446,23 @@ fn journal_fingerprint(journal: &Journal) -> Vec<(String, u64, u64, u64)> {
     files
 }
 
+/// The start point a recovery chose, written before it changes the image when the journal
+/// has copies: a copy reads its source as redo reaches it, and a crashed run may already have
+/// written newer source content (or restored a checkpoint's), so the run that finishes the
+/// job must replay from the same place.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Pin {
+    version: u32,
+    files: Vec<(String, u64, u64, u64)>,
+    /// `(seq, data crc)` of the checkpoint started from; `None`: the whole journal.
+    checkpoint: Option<(u64, u32)>,
+}
+
+fn read_pin(path: &Path) -> Option<Pin> {
+    let bytes = std::fs::read(path).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
 fn read_marker(path: &Path) -> Option<Marker> {
     let bytes = std::fs::read(path).ok()?;
     serde_json::from_slice(&bytes).ok()
@@ -560,7 +577,16 @@ pub fn start_point(
     let (chain, rejected) =
         if use_checkpoints { checkpoint::select(dir, layout, first.header.first_lsn)? } else { (None, Vec::new()) };
     let Some(chain) = chain else {
-        if first.header.segment_seq != 1 && mode != RecoveryMode::SkipCorrupt {
+        if first.header.segment_seq != 1 && mode == RecoveryMode::SkipCorrupt {
+            // Skip-corrupt goes on from what is left, and says what it lost.
+            let note = LocateNote {
+                path: first.path.clone(),
+                offset: 16,
+                kind: crate::error::CorruptKind::BadField("segment_seq (the journal does not start at 1, and no valid checkpoint covers its start)"),
+                bytes: 0,
+            };
+            journal.notes.push(note);
+        } else if first.header.segment_seq != 1 {
             let detail = if !use_checkpoints {
                 "checkpoints ignored as asked".to_string()
             } else if rejected.is_empty() {
@@ -580,6 +606,33 @@ pub fn start_point(
     let filter = Arc::new(CheckpointFilter { lsn: head.lsn, open: head.open_txns.iter().copied().collect() });
     let bytes_dropped = journal.start_at(head.min_lsn);
     Ok(StartPoint { chain: Some(chain), filter: Some(filter), rejected, bytes_dropped })
+}
+
+/// The start point an interrupted recovery pinned: checkpoint `seq`, whose data must still
+/// check out with crc `crc`.
+fn start_point_pinned(dir: &Path, layout: &Layout, journal: &mut Journal, seq: u64, crc: u32) -> Result<StartPoint> {
+    let all: std::collections::BTreeMap<u64, PathBuf> = checkpoint::list(dir)?.into_iter().collect();
+    let path =
+        all.get(&seq).cloned().unwrap_or_else(|| dir.join(crate::dir::CHECKPOINT_DIR).join(checkpoint::file_name(seq)));
+    let needed = |reason: String| {
+        Error::Checkpoint {
+        path: path.clone(),
+        offset: None,
+        reason: format!("an interrupted recovery started from this checkpoint and replayed copies, so finishing needs it, but {reason}"),
+    }
+    };
+    let chain =
+        checkpoint::chain(layout, &all, seq).map_err(|r| needed(format!("{}: {}", r.path.display(), r.reason)))?;
+    let head = chain.head();
+    if head.data_crc != crc {
+        return Err(needed("it is not the same checkpoint any more".into()));
+    }
+    if head.min_lsn < journal.segments[0].header.first_lsn {
+        return Err(needed("the journal no longer reaches back to it".into()));
+    }
+    let filter = Arc::new(CheckpointFilter { lsn: head.lsn, open: head.open_txns.iter().copied().collect() });
+    let bytes_dropped = journal.start_at(head.min_lsn);
+    Ok(StartPoint { chain: Some(chain), filter: Some(filter), rejected: Vec::new(), bytes_dropped })
 }
 
 /// See [`start_point`].
@@ -731,8 +784,20 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
         return Ok(report);
     }
 
-    let start = start_point(dir, &layout, &mut journal, opts.mode, opts.use_checkpoints)?;
+    let pin_path = dir.join(RECOVERING_FILE);
+    let pinned = read_pin(&pin_path).filter(|p| p.files == fingerprint);
+    let start = match &pinned {
+        Some(Pin { checkpoint: None, .. }) => start_point(dir, &layout, &mut journal, opts.mode, false)?,
+        Some(Pin { checkpoint: Some((seq, crc)), .. }) => start_point_pinned(dir, &layout, &mut journal, *seq, *crc)?,
+        None => start_point(dir, &layout, &mut journal, opts.mode, opts.use_checkpoints)?,
+    };
+    if pinned.is_some() {
+        report.parallel.warnings.push(
+            "an interrupted recovery of this journal replayed copies: finishing from the start point it chose".into(),
+        );
+    }
     report.checkpoints_rejected = start.rejected;
+    report.segment_notes = journal.notes.clone();
     timer.lap("choose checkpoint");
     let setup = parallel_setup(opts, &mut report.parallel)?;
     let mut entries = None;
@@ -794,6 +859,15 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
         (None, _) => None,
     };
 
+    if analysis.counts.copies > 0 {
+        let pin = Pin {
+            version: 1,
+            files: fingerprint.clone(),
+            checkpoint: start.chain.as_ref().map(|c| (c.head().seq, c.head().data_crc)),
+        };
+        let bytes = serde_json::to_vec(&pin).map_err(|e| Error::io(&pin_path, "encode", std::io::Error::other(e)))?;
+        write_atomic(&pin_path, &bytes)?;
+    }
     // From here on the image changes; a marker left from an earlier journal must not survive.
     if marker_path.exists() {
         std::fs::remove_file(&marker_path).map_err(|e| Error::io(&marker_path, "remove stale marker", e))?;
@@ -915,6 +989,11 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
     let marker_bytes = serde_json::to_vec_pretty(&marker)
         .map_err(|e| Error::io(&marker_path, "encode marker", std::io::Error::other(e)))?;
     write_atomic(&marker_path, &marker_bytes)?;
+    match std::fs::remove_file(&pin_path) {
+        Ok(()) => fsync_dir(dir)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(&pin_path, "remove", e)),
+    }
     timer.lap("mark");
 
     let steal = analysis.steal;
@@ -1137,6 +1216,15 @@ pub fn checkpoint_dir(dir: &Path, o: &CheckpointOptions) -> Result<CheckpointRep
     let w = checkpoint::write(dir, &layout, &image, &spec)?;
     let write_secs = t.elapsed().as_secs_f64();
     let pruned = checkpoint::prune(dir, o.retain, o.recycle_journal)?;
+    if !pruned.segments.is_empty() {
+        // The image is still the recovered state of what is left of the journal: say so, or
+        // the next checkpoint would be refused and the next recovery would redo the work.
+        let (_, rest) = open_dir(dir, mode, &IoOptions::default())?;
+        let marker = Marker { version: 1, files: journal_fingerprint(&rest), last_lsn: lsn };
+        let bytes = serde_json::to_vec_pretty(&marker)
+            .map_err(|e| Error::io(dir.join(MARKER_FILE), "encode marker", std::io::Error::other(e)))?;
+        write_atomic(&dir.join(MARKER_FILE), &bytes)?;
+    }
     Ok(CheckpointReport {
         path: w.path,
         seq: w.manifest.seq,
