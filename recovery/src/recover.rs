@@ -234,8 +234,10 @@ pub struct CheckpointUse {
     pub min_lsn: u64,
     /// Sequence numbers of the chain, root first.
     pub chain: Vec<u64>,
-    /// Blocks written to the image from the chain.
+    /// Blocks written to the image from the chain (those the image did not already hold).
     pub blocks_restored: u64,
+    /// Chain blocks the image already held with the checkpoint's content.
+    pub blocks_unchanged: u64,
     /// Chain blocks left to the home copy because a committed revoke after the checkpoint
     /// freed them.
     pub blocks_skipped_revoked: u64,
@@ -267,7 +269,7 @@ pub struct RecoveryReport {
     pub policy: &'static str,
     /// True when the marker showed this journal was already recovered and nothing was done.
     pub already_recovered: bool,
-    /// Segments read.
+    /// Segments found (recovery reads those from the checkpoint's first needed one on).
     pub segments: u64,
     /// Total bytes of those segments.
     pub journal_bytes: u64,
@@ -344,12 +346,13 @@ impl std::fmt::Display for RecoveryReport {
         if let Some(c) = &self.checkpoint {
             writeln!(
                 f,
-                "  checkpoint {} {} at LSN {} (chain {:?}): {} blocks restored; skipped {:.1} MiB of journal unread and {} records read but not replayed",
+                "  checkpoint {} {} at LSN {} (chain {:?}): {} blocks restored, {} already current; skipped {:.1} MiB of journal unread and {} records read but not replayed",
                 c.kind,
                 c.seq,
                 c.lsn,
                 c.chain,
                 c.blocks_restored,
+                c.blocks_unchanged,
                 mib(c.journal_bytes_skipped),
                 c.records_skipped
             )?;
@@ -582,7 +585,9 @@ pub fn start_point(
             let note = LocateNote {
                 path: first.path.clone(),
                 offset: 16,
-                kind: crate::error::CorruptKind::BadField("segment_seq (the journal does not start at 1, and no valid checkpoint covers its start)"),
+                kind: crate::error::CorruptKind::BadField(
+                    "segment_seq (the journal does not start at 1, and no valid checkpoint covers its start)",
+                ),
                 bytes: 0,
             };
             journal.notes.push(note);
@@ -893,6 +898,7 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
             min_lsn: head.min_lsn,
             chain: chain.seqs(),
             blocks_restored: restored.blocks,
+            blocks_unchanged: restored.unchanged,
             blocks_skipped_revoked: restored.skipped_revoked,
             journal_bytes_skipped: start.bytes_dropped,
             records_skipped: analysis.counts.before_checkpoint,
