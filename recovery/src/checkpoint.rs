@@ -504,21 +504,35 @@ fn check_tables(m: &Manifest) -> std::result::Result<(), (Option<usize>, String)
     Ok(())
 }
 
-/// A checkpoint read and checked: manifest and data.
+/// A checkpoint's manifest, checked, and the chunks read so far (each checked against its
+/// own checksum when read).
 pub struct Loaded {
     /// Its file.
     pub path: PathBuf,
     /// Its manifest.
     pub manifest: Manifest,
-    /// The whole file; the data section starts at `data_at`.
-    bytes: Vec<u8>,
-    data_at: usize,
+    data_at: u64,
+    chunks: Vec<Option<Vec<u8>>>,
 }
 
 impl Loaded {
-    /// The data section (compressed chunks).
-    pub fn data(&self) -> &[u8] {
-        &self.bytes[self.data_at..]
+    /// Chunk `ci`'s stored bytes, if they were read.
+    pub fn chunk(&self, ci: usize) -> Option<&[u8]> {
+        self.chunks.get(ci).and_then(|c| c.as_deref())
+    }
+
+    /// Reads chunk `ci` from the file and checks its checksum.
+    fn read_chunk(&mut self, file: &File, ci: usize) -> std::result::Result<(), Rejected> {
+        let c = &self.manifest.chunks[ci];
+        let at = self.data_at + c.offset;
+        let mut buf = vec![0u8; c.stored as usize];
+        file.read_exact_at(&mut buf, at)
+            .map_err(|e| reject(&self.path, Some(at), format!("cannot read chunk {ci}: {e}")))?;
+        if crc32c::crc32c(&buf) != c.crc {
+            return Err(reject(&self.path, Some(at), "chunk checksum mismatch"));
+        }
+        self.chunks[ci] = Some(buf);
+        Ok(())
     }
 }
 
@@ -577,10 +591,37 @@ pub fn load(path: &Path) -> std::result::Result<Loaded, Rejected> {
         let offset = data_at + bad.map_or(0, |c| c.offset);
         return Err(reject(path, Some(offset), "data checksum mismatch"));
     }
-    // The whole-data checksum matched; a chunk checksum can then only disagree if the manifest
-    // itself is inconsistent, which the manifest checksum rules out short of a forgery, so the
-    // per-chunk checksums serve to locate damage (above) and need no second pass here.
-    Ok(Loaded { path: path.to_path_buf(), manifest, data_at: data_at as usize, bytes })
+    for c in &manifest.chunks {
+        if crc32c::crc32c(chunk_bytes(data, c)) != c.crc {
+            return Err(reject(path, Some(data_at + c.offset), "chunk checksum mismatch"));
+        }
+    }
+    let chunks = manifest.chunks.iter().map(|c| Some(chunk_bytes(data, c).to_vec())).collect();
+    Ok(Loaded { path: path.to_path_buf(), manifest, data_at, chunks })
+}
+
+/// Reads and checks `path`'s manifest (magic, checksum, tables, file length) without its
+/// data; chunks are read, and checked, when a chain needs them.
+fn open_lazy(path: &Path) -> std::result::Result<(Loaded, File), Rejected> {
+    let manifest = read_manifest(path)?;
+    let file = File::open(path).map_err(|e| reject(path, None, format!("cannot read: {e}")))?;
+    let len = file.metadata().map_err(|e| reject(path, None, format!("cannot stat: {e}")))?.len();
+    let mut head = [0u8; 12];
+    file.read_exact_at(&mut head, 0).map_err(|_| reject(path, Some(0), "shorter than a header"))?;
+    let data_at = 16 + u64::from(u32::from_le_bytes([head[8], head[9], head[10], head[11]]));
+    if len != data_at.saturating_add(manifest.data_bytes) {
+        return Err(reject(
+            path,
+            Some(len.min(data_at.saturating_add(manifest.data_bytes))),
+            format!("file is {len} bytes, the manifest says {}", data_at.saturating_add(manifest.data_bytes)),
+        ));
+    }
+    check_tables(&manifest).map_err(|(chunk, why)| {
+        let at = chunk.and_then(|i| manifest.chunks.get(i)).map_or(16, |c| data_at.saturating_add(c.offset));
+        reject(path, Some(at), why)
+    })?;
+    let chunks = vec![None; manifest.chunks.len()];
+    Ok((Loaded { path: path.to_path_buf(), manifest, data_at, chunks }, file))
 }
 
 /// A chain of checkpoints, root (full, metadata or emergency) first, ending at the one
@@ -605,17 +646,21 @@ impl Chain {
     }
 }
 
-/// Builds the chain ending at `head` from `all` (sequence -> path), loading and checking each
-/// member against the image's geometry.
+/// Builds the chain ending at `head` from `all` (sequence -> path): reads and checks each
+/// member's manifest (checksum, tables, file length, the image's geometry, parent order),
+/// then reads and checks (crc32c) every chunk that holds some block's newest image. Chunks a
+/// later member replaced are not read; [`load`] checks a whole file.
 pub fn chain(layout: &Layout, all: &BTreeMap<u64, PathBuf>, head: u64) -> std::result::Result<Chain, Rejected> {
     let mut members: Vec<Loaded> = Vec::new();
+    let mut files: Vec<File> = Vec::new();
     let mut next = Some(head);
     while let Some(seq) = next {
         let Some(path) = all.get(&seq) else {
             let child = members.last().map_or_else(PathBuf::new, |m| m.path.clone());
             return Err(reject(&child, None, format!("its parent checkpoint {seq} is missing")));
         };
-        let l = load(path)?;
+        let (l, file) = open_lazy(path)?;
+        files.push(file);
         let m = &l.manifest;
         if m.seq != seq {
             return Err(reject(path, Some(16), format!("manifest says checkpoint {}, the file name {seq}", m.seq)));
@@ -641,6 +686,7 @@ pub fn chain(layout: &Layout, all: &BTreeMap<u64, PathBuf>, head: u64) -> std::r
         members.push(l);
     }
     members.reverse();
+    files.reverse();
     let mut sources: BTreeMap<u64, (usize, usize)> = BTreeMap::new();
     for (mi, m) in members.iter().enumerate() {
         for b in &m.manifest.dropped {
@@ -651,6 +697,13 @@ pub fn chain(layout: &Layout, all: &BTreeMap<u64, PathBuf>, head: u64) -> std::r
                 sources.insert(b, (mi, ci));
             }
         }
+    }
+    // Only chunks holding some block's newest image are read: an older member's chunks that
+    // later members replaced are never needed, and reading and checking them would cost more
+    // than the journal they save on a long chain of near-full incrementals.
+    let needed: std::collections::BTreeSet<(usize, usize)> = sources.values().copied().collect();
+    for &(mi, ci) in &needed {
+        members[mi].read_chunk(&files[mi], ci)?;
     }
     Ok(Chain { members, sources })
 }
@@ -693,7 +746,7 @@ pub fn restore(
         .map(|&(mi, ci)| {
             let m = &chain.members[mi];
             let c = &m.manifest.chunks[ci];
-            let stored = chunk_bytes(m.data(), c);
+            let stored = m.chunk(ci).unwrap_or(&[]);
             let raw = m.manifest.compression.decompress(stored, c.raw as usize).map_err(|reason| {
                 Error::Checkpoint { path: m.path.clone(), offset: None, reason: format!("chunk {ci}: {reason}") }
             })?;
@@ -747,7 +800,7 @@ pub fn materialize(chain: &Chain, layout: &Layout, out: &mut [u8]) -> Result<()>
     let bs = layout.block_size();
     for (mi, m) in chain.members.iter().enumerate() {
         for (ci, c) in m.manifest.chunks.iter().enumerate() {
-            let stored = chunk_bytes(m.data(), c);
+            let stored = m.chunk(ci).unwrap_or(&[]);
             let raw = m.manifest.compression.decompress(stored, c.raw as usize).map_err(|reason| {
                 Error::Checkpoint { path: m.path.clone(), offset: None, reason: format!("chunk {ci}: {reason}") }
             })?;
