@@ -335,10 +335,11 @@ fn an_interrupted_recovery_with_copies_is_finished_from_the_start_point_it_chose
     for seed in 0..6u64 {
         let tmp = tempfile::tempdir().expect("tempdir");
         let d = copies_and_checkpoints(tmp.path(), seed);
-        // Run 1 restores the checkpoint, replays part of the journal and dies.
+        // Run 1 restores the checkpoint, replays part of the journal and dies before writing its
+        // result (which, with copies, it keeps private until then).
         let crashed = RecoverOptions {
             workers: Some(1),
-            image_io: ImageIo::Pwrite,
+            image_io: ImageIo::Mmap,
             fault: Some(recovery::FaultPoint::AfterBlockWrites(40)),
             ..RecoverOptions::default()
         };
@@ -355,7 +356,7 @@ fn an_interrupted_recovery_with_copies_is_finished_from_the_start_point_it_chose
     let tmp = tempfile::tempdir().expect("tempdir");
     let d = copies_and_checkpoints(tmp.path(), 9);
     let crashed = RecoverOptions {
-        image_io: ImageIo::Pwrite,
+        image_io: ImageIo::Mmap,
         fault: Some(recovery::FaultPoint::AfterBlockWrites(40)),
         ..RecoverOptions::default()
     };
@@ -429,4 +430,71 @@ fn hostile_manifests_are_rejected_not_trusted() {
         assert!(matches_oracle(&d), "{what}");
         std::fs::remove_dir_all(&d).expect("clean");
     }
+}
+
+fn copy_heavy(tmp: &Path, seed: u64) -> PathBuf {
+    let d = tmp.join("d");
+    let mut p = Preset::Deps.params(seed);
+    p.txns = 400;
+    p.deps_rate = 0.6;
+    p.policy = Policy::ALL[seed as usize % 2];
+    generate(&d, &p);
+    d
+}
+
+#[test]
+fn a_crash_during_recovery_of_a_journal_with_copies_is_repaired_by_the_next_run() {
+    for seed in 0..6u64 {
+        for n in [1u64, 50, 200, 800] {
+            for image_io in [ImageIo::Mmap, ImageIo::Pwrite] {
+                let what = format!("seed {seed}, crash after {n} blocks, {image_io:?}");
+                let tmp = tempfile::tempdir().expect("tempdir");
+                let d = copy_heavy(tmp.path(), seed);
+                let crashed = RecoverOptions {
+                    workers: Some(1),
+                    image_io,
+                    fault: Some(recovery::FaultPoint::AfterBlockWrites(n)),
+                    ..RecoverOptions::default()
+                };
+                match recover(&d, &crashed) {
+                    Err(Error::InjectedFault(_)) => {}
+                    Ok(_) => {} // fewer blocks to write than the fault point
+                    Err(e) => panic!("{what}: {e}"),
+                }
+                let r = recover(&d, &RecoverOptions { workers: Some(2), ..RecoverOptions::default() })
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert!(matches_oracle(&d), "{what}: differs from the oracle ({:?})", r.resumed_from_doublewrite);
+                assert!(!d.join("recovery.dwb").exists(), "{what}: the doublewrite file goes with success");
+            }
+        }
+    }
+}
+
+#[test]
+fn an_interrupted_in_place_write_is_finished_from_the_doublewrite_file_and_a_torn_one_is_ignored() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = copy_heavy(tmp.path(), 3);
+    let crashed = RecoverOptions {
+        image_io: ImageIo::Pwrite,
+        fault: Some(recovery::FaultPoint::AfterBlockWrites(20)),
+        ..RecoverOptions::default()
+    };
+    recover(&d, &crashed).expect_err("injected fault");
+    assert!(d.join("recovery.dwb").exists());
+    let r = recover(&d, &RecoverOptions::default()).expect("finish");
+    assert!(r.resumed_from_doublewrite.is_some_and(|n| n > 20), "{:?}", r.resumed_from_doublewrite);
+    assert!(matches_oracle(&d));
+    assert!(r.to_string().contains("doublewrite"), "{r}");
+    let again = recover(&d, &RecoverOptions::default()).expect("again");
+    assert!(again.already_recovered);
+
+    // A doublewrite file torn while it was written (the in-place writes never began) is
+    // discarded, and recovery starts over.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = copy_heavy(tmp.path(), 4);
+    std::fs::write(d.join("recovery.dwb"), b"FRDWB001 torn").expect("write");
+    let r = recover(&d, &RecoverOptions::default()).expect("recover");
+    assert!(r.resumed_from_doublewrite.is_none());
+    assert!(matches_oracle(&d));
+    assert!(!d.join("recovery.dwb").exists());
 }

@@ -27,6 +27,7 @@
 pub mod analysis;
 pub mod checkpoint;
 pub mod dir;
+pub mod doublewrite;
 pub mod error;
 pub mod format;
 pub mod image;

@@ -260,6 +260,9 @@ pub struct RecoveryReport {
     pub io: IoReport,
     /// The checkpoint recovery started from, if any.
     pub checkpoint: Option<CheckpointUse>,
+    /// Blocks written from an interrupted recovery's doublewrite file, when this run only
+    /// finished that one.
+    pub resumed_from_doublewrite: Option<u64>,
     /// Checkpoints newer than the one used (or all, when none was) that were passed over,
     /// and why.
     pub checkpoints_rejected: Vec<checkpoint::Rejected>,
@@ -313,6 +316,13 @@ impl std::fmt::Display for RecoveryReport {
             return writeln!(
                 f,
                 "{}: already recovered (journal unchanged since); nothing to do. Use --force to replay anyway.",
+                self.dir.display()
+            );
+        }
+        if let Some(n) = self.resumed_from_doublewrite {
+            return writeln!(
+                f,
+                "{}: finished an interrupted recovery: wrote its {n} recovered blocks again from its doublewrite file",
                 self.dir.display()
             );
         }
@@ -749,6 +759,7 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
             resident_at_start,
         },
         checkpoint: None,
+        resumed_from_doublewrite: None,
         checkpoints_rejected: Vec::new(),
         image_io: opts.image_io,
         policy,
@@ -787,6 +798,40 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
         report.phases = timer.phases;
         report.total_ms = started.elapsed().as_secs_f64() * 1e3;
         return Ok(report);
+    }
+    // A recovery that replayed copies and crashed while writing its result in place left the
+    // whole result in its doublewrite file: finishing it is writing those blocks again.
+    let dw_tag = crate::doublewrite::tag(&fingerprint);
+    if dir.join(crate::doublewrite::DOUBLEWRITE_FILE).exists() {
+        let image_path = dir.join(IMAGE_FILE);
+        let image = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&image_path)
+            .map_err(|e| Error::io(&image_path, "open image for writing", e))?;
+        if let Some((blocks, last_lsn)) =
+            crate::doublewrite::finish_interrupted(dir, &image, &image_path, dw_tag, layout.block_size())?
+        {
+            image.sync_all().map_err(|e| Error::io(&image_path, "fsync image", e))?;
+            let marker = Marker { version: 1, files: fingerprint, last_lsn };
+            let bytes = serde_json::to_vec_pretty(&marker)
+                .map_err(|e| Error::io(&marker_path, "encode marker", std::io::Error::other(e)))?;
+            write_atomic(&marker_path, &bytes)?;
+            crate::doublewrite::remove(dir)?;
+            let pin = dir.join(RECOVERING_FILE);
+            match std::fs::remove_file(&pin) {
+                Ok(()) => fsync_dir(dir)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&pin, "remove", e)),
+            }
+            report.resumed_from_doublewrite = Some(blocks);
+            report.replay.blocks_written = blocks;
+            report.lsn_range = (0, last_lsn);
+            timer.lap("finish from doublewrite");
+            report.phases = timer.phases;
+            report.total_ms = started.elapsed().as_secs_f64() * 1e3;
+            return Ok(report);
+        }
     }
 
     let pin_path = dir.join(RECOVERING_FILE);
@@ -905,10 +950,17 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
         });
         timer.lap("load checkpoint");
     }
+    let atomic = analysis.counts.copies > 0;
     let mut stats = ReplayStats::default();
     let windows = match opts.image_io {
         ImageIo::Mmap => {
-            let mut img = replay::MappedImage::map(&image, &image_path, &layout, opts.fault)?;
+            // With copies, changes stay private until they are written through the
+            // doublewrite file (see `crate::doublewrite`).
+            let mut img = if atomic {
+                replay::MappedImage::map_private(&image, &image_path, &layout, opts.fault)?
+            } else {
+                replay::MappedImage::map(&image, &image_path, &layout, opts.fault)?
+            };
             timer.lap("map");
             match (parallel_replay, &entries) {
                 (Some(setup), Some(entries)) => {
@@ -947,7 +999,11 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
             replay::clean_orphans(&mut img, &layout, &mut stats)?;
             timer.lap("orphans");
             stats.blocks_written = img.blocks_dirty();
-            img.flush(&image_path)?;
+            if atomic {
+                img.commit(dir, &image, &image_path, dw_tag, outcome.last_lsn)?;
+            } else {
+                img.flush(&image_path)?;
+            }
             1
         }
         ImageIo::Pwrite => {
@@ -979,7 +1035,11 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
                     timer.lap("orphans");
                 }
                 stats.bytes_read += cache.bytes_read;
-                stats.blocks_written += cache.write_back(stats.blocks_written, opts.fault)?;
+                stats.blocks_written += if atomic {
+                    cache.commit(dir, dw_tag, outcome.last_lsn, opts.fault)?
+                } else {
+                    cache.write_back(stats.blocks_written, opts.fault)?
+                };
                 timer.lap("write-back");
             }
             windows.len()
@@ -995,6 +1055,7 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
     let marker_bytes = serde_json::to_vec_pretty(&marker)
         .map_err(|e| Error::io(&marker_path, "encode marker", std::io::Error::other(e)))?;
     write_atomic(&marker_path, &marker_bytes)?;
+    crate::doublewrite::remove(dir)?;
     match std::fs::remove_file(&pin_path) {
         Ok(()) => fsync_dir(dir)?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

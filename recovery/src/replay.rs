@@ -191,9 +191,40 @@ impl MappedImage {
         self.dirty.len() as u64
     }
 
+    /// Maps `image` privately (copy on write): changes stay in this process until
+    /// [`commit`](Self::commit) writes them, so a crash leaves the file untouched. Used when
+    /// the journal has copies (see [`crate::doublewrite`]).
+    pub fn map_private(image: &File, path: &Path, layout: &Layout, fault: Option<FaultPoint>) -> Result<MappedImage> {
+        // SAFETY: as for `map`; a private mapping never writes to the file.
+        let map = unsafe { memmap2::MmapOptions::new().len(layout.image_len() as usize).map_copy(image) }
+            .map_err(|e| Error::io(path, "map image", e))?;
+        Ok(MappedImage {
+            map,
+            block_size: layout.block_size(),
+            block_count: layout.block_count(),
+            dirty: rustc_hash::FxHashSet::default(),
+            fail_after_blocks: match fault {
+                Some(FaultPoint::AfterBlockWrites(n)) => Some(n),
+                _ => None,
+            },
+        })
+    }
+
     /// Writes every changed page to the file and waits for it (msync).
     pub fn flush(&self, path: &Path) -> Result<()> {
         self.map.flush().map_err(|e| Error::io(path, "msync image", e))
+    }
+
+    /// For a private mapping: writes the changed blocks through the doublewrite file into
+    /// `image`.
+    pub fn commit(&self, dir: &Path, image: &File, path: &Path, tag: u64, last_lsn: u64) -> Result<()> {
+        let mut blocks: Vec<u64> = self.dirty.iter().copied().collect();
+        blocks.sort_unstable();
+        let bs = self.block_size;
+        let refs: Vec<(u64, &[u8])> =
+            blocks.iter().map(|&b| (b, &self.map[b as usize * bs..(b as usize + 1) * bs])).collect();
+        let t = crate::doublewrite::Target { dir, image, image_path: path, tag, last_lsn, block_size: bs };
+        crate::doublewrite::commit(&t, &refs, None)
     }
 
     fn range(&self, block: u64, path_hint: &'static str) -> Result<std::ops::Range<usize>> {
@@ -295,6 +326,25 @@ impl<'f> BlockCache<'f> {
         self.dirty[s] = was.unwrap_or(false);
         let bs = self.block_size;
         Ok(self.arena.slice_mut(s * bs, bs))
+    }
+
+    /// Writes every changed block through the doublewrite file into the image (one window
+    /// only: with copies every touched block is in it). Returns the blocks written.
+    pub fn commit(&mut self, dir: &Path, tag: u64, last_lsn: u64, fault: Option<FaultPoint>) -> Result<u64> {
+        let bs = self.block_size;
+        let mut order: Vec<usize> = (0..self.blocks.len()).filter(|&s| self.dirty[s]).collect();
+        order.sort_unstable_by_key(|&s| self.blocks[s]);
+        let copies: Vec<(u64, Vec<u8>)> =
+            order.iter().map(|&s| (self.blocks[s], self.arena.slice_mut(s * bs, bs).to_vec())).collect();
+        let refs: Vec<(u64, &[u8])> = copies.iter().map(|(b, d)| (*b, d.as_slice())).collect();
+        let fail_after = match fault {
+            Some(FaultPoint::AfterBlockWrites(n)) => Some(n),
+            _ => None,
+        };
+        let t =
+            crate::doublewrite::Target { dir, image: self.image, image_path: self.path, tag, last_lsn, block_size: bs };
+        crate::doublewrite::commit(&t, &refs, fail_after)?;
+        Ok(refs.len() as u64)
     }
 
     /// Writes dirty blocks back in ascending order, coalescing neighbours into one write.
