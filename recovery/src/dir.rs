@@ -7,6 +7,8 @@
 //! DIR/LOCK               exclusive lock held by a running recovery
 //! DIR/recovered.json     written after a successful recovery (see `marker`)
 //! DIR/recovering.json    the start point of a recovery in progress, when it must not change
+//! DIR/recovery.dwb       a recovery's changed blocks, before they are written in place
+//!                        (journals with copies; see `doublewrite`)
 //! DIR/manifest.json      generator parameters and seed (crash states only)
 //! DIR/expected.json      oracle: expected image digest (crash states only)
 //! DIR/expected.digests   oracle: per-block xxh3-64 digests, little-endian u64 each
