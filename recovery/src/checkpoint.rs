@@ -34,6 +34,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
+use crate::dir::fsync_dir;
 use crate::dir::CHECKPOINT_DIR;
 use crate::error::{Error, Result};
 use crate::image::Layout;
@@ -297,10 +298,6 @@ pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     Ok(v)
 }
 
-fn fsync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|f| f.sync_all()).map_err(|e| Error::io(dir, "fsync directory", e))
-}
-
 fn runs_of(blocks: &[u64]) -> Vec<(u64, u64)> {
     let mut runs: Vec<(u64, u64)> = Vec::new();
     for &b in blocks {
@@ -552,69 +549,59 @@ fn reject(path: &Path, offset: Option<u64>, reason: impl Into<String>) -> Reject
 }
 
 /// Reads `path` whole and checks everything that can be checked without other files: magic,
-/// manifest checksum and shape, data length, data checksum and every chunk's checksum.
+/// manifest checksum and shape, file length, data checksum and every chunk's checksum.
 pub fn load(path: &Path) -> std::result::Result<Loaded, Rejected> {
-    let bytes = std::fs::read(path).map_err(|e| reject(path, None, format!("cannot read: {e}")))?;
-    if bytes.len() < 16 || &bytes[..8] != MAGIC {
-        return Err(reject(path, Some(0), "bad magic or shorter than a header"));
+    let (mut loaded, file) = open_lazy(path)?;
+    let mut data = vec![0u8; loaded.manifest.data_bytes as usize];
+    let at = loaded.data_at;
+    file.read_exact_at(&mut data, at).map_err(|e| reject(path, Some(at), format!("cannot read data: {e}")))?;
+    let m = &loaded.manifest;
+    if crc32c::crc32c(&data) != m.data_crc {
+        // Name the first damaged chunk when there is one (the table is consistent by now).
+        let bad = m.chunks.iter().find(|c| crc32c::crc32c(chunk_bytes(&data, c)) != c.crc);
+        return Err(reject(path, Some(at + bad.map_or(0, |c| c.offset)), "data checksum mismatch"));
     }
-    let mlen = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-    let mcrc = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
-    if mlen > MANIFEST_MAX || 16 + mlen as usize > bytes.len() {
-        return Err(reject(path, Some(8), format!("manifest length {mlen} runs past the end of the file")));
+    if let Some(c) = m.chunks.iter().find(|c| crc32c::crc32c(chunk_bytes(&data, c)) != c.crc) {
+        return Err(reject(path, Some(at + c.offset), "chunk checksum mismatch"));
     }
-    let json = &bytes[16..16 + mlen as usize];
-    if crc32c::crc32c(json) != mcrc {
+    loaded.chunks = m.chunks.iter().map(|c| Some(chunk_bytes(&data, c).to_vec())).collect();
+    Ok(loaded)
+}
+
+/// Reads and checks a checkpoint file's header and manifest (magic, length bound, checksum,
+/// version). Returns the manifest and where the data section starts.
+fn read_head(file: &File, path: &Path) -> std::result::Result<(Manifest, u64), Rejected> {
+    let mut head = [0u8; 16];
+    file.read_exact_at(&mut head, 0).map_err(|_| reject(path, Some(0), "shorter than a header"))?;
+    if &head[..8] != MAGIC {
+        return Err(reject(path, Some(0), "bad magic"));
+    }
+    let mlen = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
+    if mlen > MANIFEST_MAX {
+        return Err(reject(path, Some(8), "manifest length out of range"));
+    }
+    let mut json = vec![0u8; mlen as usize];
+    file.read_exact_at(&mut json, 16).map_err(|_| reject(path, Some(16), "manifest runs past the end of the file"))?;
+    if crc32c::crc32c(&json) != u32::from_le_bytes([head[12], head[13], head[14], head[15]]) {
         return Err(reject(path, Some(16), "manifest checksum mismatch"));
     }
     let manifest: Manifest =
-        serde_json::from_slice(json).map_err(|e| reject(path, Some(16), format!("manifest does not parse: {e}")))?;
+        serde_json::from_slice(&json).map_err(|e| reject(path, Some(16), format!("manifest does not parse: {e}")))?;
     if manifest.version != VERSION {
         return Err(reject(path, Some(16), format!("unsupported version {}", manifest.version)));
     }
-    let data_at = 16 + mlen as u64;
-    let data = &bytes[data_at as usize..];
-    if data.len() as u64 != manifest.data_bytes {
-        return Err(reject(
-            path,
-            Some(data_at + data.len().min(manifest.data_bytes as usize) as u64),
-            format!("data section is {} bytes, the manifest says {}", data.len(), manifest.data_bytes),
-        ));
-    }
-    check_tables(&manifest).map_err(|(chunk, why)| {
-        let at = chunk.and_then(|i| manifest.chunks.get(i)).map_or(16, |c| data_at.saturating_add(c.offset));
-        reject(path, Some(at), why)
-    })?;
-    if crc32c::crc32c(data) != manifest.data_crc {
-        // Name the first damaged chunk when there is one (the table is consistent by now).
-        let bad = manifest.chunks.iter().find(|c| crc32c::crc32c(chunk_bytes(data, c)) != c.crc);
-        let offset = data_at + bad.map_or(0, |c| c.offset);
-        return Err(reject(path, Some(offset), "data checksum mismatch"));
-    }
-    for c in &manifest.chunks {
-        if crc32c::crc32c(chunk_bytes(data, c)) != c.crc {
-            return Err(reject(path, Some(data_at + c.offset), "chunk checksum mismatch"));
-        }
-    }
-    let chunks = manifest.chunks.iter().map(|c| Some(chunk_bytes(data, c).to_vec())).collect();
-    Ok(Loaded { path: path.to_path_buf(), manifest, data_at, chunks })
+    Ok((manifest, 16 + u64::from(mlen)))
 }
 
-/// Reads and checks `path`'s manifest (magic, checksum, tables, file length) without its
-/// data; chunks are read, and checked, when a chain needs them.
+/// Reads and checks `path`'s manifest (header, tables, file length) without its data; chunks
+/// are read, and checked, when a chain needs them.
 fn open_lazy(path: &Path) -> std::result::Result<(Loaded, File), Rejected> {
-    let manifest = read_manifest(path)?;
     let file = File::open(path).map_err(|e| reject(path, None, format!("cannot read: {e}")))?;
+    let (manifest, data_at) = read_head(&file, path)?;
     let len = file.metadata().map_err(|e| reject(path, None, format!("cannot stat: {e}")))?.len();
-    let mut head = [0u8; 12];
-    file.read_exact_at(&mut head, 0).map_err(|_| reject(path, Some(0), "shorter than a header"))?;
-    let data_at = 16 + u64::from(u32::from_le_bytes([head[8], head[9], head[10], head[11]]));
-    if len != data_at.saturating_add(manifest.data_bytes) {
-        return Err(reject(
-            path,
-            Some(len.min(data_at.saturating_add(manifest.data_bytes))),
-            format!("file is {len} bytes, the manifest says {}", data_at.saturating_add(manifest.data_bytes)),
-        ));
+    let want = data_at.saturating_add(manifest.data_bytes);
+    if len != want {
+        return Err(reject(path, Some(len.min(want)), format!("file is {len} bytes, the manifest says {want}")));
     }
     check_tables(&manifest).map_err(|(chunk, why)| {
         let at = chunk.and_then(|i| manifest.chunks.get(i)).map_or(16, |c| data_at.saturating_add(c.offset));
@@ -909,24 +896,10 @@ pub fn prune(dir: &Path, retain: usize, recycle_journal: bool) -> Result<Pruned>
     Ok(out)
 }
 
-/// Reads only a checkpoint's manifest (magic, length and checksum checked).
+/// Reads only a checkpoint's manifest (magic, length, checksum and version checked).
 pub fn read_manifest(path: &Path) -> std::result::Result<Manifest, Rejected> {
-    let f = File::open(path).map_err(|e| reject(path, None, format!("cannot read: {e}")))?;
-    let mut head = [0u8; 16];
-    f.read_exact_at(&mut head, 0).map_err(|_| reject(path, Some(0), "shorter than a header"))?;
-    if &head[..8] != MAGIC {
-        return Err(reject(path, Some(0), "bad magic"));
-    }
-    let mlen = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
-    if mlen > MANIFEST_MAX {
-        return Err(reject(path, Some(8), "manifest length out of range"));
-    }
-    let mut json = vec![0u8; mlen as usize];
-    f.read_exact_at(&mut json, 16).map_err(|_| reject(path, Some(16), "manifest runs past the end of the file"))?;
-    if crc32c::crc32c(&json) != u32::from_le_bytes([head[12], head[13], head[14], head[15]]) {
-        return Err(reject(path, Some(16), "manifest checksum mismatch"));
-    }
-    serde_json::from_slice(&json).map_err(|e| reject(path, Some(16), format!("manifest does not parse: {e}")))
+    let file = File::open(path).map_err(|e| reject(path, None, format!("cannot read: {e}")))?;
+    read_head(&file, path).map(|(m, _)| m)
 }
 
 /// Removes journal segments all of whose records lie below `floor`: every segment followed

@@ -32,3 +32,18 @@ pub const EXPECTED_DIGESTS_FILE: &str = "expected.digests";
 pub const CHECKPOINT_DIR: &str = "checkpoints";
 /// The start point pinned by a recovery in progress.
 pub const RECOVERING_FILE: &str = "recovering.json";
+
+/// Makes `dir`'s entries durable (creations, renames, removals in it).
+pub(crate) fn fsync_dir(dir: &std::path::Path) -> crate::Result<()> {
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| crate::Error::io(dir, "fsync directory", e))
+}
+
+/// Removes `name` from `dir` if it is there, durably.
+pub(crate) fn remove_durably(dir: &std::path::Path, name: &str) -> crate::Result<()> {
+    let path = dir.join(name);
+    match std::fs::remove_file(&path) {
+        Ok(()) => fsync_dir(dir),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(crate::Error::io(&path, "remove", e)),
+    }
+}

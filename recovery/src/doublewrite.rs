@@ -15,6 +15,7 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+use crate::dir::fsync_dir;
 use crate::error::{Error, Result};
 
 /// The file's name in the recovery directory.
@@ -26,10 +27,6 @@ const HEADER: usize = 8 + 8 + 8 + 4 + 8;
 pub fn tag(fingerprint: &impl serde::Serialize) -> u64 {
     let bytes = serde_json::to_vec(fingerprint).unwrap_or_default();
     u64::from(crc32c::crc32c(&bytes)) << 32 | u64::from(crc32c::crc32c_append(0x5eed, &bytes))
-}
-
-fn fsync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, "fsync directory", e))
 }
 
 /// Where and for which journal a recovery's result is committed.
@@ -154,10 +151,5 @@ pub fn finish_interrupted(
 
 /// Removes the doublewrite file once the marker says the recovery is complete.
 pub fn remove(dir: &Path) -> Result<()> {
-    let path = dir.join(DOUBLEWRITE_FILE);
-    match std::fs::remove_file(&path) {
-        Ok(()) => fsync_dir(dir),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io(&path, "remove doublewrite file", e)),
-    }
+    crate::dir::remove_durably(dir, DOUBLEWRITE_FILE)
 }

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use crate::analysis::{Analysis, Analyzer, CheckpointFilter, InvalidNote, RecordCounts, TxnOutcome};
 use crate::checkpoint;
+use crate::dir::fsync_dir;
 use crate::dir::{IMAGE_FILE, JOURNAL_DIR, LOCK_FILE, MARKER_FILE, RECOVERING_FILE};
 use crate::error::{Error, Result};
 use crate::image::Layout;
@@ -476,13 +477,22 @@ fn read_pin(path: &Path) -> Option<Pin> {
     serde_json::from_slice(&bytes).ok()
 }
 
+fn write_json_atomic(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::io(path, "encode", std::io::Error::other(e)))?;
+    write_atomic(path, &bytes)
+}
+
+/// Records that the image is the recovered state of this journal, then drops what an
+/// interrupted run would have needed (its doublewrite file and pinned start point).
+fn mark_recovered(dir: &Path, files: Vec<(String, u64, u64, u64)>, last_lsn: u64) -> Result<()> {
+    write_json_atomic(&dir.join(MARKER_FILE), &Marker { version: 1, files, last_lsn })?;
+    crate::doublewrite::remove(dir)?;
+    crate::dir::remove_durably(dir, RECOVERING_FILE)
+}
+
 fn read_marker(path: &Path) -> Option<Marker> {
     let bytes = std::fs::read(path).ok()?;
     serde_json::from_slice(&bytes).ok()
-}
-
-fn fsync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, "fsync directory", e))
 }
 
 /// Writes `bytes` to `path` atomically: temporary file, fsync, rename, directory fsync.
@@ -813,17 +823,7 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
             crate::doublewrite::finish_interrupted(dir, &image, &image_path, dw_tag, layout.block_size())?
         {
             image.sync_all().map_err(|e| Error::io(&image_path, "fsync image", e))?;
-            let marker = Marker { version: 1, files: fingerprint, last_lsn };
-            let bytes = serde_json::to_vec_pretty(&marker)
-                .map_err(|e| Error::io(&marker_path, "encode marker", std::io::Error::other(e)))?;
-            write_atomic(&marker_path, &bytes)?;
-            crate::doublewrite::remove(dir)?;
-            let pin = dir.join(RECOVERING_FILE);
-            match std::fs::remove_file(&pin) {
-                Ok(()) => fsync_dir(dir)?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io(&pin, "remove", e)),
-            }
+            mark_recovered(dir, fingerprint, last_lsn)?;
             report.resumed_from_doublewrite = Some(blocks);
             report.replay.blocks_written = blocks;
             report.lsn_range = (0, last_lsn);
@@ -915,8 +915,7 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
             files: fingerprint.clone(),
             checkpoint: start.chain.as_ref().map(|c| (c.head().seq, c.head().data_crc)),
         };
-        let bytes = serde_json::to_vec(&pin).map_err(|e| Error::io(&pin_path, "encode", std::io::Error::other(e)))?;
-        write_atomic(&pin_path, &bytes)?;
+        write_json_atomic(&pin_path, &pin)?;
     }
     // From here on the image changes; a marker left from an earlier journal must not survive.
     if marker_path.exists() {
@@ -1051,16 +1050,7 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
         return Err(Error::InjectedFault("before-marker"));
     }
     journal.check_unchanged()?;
-    let marker = Marker { version: 1, files: fingerprint, last_lsn: outcome.last_lsn };
-    let marker_bytes = serde_json::to_vec_pretty(&marker)
-        .map_err(|e| Error::io(&marker_path, "encode marker", std::io::Error::other(e)))?;
-    write_atomic(&marker_path, &marker_bytes)?;
-    crate::doublewrite::remove(dir)?;
-    match std::fs::remove_file(&pin_path) {
-        Ok(()) => fsync_dir(dir)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io(&pin_path, "remove", e)),
-    }
+    mark_recovered(dir, fingerprint, outcome.last_lsn)?;
     timer.lap("mark");
 
     let steal = analysis.steal;
@@ -1287,10 +1277,10 @@ pub fn checkpoint_dir(dir: &Path, o: &CheckpointOptions) -> Result<CheckpointRep
         // The image is still the recovered state of what is left of the journal: say so, or
         // the next checkpoint would be refused and the next recovery would redo the work.
         let (_, rest) = open_dir(dir, mode, &IoOptions::default())?;
-        let marker = Marker { version: 1, files: journal_fingerprint(&rest), last_lsn: lsn };
-        let bytes = serde_json::to_vec_pretty(&marker)
-            .map_err(|e| Error::io(dir.join(MARKER_FILE), "encode marker", std::io::Error::other(e)))?;
-        write_atomic(&dir.join(MARKER_FILE), &bytes)?;
+        write_json_atomic(
+            &dir.join(MARKER_FILE),
+            &Marker { version: 1, files: journal_fingerprint(&rest), last_lsn: lsn },
+        )?;
     }
     Ok(CheckpointReport {
         path: w.path,

@@ -154,16 +154,43 @@ pub struct MappedImage {
 }
 
 impl MappedImage {
-    /// Maps `image` (opened read-write, `layout.image_len()` bytes long).
+    /// Maps `image` (opened read-write, `layout.image_len()` bytes long), shared: changes
+    /// reach the file as the kernel writes pages back.
     ///
     /// Contract, as for journal segments: the file must not be truncated while mapped. The
     /// caller holds the directory lock and checked the length; a process that ignores the lock
     /// and truncates the image mid-recovery is outside what the engine can defend against.
     pub fn map(image: &File, path: &Path, layout: &Layout, fault: Option<FaultPoint>) -> Result<MappedImage> {
-        // SAFETY: see the contract above; the mapping is only accessed through bounds-checked
-        // slices of `block_size` bytes within `block_count` blocks.
-        let map = unsafe { memmap2::MmapOptions::new().len(layout.image_len() as usize).map_mut(image) }
-            .map_err(|e| Error::io(path, "map image", e))?;
+        Self::map_as(image, path, layout, fault, false)
+    }
+
+    /// Maps `image` privately (copy on write): changes stay in this process until
+    /// [`commit`](Self::commit) writes them, so a crash leaves the file untouched. Used when
+    /// the journal has copies (see [`crate::doublewrite`]). Same contract as [`map`](Self::map).
+    pub fn map_private(image: &File, path: &Path, layout: &Layout, fault: Option<FaultPoint>) -> Result<MappedImage> {
+        Self::map_as(image, path, layout, fault, true)
+    }
+
+    fn map_as(
+        image: &File,
+        path: &Path,
+        layout: &Layout,
+        fault: Option<FaultPoint>,
+        private: bool,
+    ) -> Result<MappedImage> {
+        let mut opts = memmap2::MmapOptions::new();
+        opts.len(layout.image_len() as usize);
+        // SAFETY: see `map`'s contract; the mapping is only accessed through bounds-checked
+        // slices of `block_size` bytes within `block_count` blocks, and a private one never
+        // writes to the file.
+        let map = unsafe {
+            if private {
+                opts.map_copy(image)
+            } else {
+                opts.map_mut(image)
+            }
+        }
+        .map_err(|e| Error::io(path, "map image", e))?;
         Ok(MappedImage {
             map,
             block_size: layout.block_size(),
@@ -189,25 +216,6 @@ impl MappedImage {
     /// Blocks changed so far.
     pub fn blocks_dirty(&self) -> u64 {
         self.dirty.len() as u64
-    }
-
-    /// Maps `image` privately (copy on write): changes stay in this process until
-    /// [`commit`](Self::commit) writes them, so a crash leaves the file untouched. Used when
-    /// the journal has copies (see [`crate::doublewrite`]).
-    pub fn map_private(image: &File, path: &Path, layout: &Layout, fault: Option<FaultPoint>) -> Result<MappedImage> {
-        // SAFETY: as for `map`; a private mapping never writes to the file.
-        let map = unsafe { memmap2::MmapOptions::new().len(layout.image_len() as usize).map_copy(image) }
-            .map_err(|e| Error::io(path, "map image", e))?;
-        Ok(MappedImage {
-            map,
-            block_size: layout.block_size(),
-            block_count: layout.block_count(),
-            dirty: rustc_hash::FxHashSet::default(),
-            fail_after_blocks: match fault {
-                Some(FaultPoint::AfterBlockWrites(n)) => Some(n),
-                _ => None,
-            },
-        })
     }
 
     /// Writes every changed page to the file and waits for it (msync).

@@ -457,11 +457,13 @@ pub fn map_file(file: &File, path: &Path, len: u64, advice: MmapAdvice) -> Resul
     if advice.populate && len <= POPULATE_BYTES_MAX {
         opts.populate();
     }
-    // SAFETY: see the function's contract above: the mapping is read-only and private to this
-    // process, the directory lock excludes cooperating writers for the mapping's lifetime, and
-    // a truncation by anyone else is turned into zero pages and an error by the SIGBUS guard
-    // rather than undefined behaviour.
-    let map = unsafe { opts.map(file) }.map_err(|e| Error::io(path, "map segment", e))?;
+    let map = {
+        // SAFETY: the function's contract: a read-only mapping, no cooperating writer while it
+        // lives (directory lock), and a truncation by anyone else becomes zero pages and an
+        // error (SIGBUS guard), not undefined behaviour.
+        unsafe { opts.map(file) }
+    }
+    .map_err(|e| Error::io(path, "map segment", e))?;
     // A truncation racing MAP_POPULATE only leaves pages unpopulated; the first fault on one
     // comes after the guard below exists.
     let Some(guard) = sigbus::Guard::new(map.as_ptr() as usize, map.len()) else { return Ok(None) };
