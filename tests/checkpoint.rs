@@ -4,35 +4,15 @@
 //! a chain; `fastrec checkpoint` on a recovered directory, with the journal recycled, is used
 //! by the next recovery.
 
+mod common;
+use common::{copy_dir, generate, matches_oracle};
+
 use std::path::{Path, PathBuf};
 
 use recovery::checkpoint::{self, CheckpointKind, Compression};
 use recovery::recover::{checkpoint_dir, CheckpointOptions};
 use recovery::{recover, Error, ImageIo, RecoverOptions};
 use workloads::{Cadence, CheckpointPlan, CheckpointStyle, GenParams, Policy, Preset};
-
-fn generate(dir: &Path, p: &GenParams) -> workloads::GenSummary {
-    workloads::generate(dir, p).unwrap_or_else(|e| panic!("seed {}: {e}", p.seed))
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for sub in ["journal", "checkpoints"] {
-        std::fs::create_dir_all(to.join(sub)).expect("mkdir");
-        if let Ok(entries) = std::fs::read_dir(from.join(sub)) {
-            for e in entries {
-                let e = e.expect("entry");
-                std::fs::copy(e.path(), to.join(sub).join(e.file_name())).expect("copy");
-            }
-        }
-    }
-    for rel in ["image.img", "expected.digests", "expected.json", "manifest.json"] {
-        std::fs::copy(from.join(rel), to.join(rel)).expect("copy");
-    }
-}
-
-fn matches_oracle(dir: &Path) -> bool {
-    workloads::digest::verify_dir(dir).expect("verify").matches
-}
 
 fn checkpoints(dir: &Path) -> Vec<PathBuf> {
     checkpoint::list(dir).expect("list").into_iter().map(|(_, p)| p).collect()

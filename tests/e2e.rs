@@ -2,6 +2,9 @@
 //! for hundreds of seeds across policies, crash kinds and address distributions; idempotence;
 //! crashes during recovery; and bad input per mode.
 
+mod common;
+use common::generate;
+
 use std::path::Path;
 
 use recovery::{recover, Error, FaultPoint, ImageIo, IoBackend, IoOptions, RecoverOptions, RecoveryMode};
@@ -20,10 +23,6 @@ fn params(seed: u64) -> GenParams {
     p.crash = CrashKind::ALL[((seed / 2) % CrashKind::ALL.len() as u64) as usize];
     p.address = DISTS[((seed / 10) % DISTS.len() as u64) as usize];
     p
-}
-
-fn generate(dir: &Path, p: &GenParams) {
-    workloads::generate(dir, p).unwrap_or_else(|e| panic!("seed {}: generate: {e}", p.seed));
 }
 
 fn assert_matches(dir: &Path, what: &str) {

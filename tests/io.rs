@@ -3,28 +3,16 @@
 //! gives the same documented outcome under every backend; a journal that shrinks while it is
 //! mapped gives an error, not a SIGBUS.
 
+mod common;
+use common::{copy_dir, generate};
+
 use std::path::{Path, PathBuf};
 
 use recovery::io::cache;
 use recovery::{
     recover, CorruptKind, DirectFallback, Error, IoBackend, IoOptions, MmapAdvice, RecoverOptions, RecoveryMode,
 };
-use workloads::{GenParams, Preset};
-
-fn generate(dir: &Path, p: &GenParams) {
-    workloads::generate(dir, p).unwrap_or_else(|e| panic!("seed {}: {e}", p.seed));
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to.join("journal")).expect("mkdir");
-    for rel in ["image.img", "expected.digests", "expected.json", "manifest.json"] {
-        std::fs::copy(from.join(rel), to.join(rel)).expect("copy");
-    }
-    for e in std::fs::read_dir(from.join("journal")).expect("journal") {
-        let e = e.expect("entry");
-        std::fs::copy(e.path(), to.join("journal").join(e.file_name())).expect("copy segment");
-    }
-}
+use workloads::Preset;
 
 fn segments(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> =

@@ -2,7 +2,8 @@
 //! image is identical and matches the oracle; a failing worker fails the whole recovery, and a
 //! second recovery completes it.
 
-use std::path::Path;
+mod common;
+use common::{copy_dir, generate, image};
 
 use recovery::{recover, Error, Executor, FaultPoint, PinMode, RecoverOptions};
 use workloads::{CrashKind, GenParams, Policy, Preset};
@@ -16,25 +17,6 @@ fn parallel_opts(workers: usize) -> RecoverOptions {
         queue_batches: 2,
         ..RecoverOptions::default()
     }
-}
-
-fn generate(dir: &Path, p: &GenParams) {
-    workloads::generate(dir, p).unwrap_or_else(|e| panic!("seed {}: {e}", p.seed));
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to.join("journal")).expect("mkdir");
-    for rel in ["image.img", "expected.digests", "expected.json", "manifest.json"] {
-        std::fs::copy(from.join(rel), to.join(rel)).expect("copy");
-    }
-    for e in std::fs::read_dir(from.join("journal")).expect("journal") {
-        let e = e.expect("entry");
-        std::fs::copy(e.path(), to.join("journal").join(e.file_name())).expect("copy segment");
-    }
-}
-
-fn image(dir: &Path) -> Vec<u8> {
-    std::fs::read(dir.join("image.img")).expect("read image")
 }
 
 fn check_all_worker_counts(p: &GenParams, what: &str) {
