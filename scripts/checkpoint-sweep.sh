@@ -13,37 +13,9 @@
 #   --compressions zstd,lz4,none --tmp DIR (where crash states are generated)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-out="" table="" bin="" pass=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --out) out="$2"; shift 2 ;;
-    --table) table="$2"; shift 2 ;;
-    --bin) bin="$2"; shift 2 ;;
-    *) pass+=("$1"); shift ;;
-  esac
-done
-if [ -z "$bin" ]; then
-  cargo build --release -p fastrec-bench --bin checkpoint_sweep
-  bin="${CARGO_TARGET_DIR:-target}/release/checkpoint_sweep"
-fi
-# Provenance reads these when set, so a copy of the tree without its git directory still
-# records the revision it was built from.
-if [ -z "${FASTREC_GIT_SHA:-}" ] && sha_full=$(git rev-parse HEAD 2>/dev/null); then
-  export FASTREC_GIT_SHA="$sha_full"
-  if [ -n "$(git status --porcelain 2>/dev/null)" ]; then export FASTREC_GIT_DIRTY=1; else export FASTREC_GIT_DIRTY=0; fi
-fi
-inputs=()
-if [ -z "$out" ]; then
-  sha="${FASTREC_GIT_SHA:-unknown}"
-  [ "$sha" = unknown ] || sha="${sha:0:7}"
-  out="results/checkpoint/$(date -u +%Y-%m-%d)-$(hostname -s)-$sha.ndjson"
-  table="${table:-results/CHECKPOINT.md}"
-else
-  table="${table:-${out%.ndjson}.md}"
-  inputs=("$out")
-fi
-mkdir -p "$(dirname "$out")"
-"$bin" "${pass[@]}" --out "$out"
-echo "wrote $out"
-python3 scripts/checkpoint-table.py --out "$table" "${inputs[@]}"
+SWEEP_BIN=checkpoint_sweep SWEEP_TABLE_SCRIPT=scripts/checkpoint-table.py
+source scripts/sweep-lib.sh
+sweep_parse "$@"
+default_out="results/checkpoint/$stamp.ndjson"
+default_table=results/CHECKPOINT.md
+sweep_run

@@ -13,41 +13,13 @@
 #   not tmpfs, for cold and direct figures to mean anything)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-out="" table="" bin="" pass=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --out) out="$2"; shift 2 ;;
-    --table) table="$2"; shift 2 ;;
-    --bin) bin="$2"; shift 2 ;;
-    *) pass+=("$1"); shift ;;
-  esac
+SWEEP_BIN=io_sweep SWEEP_TABLE_SCRIPT=scripts/io-table.py
+source scripts/sweep-lib.sh
+sweep_parse "$@"
+mib=256
+for ((i = 0; i < ${#pass[@]}; i++)); do
+  [ "${pass[$i]}" = --journal-mib ] && mib="${pass[$((i + 1))]}"
 done
-if [ -z "$bin" ]; then
-  cargo build --release -p fastrec-bench --bin io_sweep
-  bin="${CARGO_TARGET_DIR:-target}/release/io_sweep"
-fi
-# Provenance reads these when set, so a copy of the tree without its git directory still
-# records the revision it was built from.
-if [ -z "${FASTREC_GIT_SHA:-}" ] && sha_full=$(git rev-parse HEAD 2>/dev/null); then
-  export FASTREC_GIT_SHA="$sha_full"
-  if [ -n "$(git status --porcelain 2>/dev/null)" ]; then export FASTREC_GIT_DIRTY=1; else export FASTREC_GIT_DIRTY=0; fi
-fi
-inputs=()
-if [ -z "$out" ]; then
-  sha="${FASTREC_GIT_SHA:-unknown}"
-  [ "$sha" = unknown ] || sha="${sha:0:7}"
-  mib=256
-  for ((i = 0; i < ${#pass[@]}; i++)); do
-    [ "${pass[$i]}" = --journal-mib ] && mib="${pass[$((i + 1))]}"
-  done
-  out="results/io/$(date -u +%Y-%m-%d)-$(hostname -s)-$sha-${mib}MiB.ndjson"
-  table="${table:-results/IO.md}"
-else
-  table="${table:-${out%.ndjson}.md}"
-  inputs=("$out")
-fi
-mkdir -p "$(dirname "$out")"
-"$bin" "${pass[@]}" --out "$out"
-echo "wrote $out"
-python3 scripts/io-table.py --out "$table" "${inputs[@]}"
+default_out="results/io/$stamp-${mib}MiB.ndjson"
+default_table=results/IO.md
+sweep_run

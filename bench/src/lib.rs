@@ -7,6 +7,7 @@
 //! println!("memcpy {:.2} GB/s", bytes_per_s / 1e9);
 //! ```
 
+pub mod args;
 pub mod checkpoint;
 pub mod io;
 pub mod scaling;

@@ -11,33 +11,12 @@
 //! Each cadence is generated once per crash phase (`none` only once: without checkpoints the
 //! phase means nothing); see `bench::checkpoint` for what the phases are.
 
-use std::io::Write;
 use std::time::Instant;
 
 use recovery::checkpoint::Compression;
 
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
-}
-
-fn parsed<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> Result<T, String>
-where
-    T::Err: std::fmt::Display,
-{
-    arg(args, name).map_or(Ok(default), |s| s.parse().map_err(|e| format!("{name} {s}: {e}")))
-}
-
 const KNOWN: [&str; 9] =
     ["--cadences", "--phases", "--reps", "--seed", "--preset", "--create-reps", "--compressions", "--tmp", "--out"];
-
-struct Out(Box<dyn Write>);
-
-impl Out {
-    fn line(&mut self, v: &serde_json::Value) -> Result<(), String> {
-        // Flushed per line so an interrupted sweep keeps what it measured.
-        writeln!(self.0, "{v}").and_then(|()| self.0.flush()).map_err(|e| format!("write output: {e}"))
-    }
-}
 
 /// The 1, 5 and 15 minute load averages.
 fn loadavg() -> Option<Vec<f64>> {
@@ -65,23 +44,19 @@ fn cpu_ticks() -> Option<(u64, u64, u64)> {
 fn main() -> Result<(), String> {
     let started = Instant::now();
     let ticks_at_start = cpu_ticks();
-    let args: Vec<String> = std::env::args().collect();
-    for a in args.iter().skip(1).step_by(2) {
-        if !KNOWN.contains(&a.as_str()) {
-            return Err(format!("unknown argument `{a}` (expected one of {})", KNOWN.join(" ")));
-        }
-    }
+    let args = bench::args::Args::from_env(&KNOWN)?;
     let cadences = bench::checkpoint::parse_cadences(
-        &arg(&args, "--cadences").unwrap_or_else(|| bench::checkpoint::CADENCES_DEFAULT.into()),
+        &args.get("--cadences").unwrap_or_else(|| bench::checkpoint::CADENCES_DEFAULT.into()),
     )?;
     let phases = bench::checkpoint::parse_phases(
-        &arg(&args, "--phases").unwrap_or_else(|| bench::checkpoint::PHASES_DEFAULT.into()),
+        &args.get("--phases").unwrap_or_else(|| bench::checkpoint::PHASES_DEFAULT.into()),
     )?;
-    let reps: usize = parsed(&args, "--reps", 5)?;
-    let create_reps: usize = parsed(&args, "--create-reps", reps)?;
-    let seed: u64 = parsed(&args, "--seed", 1)?;
-    let preset = arg(&args, "--preset").unwrap_or_else(|| "default".into());
-    let compressions: Vec<Compression> = arg(&args, "--compressions")
+    let reps: usize = args.parsed("--reps", 5)?;
+    let create_reps: usize = args.parsed("--create-reps", reps)?;
+    let seed: u64 = args.parsed("--seed", 1)?;
+    let preset = args.get("--preset").unwrap_or_else(|| "default".into());
+    let compressions: Vec<Compression> = args
+        .get("--compressions")
         .unwrap_or_else(|| "zstd,lz4,none".into())
         .split(',')
         .map(|s| s.parse::<Compression>().map_err(|e| e.to_string()))
@@ -89,16 +64,13 @@ fn main() -> Result<(), String> {
     if reps == 0 {
         return Err("--reps must be at least 1".into());
     }
-    let tmp = arg(&args, "--tmp").map(std::path::PathBuf::from);
+    let tmp = args.get("--tmp").map(std::path::PathBuf::from);
     if let Some(t) = &tmp {
         std::fs::create_dir_all(t).map_err(|e| format!("--tmp {}: {e}", t.display()))?;
     }
     let tmp_dir = tmp.clone().unwrap_or_else(std::env::temp_dir);
     let fs = bench::io::file_system_of(&tmp_dir);
-    let mut out = Out(match arg(&args, "--out") {
-        Some(p) => Box::new(std::fs::File::create(&p).map_err(|e| format!("{p}: {e}"))?),
-        None => Box::new(std::io::stdout()),
-    });
+    let mut out = bench::args::Ndjson::create(args.get("--out"))?;
 
     let mut gen_secs = 0.0;
     let phase_txns = if phases.contains(&bench::checkpoint::Phase::Before) {

@@ -11,21 +11,9 @@
 //! lands on every configuration alike instead of on whichever ran last.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::time::Instant;
 
 use bench::io::{CacheState, Config, Consumer, IoJournal, Sample, SeqRead};
-
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
-}
-
-fn parsed<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> Result<T, String>
-where
-    T::Err: std::fmt::Display,
-{
-    arg(args, name).map_or(Ok(default), |s| s.parse().map_err(|e| format!("{name} {s}: {e}")))
-}
 
 const KNOWN: [&str; 11] = [
     "--journal-mib",
@@ -41,45 +29,31 @@ const KNOWN: [&str; 11] = [
     "--ceiling-reps",
 ];
 
-struct Out(Box<dyn Write>);
-
-impl Out {
-    fn line(&mut self, v: &serde_json::Value) -> Result<(), String> {
-        // Flushed per line so an interrupted sweep keeps what it measured.
-        writeln!(self.0, "{v}").and_then(|()| self.0.flush()).map_err(|e| format!("write output: {e}"))
-    }
-}
-
 fn mb_s(bytes: u64, secs: f64) -> f64 {
     bytes as f64 / secs / 1e6
 }
 
 fn main() -> Result<(), String> {
     let started = Instant::now();
-    let args: Vec<String> = std::env::args().collect();
-    for a in args.iter().skip(1).step_by(2) {
-        if !KNOWN.contains(&a.as_str()) {
-            return Err(format!("unknown argument `{a}` (expected one of {})", KNOWN.join(" ")));
-        }
-    }
-    let journal_mib: u64 = parsed(&args, "--journal-mib", 256)?;
+    let args = bench::args::Args::from_env(&KNOWN)?;
+    let journal_mib: u64 = args.parsed("--journal-mib", 256)?;
     let records: Vec<String> =
-        arg(&args, "--records").unwrap_or_else(|| bench::io::RECORDS.join(",")).split(',').map(String::from).collect();
+        args.get("--records").unwrap_or_else(|| bench::io::RECORDS.join(",")).split(',').map(String::from).collect();
     for r in &records {
         bench::io::record_params(r, 0)?;
     }
-    let consumers: Vec<Consumer> = bench::io::parse_list(&arg(&args, "--consumers").unwrap_or("scan,recover".into()))?;
-    let caches: Vec<CacheState> = bench::io::parse_list(&arg(&args, "--caches").unwrap_or("warm,cold".into()))?;
-    let cfgs = bench::io::select_configs(&arg(&args, "--backends").unwrap_or_else(|| "all".into()))?;
-    let reps: usize = parsed(&args, "--reps", 5)?;
-    let ceiling_reps: usize = parsed(&args, "--ceiling-reps", reps.max(3))?;
-    let seed: u64 = parsed(&args, "--seed", 1)?;
+    let consumers: Vec<Consumer> = bench::io::parse_list(&args.get("--consumers").unwrap_or("scan,recover".into()))?;
+    let caches: Vec<CacheState> = bench::io::parse_list(&args.get("--caches").unwrap_or("warm,cold".into()))?;
+    let cfgs = bench::io::select_configs(&args.get("--backends").unwrap_or_else(|| "all".into()))?;
+    let reps: usize = args.parsed("--reps", 5)?;
+    let ceiling_reps: usize = args.parsed("--ceiling-reps", reps.max(3))?;
+    let seed: u64 = args.parsed("--seed", 1)?;
     let workers: Option<usize> =
-        arg(&args, "--workers").map(|s| s.parse()).transpose().map_err(|e| format!("--workers: {e}"))?;
+        args.get("--workers").map(|s| s.parse()).transpose().map_err(|e| format!("--workers: {e}"))?;
     if reps == 0 || cfgs.is_empty() || consumers.is_empty() || caches.is_empty() || records.is_empty() {
         return Err("nothing to measure: reps, backends, consumers, caches and records must be non-empty".into());
     }
-    let tmp = arg(&args, "--tmp").map(std::path::PathBuf::from);
+    let tmp = args.get("--tmp").map(std::path::PathBuf::from);
     if let Some(t) = &tmp {
         std::fs::create_dir_all(t).map_err(|e| format!("--tmp {}: {e}", t.display()))?;
     }
@@ -93,10 +67,7 @@ fn main() -> Result<(), String> {
             );
         }
     }
-    let mut out = Out(match arg(&args, "--out") {
-        Some(p) => Box::new(std::fs::File::create(&p).map_err(|e| format!("{p}: {e}"))?),
-        None => Box::new(std::io::stdout()),
-    });
+    let mut out = bench::args::Ndjson::create(args.get("--out"))?;
 
     let prov = bench::Provenance::collect();
     let target = journal_mib << 20;
