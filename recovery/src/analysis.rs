@@ -320,16 +320,20 @@ impl Analysis {
         self.revoked.get(&block).is_some_and(|&r| lsn < r)
     }
 
-    /// Whether redo applies the record at `lsn` of transaction `txid`.
-    pub fn redo_applies(&self, txid: u64, lsn: u64) -> bool {
-        if self.checkpoint.as_ref().is_some_and(|c| c.covers(txid, lsn)) {
-            false
-        } else if self.steal {
+    /// Whether redo applies the records of transaction `txid` (records the checkpoint covers
+    /// never reach redo: see [`covered`](Self::covered)).
+    pub fn redo_applies(&self, txid: u64) -> bool {
+        if self.steal {
             // Repeat history: winners, losers and compensation records alike.
             true
         } else {
             self.committed.contains(txid)
         }
+    }
+
+    /// Whether the checkpoint recovery started from already holds this record's effect.
+    pub fn covered(&self, txid: u64, lsn: u64) -> bool {
+        self.checkpoint.as_ref().is_some_and(|c| c.covers(txid, lsn))
     }
 
     /// Whether transaction `txid` committed.

@@ -764,7 +764,7 @@ fn worker_loop(
                     exchange.publish(slot, bytes);
                 }
                 (Task::Consume { slot, .. }, Record::Copy { dst, dst_offset, len, .. }) => {
-                    if !analysis.redo_applies(h.txid, h.lsn) {
+                    if !analysis.redo_applies(h.txid) {
                         stats.redo_skipped_losers += 1;
                         continue;
                     }
@@ -842,10 +842,7 @@ fn route(
         };
         let wd = parts.of(dst);
         if let Some(d) = deps.as_mut() {
-            if analysis.redo_applies(e.txid, e.lsn)
-                && !analysis.revoked_at(dst, e.lsn)
-                && !analysis.superseded(dst, e.lsn)
-            {
+            if analysis.redo_applies(e.txid) && !analysis.revoked_at(dst, e.lsn) && !analysis.superseded(dst, e.lsn) {
                 d.apply(dst, wd, src.map(|s| (s, parts.of(s))));
             }
         }

@@ -457,11 +457,11 @@ pub fn redo_record(
     if !owns(block) || analysis.rejected.contains(&h.lsn) || invalid_reason(layout, analysis.steal, rec).is_some() {
         return Ok(());
     }
-    if analysis.checkpoint.as_ref().is_some_and(|c| c.covers(h.txid, h.lsn)) {
-        // Counted by analysis (`before_checkpoint`): the checkpoint holds its effect.
+    if analysis.covered(h.txid, h.lsn) {
+        // Counted by analysis (`before_checkpoint`). The parallel scan routes no such record.
         return Ok(());
     }
-    if !analysis.redo_applies(h.txid, h.lsn) {
+    if !analysis.redo_applies(h.txid) {
         stats.redo_skipped_losers += 1;
         return Ok(());
     }
