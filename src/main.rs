@@ -1,5 +1,7 @@
 //! The `fastrec` command line: a thin shell over the `recovery` and `workloads` libraries.
 
+mod progress_ui;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -308,6 +310,14 @@ struct RecoverArgs {
     /// Print nothing on success.
     #[arg(long, short)]
     quiet: bool,
+    /// Progress on stderr. auto: bars when stderr is a terminal, nothing otherwise. bar:
+    /// bars. json: JSON Lines, one object per phase start and end and one per interval
+    /// (docs/REPORT.md). none: nothing. Ctrl-C stops recovery at a safe point either way.
+    #[arg(long, value_enum, default_value = "auto")]
+    progress: progress_ui::ProgressArg,
+    /// Time between progress updates, e.g. 250ms or 1s.
+    #[arg(long, default_value = "1s")]
+    progress_interval: String,
 }
 
 fn parse_bytes(s: &str) -> Result<u64> {
@@ -463,7 +473,14 @@ fn run_recover(a: &RecoverArgs) -> Result<()> {
         use_checkpoints: !a.no_checkpoints,
         ..RecoverOptions::default()
     };
-    let report = recovery::recover(&a.dir, &opts)?;
+    let observer = progress_ui::observer(a.progress);
+    progress_ui::install_cancel_handler();
+    let monitor = recovery::Monitor {
+        observer: observer.as_deref(),
+        interval: progress_ui::parse_interval(&a.progress_interval)?,
+        cancel: Some(&progress_ui::CANCEL),
+    };
+    let report = recovery::recover_with(&a.dir, &opts, &monitor)?;
     for w in &report.parallel.warnings {
         eprintln!("fastrec: warning: {w}");
     }
@@ -643,7 +660,14 @@ fn run_demo(preset: &str, seed: u64, keep: Option<&Path>) -> Result<bool> {
     println!("== 2. verify before recovery (expected to differ: this is a crash state)");
     run_verify(&dir)?;
     println!("== 3. recover");
-    let report = recovery::recover(&dir, &RecoverOptions::default())?;
+    let observer = progress_ui::observer(progress_ui::ProgressArg::Auto);
+    progress_ui::install_cancel_handler();
+    let monitor = recovery::Monitor {
+        observer: observer.as_deref(),
+        cancel: Some(&progress_ui::CANCEL),
+        ..recovery::Monitor::default()
+    };
+    let report = recovery::recover_with(&dir, &RecoverOptions::default(), &monitor)?;
     println!("{report}");
     println!("== 4. verify after recovery");
     let ok = run_verify(&dir)?;
@@ -699,7 +723,9 @@ fn main() -> ExitCode {
         Ok(false) => ExitCode::from(1),
         Err(e) => {
             eprintln!("fastrec: error: {e:#}");
-            ExitCode::from(2)
+            // 128 + SIGINT, as shells report an interrupted command.
+            let cancelled = e.chain().any(|c| matches!(c.downcast_ref(), Some(recovery::Error::Cancelled { .. })));
+            ExitCode::from(if cancelled { 130 } else { 2 })
         }
     }
 }

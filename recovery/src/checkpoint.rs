@@ -716,6 +716,7 @@ pub fn restore(
     image_path: &Path,
     layout: &Layout,
     skip: &(dyn Fn(u64) -> bool + Sync),
+    progress: &crate::progress::Tracker<'_>,
 ) -> Result<RestoreStats> {
     let bs = layout.block_size();
     let work: Vec<(usize, usize)> = chain
@@ -731,6 +732,9 @@ pub fn restore(
     let results: Vec<Result<(u64, u64, u64)>> = work
         .par_iter()
         .map(|&(mi, ci)| {
+            if progress.cancelled() {
+                return Err(Error::WorkerStopped);
+            }
             let m = &chain.members[mi];
             let c = &m.manifest.chunks[ci];
             let stored = m.chunk(ci).unwrap_or(&[]);
@@ -768,6 +772,7 @@ pub fn restore(
                     .map_err(|e| Error::io(image_path, "restore checkpoint block", e))?;
                 written += 1;
             }
+            progress.add(0, written + skipped + same, (written + skipped + same) * bs as u64);
             Ok((written, skipped, same))
         })
         .collect();

@@ -202,6 +202,22 @@ pub enum Error {
     /// An invalid configuration value.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// Recovery was cancelled (Ctrl-C, or a [`crate::progress::Monitor`]'s flag) and stopped
+    /// at a safe point. Nothing committed is lost: the journal is untouched and no marker was
+    /// written, so the next recovery starts over and completes.
+    #[error(
+        "{}: recovery cancelled during {phase}; {}; run recovery again to complete it",
+        dir.display(),
+        if *image_changed { "the image is partly recovered" } else { "the image is untouched" }
+    )]
+    Cancelled {
+        /// The directory being recovered.
+        dir: PathBuf,
+        /// The phase it stopped in.
+        phase: &'static str,
+        /// Whether the image may already hold part of this recovery's work.
+        image_changed: bool,
+    },
     /// A fault injected by a test through a fault point.
     #[error("injected fault at `{0}`")]
     InjectedFault(&'static str),
@@ -235,6 +251,7 @@ impl Error {
             Error::NotRecovered { .. } => "not-recovered",
             Error::JournalStartsLate { .. } => "journal-starts-late",
             Error::Config(_) => "config",
+            Error::Cancelled { .. } => "cancelled",
             Error::InjectedFault(_) => "injected-fault",
             Error::WorkerStopped => "worker-stopped",
         }

@@ -60,6 +60,8 @@ pub struct Journal {
     /// The last few segments read beyond the budget, held so that the parallel scan's chunks
     /// of one segment (read one after another by different workers) share one read.
     recent: Mutex<std::collections::VecDeque<SegmentBytes>>,
+    /// Where the time of each segment read through the backend is recorded, if anywhere.
+    pub read_times: Option<std::sync::Arc<crate::progress::Recorder>>,
 }
 
 /// Segments beyond the cache budget held anyway, most recent first.
@@ -204,6 +206,7 @@ impl Journal {
             cache,
             cache_left: AtomicU64::new(io.cache_bytes),
             recent: Mutex::new(std::collections::VecDeque::with_capacity(RECENT_KEEP)),
+            read_times: None,
         })
     }
 
@@ -242,7 +245,11 @@ impl Journal {
             }
             Cached::Empty => {}
         }
+        let t = std::time::Instant::now();
         let bytes = self.reader.read_segment(meta)?;
+        if let Some(r) = &self.read_times {
+            r.record(t.elapsed());
+        }
         if bytes.len() as u64 != meta.len {
             return Err(Error::io(
                 &meta.path,

@@ -12,6 +12,8 @@
 //!   [`RecoveryMode`] to damage.
 //! - [`analysis`]: the transaction table (winners, aborted, losers) and what redo may skip.
 //! - [`replay`]: redo, undo and orphan cleanup over a windowed block cache, then write-back.
+//! - [`progress`]: live progress (phases, rates, ETAs), cancellation, and the report's
+//!   statistics.
 //! - [`checkpoint`]: checkpoints of the committed state, so recovery replays only the journal
 //!   after them.
 //! - [`recover`]: the pipeline that ties them together under an exclusive lock, and the
@@ -34,6 +36,7 @@ pub mod image;
 pub mod io;
 pub mod journal;
 pub mod parallel;
+pub mod progress;
 pub mod recover;
 pub mod replay;
 pub mod scan;
@@ -42,6 +45,7 @@ pub mod topology;
 pub use error::{CorruptKind, Error, Result};
 pub use io::{DirectFallback, IoBackend, IoOptions, MmapAdvice};
 pub use parallel::Executor;
-pub use recover::{analyze_dir, recover, ImageIo, RecoverOptions, RecoveryMode, RecoveryReport};
+pub use progress::{Monitor, Observer, Phase, Snapshot};
+pub use recover::{analyze_dir, recover, recover_with, ImageIo, RecoverOptions, RecoveryMode, RecoveryReport};
 pub use replay::FaultPoint;
 pub use topology::PinMode;

@@ -23,6 +23,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -32,6 +33,7 @@ use crate::format::fragment::{SegmentDecoder, Step};
 use crate::format::record::{decode_body, decode_header_with, Record};
 use crate::image::Layout;
 use crate::journal::{Journal, SegmentBytes};
+use crate::progress::Tracker;
 use crate::replay::{redo_record, undo_losers, FaultPoint, ImageBlocks, ReplayStats};
 use crate::scan::{torn_tail, valid_data_after, RecordCtx, ScanOutcome, TailCut};
 use crate::topology::{pin_current, PinPlan};
@@ -228,7 +230,8 @@ fn decode_chunk<'a>(
     Ok(out)
 }
 
-fn run_tasks<T: Send>(setup: &ParallelSetup, tasks: usize, f: &(dyn Fn(usize) -> T + Sync)) -> Vec<T> {
+/// Runs `tasks` calls of `f(task, worker)` on the setup's workers (numbered from 1).
+fn run_tasks<T: Send>(setup: &ParallelSetup, tasks: usize, f: &(dyn Fn(usize, usize) -> T + Sync)) -> Vec<T> {
     match setup.executor {
         Executor::Pinned => {
             let next = AtomicUsize::new(0);
@@ -245,7 +248,7 @@ fn run_tasks<T: Send>(setup: &ParallelSetup, tasks: usize, f: &(dyn Fn(usize) ->
                             if i >= tasks {
                                 break;
                             }
-                            let r = f(i);
+                            let r = f(i, w.worker + 1);
                             *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
                         }
                     });
@@ -255,9 +258,10 @@ fn run_tasks<T: Send>(setup: &ParallelSetup, tasks: usize, f: &(dyn Fn(usize) ->
         }
         Executor::Rayon => {
             use rayon::prelude::*;
+            let worker = || rayon::current_thread_index().map_or(1, |i| i + 1);
             match rayon::ThreadPoolBuilder::new().num_threads(setup.workers).build() {
-                Ok(pool) => pool.install(|| (0..tasks).into_par_iter().map(f).collect()),
-                Err(_) => (0..tasks).map(f).collect(),
+                Ok(pool) => pool.install(|| (0..tasks).into_par_iter().map(|i| f(i, worker())).collect()),
+                Err(_) => (0..tasks).map(|i| f(i, 1)).collect(),
             }
         }
     }
@@ -265,11 +269,12 @@ fn run_tasks<T: Send>(setup: &ParallelSetup, tasks: usize, f: &(dyn Fn(usize) ->
 
 /// Result of the parallel pass 1: what the serial scan and analysis would have produced, and
 /// the routing entries of pass 2.
-pub struct Pass1 {
+pub struct Pass1<'a> {
     /// As from `scan::scan`.
     pub outcome: ScanOutcome,
-    /// As from `Analyzer::finish`.
-    pub analysis: Analysis,
+    /// The merged transaction table; [`Analyzer::finish`] gives what the serial analysis
+    /// would.
+    pub analyzer: Analyzer<'a>,
     /// Durable records in LSN order, chunk by chunk.
     pub entries: Vec<Vec<Entry>>,
     /// Chunks decoded.
@@ -279,19 +284,49 @@ pub struct Pass1 {
 /// Pass 1 in parallel. `Ok(None)` means "use the serial path" (see the module docs).
 /// `need_touched` asks for [`Analysis::touched`] to hold every block records change (the
 /// `pwrite` image path plans its windows with it); without it, only the metadata blocks.
-pub fn scan_parallel(
-    layout: &Layout,
-    journal: &Journal,
+/// Records of `entries` that pass 2 routes to a worker (the rest need no replay).
+pub fn routed(entries: &[Vec<Entry>]) -> u64 {
+    entries.iter().flatten().filter(|e| !matches!(e.kind, EntryKind::Other)).count() as u64
+}
+
+/// Workers count their chunks' records and bytes in `progress` and stop early on a
+/// cancellation.
+pub fn scan_parallel<'a>(
+    layout: &'a Layout,
+    journal: &'a Journal,
     mode: RecoveryMode,
     setup: &ParallelSetup,
     need_touched: bool,
     checkpoint: Option<Arc<CheckpointFilter>>,
-) -> Result<Option<Pass1>> {
+    progress: &Tracker<'_>,
+) -> Result<Option<Pass1<'a>>> {
     if mode == RecoveryMode::SkipCorrupt {
         return Ok(None);
     }
     let chunks = plan_chunks(journal, setup.chunk_bytes);
-    let outs = run_tasks(setup, chunks.len(), &|i| decode_chunk(layout, journal, &chunks[i], &checkpoint));
+    let busy: Vec<AtomicU64> = (0..=setup.workers).map(|_| AtomicU64::new(0)).collect();
+    let done: Vec<AtomicU64> = (0..=setup.workers).map(|_| AtomicU64::new(0)).collect();
+    let outs = run_tasks(setup, chunks.len(), &|i, w| {
+        if progress.cancelled() {
+            return Err(Error::WorkerStopped);
+        }
+        let t = Instant::now();
+        let c = &chunks[i];
+        let r = decode_chunk(layout, journal, c, &checkpoint);
+        let n = r.as_ref().map_or(0, |o| o.entries.len() as u64 + o.covered);
+        let w = w.min(setup.workers);
+        busy[w].fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        done[w].fetch_add(n, Ordering::Relaxed);
+        progress.add(w, n, (c.end - c.start) as u64);
+        r
+    });
+    for (w, (b, n)) in busy.iter().zip(&done).enumerate().skip(1) {
+        let b = Duration::from_nanos(b.load(Ordering::Relaxed));
+        progress.worker_busy(w, b, n.load(Ordering::Relaxed));
+    }
+    if progress.cancelled() {
+        return Err(Error::WorkerStopped);
+    }
     let mut merged: Option<Analyzer<'_>> = None;
     let mut outcome = ScanOutcome::default();
     let mut entries: Vec<Vec<Entry>> = Vec::new();
@@ -417,8 +452,7 @@ pub fn scan_parallel(
         blocks.dedup();
         analyzer.add_touched(blocks);
     }
-    let analysis = analyzer.finish()?;
-    Ok(Some(Pass1 { outcome, analysis, entries, chunks: chunks.len() }))
+    Ok(Some(Pass1 { outcome, analyzer, entries, chunks: chunks.len() }))
 }
 
 /// Maps image blocks to partitions (one per worker): extents of neighbouring blocks are
@@ -715,6 +749,7 @@ fn worker_loop(
     rxs: Vec<mpsc::Receiver<Vec<Task>>>,
     dirty_total: &AtomicU64,
     fault: Option<FaultPoint>,
+    progress: &Tracker<'_>,
 ) -> Result<(ReplayStats, FxHashSet<u64>)> {
     let parts = Partitioner::new(setup.workers, layout.block_count());
     let mut img = WorkerImage {
@@ -733,7 +768,16 @@ fn worker_loop(
     let mut cur: Option<(u32, SegmentBytes)> = None;
     // One queue per router, drained in router order: together they are this worker's stream
     // in LSN order.
+    let mut batch_times = crate::progress::histogram();
+    let mut busy = Duration::ZERO;
+    let mut applied = 0u64;
+    let slot = me + 1;
     for batch in rxs.into_iter().flatten() {
+        if progress.cancelled() {
+            return Err(Error::WorkerStopped);
+        }
+        let t0 = Instant::now();
+        let n = batch.iter().filter(|t| !matches!(t, Task::Publish { .. })).count() as u64;
         for task in batch {
             if exchange.failed.load(Ordering::Relaxed) {
                 return Err(Error::WorkerStopped);
@@ -786,10 +830,19 @@ fn worker_loop(
                 }
             }
         }
+        let took = t0.elapsed();
+        busy += took;
+        let _ = batch_times.record(took.as_nanos().max(1) as u64);
+        applied += n;
+        progress.add(slot, n, 0);
     }
     if analysis.steal {
-        undo_losers(&mut img, layout, journal, analysis, &owns, &mut stats)?;
+        let t0 = Instant::now();
+        undo_losers(&mut img, layout, journal, analysis, &owns, &mut stats, None)?;
+        busy += t0.elapsed();
     }
+    progress.batch_apply.merge(&batch_times);
+    progress.worker_busy(slot, busy, applied);
     Ok((stats, img.dirty.into_blocks()))
 }
 
@@ -924,6 +977,7 @@ type WorkerResult = Mutex<Option<Result<(ReplayStats, FxHashSet<u64>)>>>;
 
 /// Pass 2 (redo, then undo) in parallel over the mapped image. Orphan cleanup and the flush
 /// stay with the caller.
+#[expect(clippy::too_many_arguments, reason = "the pass's inputs are all distinct")]
 pub fn replay_parallel(
     setup: &ParallelSetup,
     layout: &Layout,
@@ -932,6 +986,7 @@ pub fn replay_parallel(
     entries: &[Vec<Entry>],
     image: &mut [u8],
     fault: Option<FaultPoint>,
+    progress: &Tracker<'_>,
 ) -> Result<Pass2> {
     let w = setup.workers;
     let parts = Partitioner::new(w, layout.block_count());
@@ -971,7 +1026,19 @@ pub fn replay_parallel(
         let rxs = receivers[me].lock().unwrap_or_else(|e| e.into_inner()).take();
         let r = match rxs {
             Some(rxs) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                worker_loop(me, setup, layout, journal, analysis, &shared, &exchange, rxs, &dirty_total, fault)
+                worker_loop(
+                    me,
+                    setup,
+                    layout,
+                    journal,
+                    analysis,
+                    &shared,
+                    &exchange,
+                    rxs,
+                    &dirty_total,
+                    fault,
+                    progress,
+                )
             }))
             // A panic is a bug, but it must not leave the other workers waiting forever.
             .unwrap_or_else(|_| Err(Error::Config(format!("recovery worker {me} panicked")))),

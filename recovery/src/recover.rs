@@ -16,6 +16,7 @@ use crate::io::cache::Residency;
 use crate::io::{IoBackend, IoOptions};
 use crate::journal::{Journal, LocateNote};
 use crate::parallel::{self, DependencyStats, Executor, ParallelSetup};
+use crate::progress::{self, Latency, Monitor, Phase, PhaseStat, Tracker, WorkerStat};
 use crate::replay::{self, BlockCache, FaultPoint, ReplayStats};
 use crate::scan::{self, SkippedRange, TailCut};
 use crate::topology::{PinMode, PinPlan, Topology};
@@ -93,7 +94,7 @@ impl std::str::FromStr for ImageIo {
 pub const MEMORY_BUDGET_MIN: u64 = 1 << 20;
 
 /// Recovery settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct RecoverOptions {
     /// Damage handling. Default [`RecoveryMode::TolerateTail`].
     pub mode: RecoveryMode,
@@ -198,7 +199,25 @@ pub struct TxnCounts {
     pub damaged: u64,
 }
 
-/// Wall time of one phase.
+/// Version of the [`RecoveryReport`] JSON (docs/REPORT.md describes it).
+pub const REPORT_SCHEMA: u32 = 2;
+
+/// Statistics of a recovery: per phase, per worker, and latency distributions.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Statistics {
+    /// Wall and CPU time and counts of each phase, in order.
+    pub phases: Vec<PhaseStat>,
+    /// Busy and idle time of each worker of each parallel phase.
+    pub workers: Vec<WorkerStat>,
+    /// Time to apply one batch of redo work: a worker's batch (`batch_ops` operations) in
+    /// parallel replay, 1024 records in serial replay.
+    pub batch_apply: Latency,
+    /// Time to read one journal segment through the backend (all of its read requests, or
+    /// its mapping with populate).
+    pub segment_read: Latency,
+}
+
+/// Wall time of one step of the pipeline (finer than [`Phase`]: map, unmark, mark).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct PhaseTime {
     /// Phase name.
@@ -303,8 +322,12 @@ pub struct RecoveryReport {
     pub windows: u64,
     /// Workers, pinning plan, and why each pass ran serially or in parallel.
     pub parallel: ParallelReport,
-    /// Time per phase.
+    /// Wall time per pipeline step (see [`Statistics::phases`] for the operator's phases).
     pub phases: Vec<PhaseTime>,
+    /// Per-phase, per-worker and latency statistics.
+    pub stats: Statistics,
+    /// The settings recovery ran with.
+    pub config: RecoverOptions,
     /// Total wall time in milliseconds.
     pub total_ms: f64,
     /// Journal bytes scanned per second of total time, in MB/s (10^6 bytes).
@@ -431,8 +454,35 @@ impl std::fmt::Display for RecoveryReport {
                 d.work, d.span_blocks, d.bound_blocks, d.span_workers, d.bound_workers, d.cross_worker_copies
             )?;
         }
-        let phases: Vec<String> = self.phases.iter().map(|p| format!("{} {:.1}", p.phase, p.ms)).collect();
+        let phases: Vec<String> = self
+            .stats
+            .phases
+            .iter()
+            .filter(|p| p.wall_ms >= 0.05)
+            .map(|p| format!("{} {:.1} (cpu {:.1})", p.phase, p.wall_ms, p.cpu_ms))
+            .collect();
         writeln!(f, "  time (ms)  {}; total {:.1}", phases.join(", "), self.total_ms)?;
+        let busy: Vec<String> = self
+            .stats
+            .workers
+            .iter()
+            .map(|w| format!("{}#{} {:.0}/{:.0}", w.phase, w.worker, w.busy_ms, w.idle_ms))
+            .collect();
+        if !busy.is_empty() {
+            writeln!(f, "  workers    busy/idle ms: {}", busy.join(", "))?;
+        }
+        let lat = |name: &str, l: &Latency| {
+            format!(
+                "{name} p50 {:.0} us, p99 {:.0}, p99.9 {:.0}, max {:.0} ({} samples)",
+                l.p50_us, l.p99_us, l.p999_us, l.max_us, l.count
+            )
+        };
+        writeln!(
+            f,
+            "  latency    {}; {}",
+            lat("batch apply", &self.stats.batch_apply),
+            lat("segment read", &self.stats.segment_read)
+        )?;
         write!(f, "  throughput {:.0} MB/s of journal", self.throughput_mb_s)
     }
 }
@@ -738,6 +788,42 @@ fn parallel_setup(opts: &RecoverOptions, report: &mut ParallelReport) -> Result<
 
 /// Recovers `dir` in place: afterwards its image holds exactly the committed state.
 pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
+    recover_with(dir, opts, &Monitor::default())
+}
+
+/// [`recover`], reporting progress to `monitor`'s observer and stopping at a safe point when
+/// its cancel flag is set (with [`Error::Cancelled`]; the next recovery completes the work).
+pub fn recover_with(dir: &Path, opts: &RecoverOptions, monitor: &Monitor<'_>) -> Result<RecoveryReport> {
+    let slots = 1 + opts.workers_max.max(opts.workers.unwrap_or(1)).max(1);
+    progress::with_reporter(monitor, slots, |t| {
+        let image_changed = std::cell::Cell::new(false);
+        let r = recover_inner(dir, opts, t, &image_changed);
+        match r {
+            // A worker stopped by the flag reports a stop; the caller gets the reason.
+            Err(e) if t.cancelled() && !matches!(e, Error::Cancelled { .. }) => Err(Error::Cancelled {
+                dir: dir.to_path_buf(),
+                phase: t.phase().name(),
+                image_changed: image_changed.get(),
+            }),
+            r => r,
+        }
+    })
+}
+
+/// Runs the phases from `from` to before `to` as empty ones, each with `note`.
+fn skip_phases(t: &Tracker<'_>, from: Phase, to: Phase, note: &str) {
+    for p in Phase::ALL.into_iter().filter(|p| *p >= from && *p < to) {
+        t.skip(p, note);
+    }
+}
+
+fn recover_inner(
+    dir: &Path,
+    opts: &RecoverOptions,
+    t: &Tracker<'_>,
+    image_changed: &std::cell::Cell<bool>,
+) -> Result<RecoveryReport> {
+    t.begin(Phase::Locate, 0, 0);
     if opts.memory_budget_bytes < MEMORY_BUDGET_MIN {
         return Err(Error::Config(format!(
             "memory budget {} bytes is below the minimum {MEMORY_BUDGET_MIN}",
@@ -754,11 +840,12 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
     // held decides whether this run read a disk.
     let resident_at_start = crate::io::cache::residency_of_journal(&dir.join(JOURNAL_DIR));
     let (layout, mut journal) = open_dir(dir, opts.mode, &opts.io)?;
+    journal.read_times = Some(t.segment_read.clone());
     let marker_path = dir.join(MARKER_FILE);
     let fingerprint = journal_fingerprint(&journal);
     let policy = if journal.steal() { "steal" } else { "no-steal" };
     let mut report = RecoveryReport {
-        schema: 1,
+        schema: REPORT_SCHEMA,
         dir: dir.to_path_buf(),
         mode: opts.mode,
         io: IoReport {
@@ -801,12 +888,19 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
         phases: Vec::new(),
         total_ms: 0.0,
         throughput_mb_s: 0.0,
+        stats: Statistics::default(),
+        config: *opts,
     };
     timer.lap("locate");
+    let segments = journal.segments.len() as u64;
+    t.finish(segments, segments, journal.bytes());
+    t.check_cancel(dir, false)?;
     if !opts.force && read_marker(&marker_path).is_some_and(|m| m.files == fingerprint) {
         report.already_recovered = true;
+        skip_phases(t, Phase::LoadCheckpoint, Phase::Done, "already recovered; nothing to do");
         report.phases = timer.phases;
         report.total_ms = started.elapsed().as_secs_f64() * 1e3;
+        report.stats = statistics(t);
         return Ok(report);
     }
     // A recovery that replayed copies and crashed while writing its result in place left the
@@ -822,20 +916,35 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
         if let Some((blocks, last_lsn)) =
             crate::doublewrite::finish_interrupted(dir, &image, &image_path, dw_tag, layout.block_size())?
         {
+            // The blocks are already written; only the fsync and the marker remain.
+            image_changed.set(true);
+            skip_phases(
+                t,
+                Phase::LoadCheckpoint,
+                Phase::Flush,
+                "finishing an interrupted recovery from its doublewrite file",
+            );
+            t.begin(Phase::Flush, 0, 0);
             image.sync_all().map_err(|e| Error::io(&image_path, "fsync image", e))?;
             mark_recovered(dir, fingerprint, last_lsn)?;
             report.resumed_from_doublewrite = Some(blocks);
             report.replay.blocks_written = blocks;
             report.lsn_range = (0, last_lsn);
             timer.lap("finish from doublewrite");
+            let bytes = blocks * layout.block_size() as u64;
+            t.finish(bytes, blocks, bytes);
             report.phases = timer.phases;
             report.total_ms = started.elapsed().as_secs_f64() * 1e3;
+            report.stats = statistics(t);
             return Ok(report);
         }
     }
 
     let pin_path = dir.join(RECOVERING_FILE);
     let pinned = read_pin(&pin_path).filter(|p| p.files == fingerprint);
+    let checkpoint_files =
+        if opts.use_checkpoints || pinned.is_some() { checkpoint::list(dir)?.len() as u64 } else { 0 };
+    t.begin(Phase::LoadCheckpoint, checkpoint_files, 0);
     let start = match &pinned {
         Some(Pin { checkpoint: None, .. }) => start_point(dir, &layout, &mut journal, opts.mode, false)?,
         Some(Pin { checkpoint: Some((seq, crc)), .. }) => start_point_pinned(dir, &layout, &mut journal, *seq, *crc)?,
@@ -849,7 +958,27 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
     report.checkpoints_rejected = start.rejected;
     report.segment_notes = journal.notes.clone();
     timer.lap("choose checkpoint");
+    match &start.chain {
+        Some(c) => t.note(format!("chain {:?}, {} rejected", c.seqs(), report.checkpoints_rejected.len())),
+        None if !opts.use_checkpoints => t.note("checkpoints ignored as asked"),
+        None => t.note(format!("none usable ({} files)", checkpoint_files)),
+    }
+    let chain_len = start.chain.as_ref().map_or(0, |c| c.members.len() as u64);
+    t.finish(checkpoint_files, chain_len, 0);
+    t.check_cancel(dir, false)?;
     let setup = parallel_setup(opts, &mut report.parallel)?;
+    let journal_bytes = journal.bytes();
+    // Scan position: bytes of the segments before each one.
+    let seg_base: Vec<u64> = journal
+        .segments
+        .iter()
+        .scan(0u64, |acc, m| {
+            let base = *acc;
+            *acc += m.len;
+            Some(base)
+        })
+        .collect();
+    t.begin(Phase::Scan, journal_bytes, setup.as_ref().map_or(0, |s| s.workers));
     let mut entries = None;
     let first = match &setup {
         Some(setup) if journal.bytes() > setup.chunk_bytes => {
@@ -860,16 +989,18 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
                 setup,
                 opts.image_io == ImageIo::Pwrite,
                 start.filter.clone(),
+                t,
             )? {
                 Some(p1) => {
                     report.parallel.scan = format!("parallel: {} chunks on {} workers", p1.chunks, setup.workers);
                     entries = Some(p1.entries);
-                    Some((p1.outcome, p1.analysis))
+                    Some((p1.outcome, p1.analyzer))
                 }
                 None => {
                     report.parallel.scan =
                         "serial: damage, skip-corrupt mode or an invalid record needs the serial scan's exact rules"
                             .into();
+                    t.note("rescanning serially: the parallel scan met something only the serial scan judges");
                     None
                 }
             }
@@ -880,17 +1011,33 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
         }
         None => None,
     };
-    let (outcome, analysis) = match first {
+    let (outcome, analyzer) = match first {
         Some(x) => x,
         None => {
             let mut analyzer = Analyzer::new(&layout, &journal, opts.mode).with_checkpoint(start.filter.clone());
-            let outcome = scan::scan(&journal, opts.mode, |ctx, h, rec| analyzer.visit(ctx, h, rec))?;
-            (outcome, analyzer.finish()?)
+            let mut n = 0u64;
+            let outcome = scan::scan(&journal, opts.mode, |ctx, h, rec| {
+                n += 1;
+                if n.is_multiple_of(SCAN_PROGRESS_RECORDS) {
+                    t.set_main(n, seg_base[ctx.segment] + ctx.end);
+                    t.check_cancel(dir, false)?;
+                }
+                analyzer.visit(ctx, h, rec)
+            })?;
+            (outcome, analyzer)
         }
     };
+    t.note(format!("{} durable bytes, {} records", outcome.bytes, outcome.records));
+    t.finish(journal_bytes, outcome.records, journal_bytes);
+    t.check_cancel(dir, false)?;
+    t.begin(Phase::Analyze, analyzer.txn_count() as u64, 0);
+    let txn_count = analyzer.txn_count() as u64;
+    let analysis = analyzer.finish()?;
+    t.finish(txn_count, txn_count, 0);
     // What the scan read must still be the journal before anything acts on it.
     journal.check_unchanged()?;
     timer.lap("scan");
+    t.check_cancel(dir, false)?;
     let parallel_replay = match (&setup, &entries) {
         (Some(setup), Some(_)) if opts.image_io == ImageIo::Mmap && outcome.records >= opts.parallel_threshold => {
             report.parallel.replay = format!("parallel: {} partitions", setup.workers);
@@ -929,11 +1076,14 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
         .write(true)
         .open(&image_path)
         .map_err(|e| Error::io(&image_path, "open image for writing", e))?;
+    let bs = layout.block_size();
     if let Some(chain) = &start.chain {
+        t.begin(Phase::RestoreCheckpoint, chain.sources.len() as u64, 0);
+        image_changed.set(true);
         // Blocks a committed revoke after the checkpoint freed may have been reused without
         // logging: the home copy, not the checkpoint, has them.
         let restored =
-            checkpoint::restore(chain, &image, &image_path, &layout, &|b| analysis.revoked.contains_key(&b))?;
+            checkpoint::restore(chain, &image, &image_path, &layout, &|b| analysis.revoked.contains_key(&b), t)?;
         let head = chain.head();
         report.checkpoint = Some(CheckpointUse {
             seq: head.seq,
@@ -948,9 +1098,17 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
             records_skipped: analysis.counts.before_checkpoint,
         });
         timer.lap("load checkpoint");
+        let n = restored.blocks + restored.unchanged + restored.skipped_revoked;
+        t.note(format!("{} written, {} already current", restored.blocks, restored.unchanged));
+        t.finish(n, n, n * bs as u64);
+        t.check_cancel(dir, true)?;
+    } else {
+        t.skip(Phase::RestoreCheckpoint, "no checkpoint");
     }
     let atomic = analysis.counts.copies > 0;
     let mut stats = ReplayStats::default();
+    let orphan_blocks = layout.orphan_bitmap.end - layout.orphan_bitmap.start;
+    let undo_total = analysis.undo.len() as u64;
     let windows = match opts.image_io {
         ImageIo::Mmap => {
             // With copies, changes stay private until they are written through the
@@ -961,8 +1119,17 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
                 replay::MappedImage::map(&image, &image_path, &layout, opts.fault)?
             };
             timer.lap("map");
+            image_changed.set(true);
             match (parallel_replay, &entries) {
                 (Some(setup), Some(entries)) => {
+                    t.begin(Phase::Redo, outcome.records, setup.workers);
+                    // Records with nothing to route (commits, records the checkpoint covers)
+                    // are done as soon as the phase starts.
+                    t.set_main(outcome.records.saturating_sub(parallel::routed(entries)), 0);
+                    t.note(format!(
+                        "parallel: {} workers; each undoes its partition's losers after its redo",
+                        setup.workers
+                    ));
                     let p2 = parallel::replay_parallel(
                         &setup,
                         &layout,
@@ -971,13 +1138,24 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
                         entries,
                         img.as_mut_slice(),
                         opts.fault,
+                        t,
                     )?;
                     stats = p2.stats;
                     img.note_dirty(p2.dirty);
                     report.parallel.dependencies = p2.deps;
                     timer.lap("redo+undo");
+                    t.finish(outcome.records, stats.redo_applied, 0);
+                    t.check_cancel(dir, true)?;
+                    if analysis.steal {
+                        t.begin(Phase::Undo, undo_total, 0);
+                        t.note("done by the workers inside the redo phase");
+                        t.finish(undo_total, stats.undo_applied, 0);
+                    } else {
+                        t.skip(Phase::Undo, "no-steal: losers never reached the image");
+                    }
                 }
                 _ => {
+                    t.begin(Phase::Redo, outcome.records, 0);
                     replay::redo_window(
                         &mut img,
                         &layout,
@@ -987,18 +1165,33 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
                         &analysis,
                         &(0..layout.block_count()),
                         &mut stats,
+                        t,
                     )?;
                     timer.lap("redo");
+                    t.finish(outcome.records, stats.redo_applied, 0);
+                    t.check_cancel(dir, true)?;
                     if analysis.steal {
-                        replay::undo_losers(&mut img, &layout, &journal, &analysis, &|_| true, &mut stats)?;
+                        t.begin(Phase::Undo, undo_total, 0);
+                        replay::undo_losers(&mut img, &layout, &journal, &analysis, &|_| true, &mut stats, Some(t))?;
                         timer.lap("undo");
+                        t.finish(undo_total, stats.undo_applied, 0);
+                        t.check_cancel(dir, true)?;
+                    } else {
+                        t.skip(Phase::Undo, "no-steal: losers never reached the image");
                     }
                 }
             }
+            t.begin(Phase::OrphanCleanup, orphan_blocks, 0);
             replay::clean_orphans(&mut img, &layout, &mut stats)?;
             timer.lap("orphans");
+            t.finish(orphan_blocks, stats.orphans_freed, 0);
+            t.check_cancel(dir, true)?;
             stats.blocks_written = img.blocks_dirty();
+            let flush_bytes = stats.blocks_written * bs as u64;
+            // Past this point recovery finishes: the flush is what makes stopping safe.
+            t.begin(Phase::Flush, flush_bytes, 0);
             if atomic {
+                t.note("through the doublewrite file");
                 img.commit(dir, &image, &image_path, dw_tag, outcome.last_lsn)?;
             } else {
                 img.flush(&image_path)?;
@@ -1006,18 +1199,29 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
             1
         }
         ImageIo::Pwrite => {
-            let bs = layout.block_size();
             let blocks_max = (opts.memory_budget_bytes / (bs as u64 + 64)).max(1) as usize;
             // A copy reads its source as replay reaches it, so source and destination must
             // be in one window: with copies in the journal, one window holds every block.
             let blocks_max = if analysis.counts.copies > 0 { usize::MAX } else { blocks_max };
             let windows = replay::plan_windows(&analysis.touched, blocks_max, &layout);
+            let nw = windows.len() as u64;
+            // Each window is a pass of its own over the journal; the phases count all passes.
+            t.begin(Phase::Redo, outcome.records * nw, 0);
+            if nw > 1 {
+                t.note(format!("{nw} windows (memory budget)"));
+            }
             for (wi, window) in windows.iter().enumerate() {
                 let in_window = analysis.touched.iter().filter(|b| window.contains(b)).count();
                 let mut cache = BlockCache::new(&image, &image_path, bs, in_window);
                 timer.lap("cache");
-                replay::redo_window(&mut cache, &layout, &journal, opts.mode, &outcome, &analysis, window, &mut stats)?;
+                replay::redo_window(
+                    &mut cache, &layout, &journal, opts.mode, &outcome, &analysis, window, &mut stats, t,
+                )?;
                 timer.lap("redo");
+                if wi + 1 == windows.len() {
+                    t.finish(outcome.records * nw, stats.redo_applied, 0);
+                }
+                t.check_cancel(dir, wi > 0)?;
                 if analysis.steal {
                     replay::undo_losers(
                         &mut cache,
@@ -1026,6 +1230,7 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
                         &analysis,
                         &|b| window.contains(&b),
                         &mut stats,
+                        None,
                     )?;
                     timer.lap("undo");
                 }
@@ -1034,6 +1239,7 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
                     timer.lap("orphans");
                 }
                 stats.bytes_read += cache.bytes_read;
+                image_changed.set(true);
                 stats.blocks_written += if atomic {
                     cache.commit(dir, dw_tag, outcome.last_lsn, opts.fault)?
                 } else {
@@ -1041,6 +1247,19 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
                 };
                 timer.lap("write-back");
             }
+            if analysis.steal {
+                t.begin(Phase::Undo, undo_total, 0);
+                t.note("done window by window inside the redo phase");
+                t.finish(undo_total, stats.undo_applied, 0);
+            } else {
+                t.skip(Phase::Undo, "no-steal: losers never reached the image");
+            }
+            t.begin(Phase::OrphanCleanup, orphan_blocks, 0);
+            t.note("done with the first window");
+            t.finish(orphan_blocks, stats.orphans_freed, 0);
+            let flush_bytes = stats.blocks_written * bs as u64;
+            t.begin(Phase::Flush, flush_bytes, 0);
+            t.note("blocks were written window by window; this is the fsync and the marker");
             windows.len()
         }
     };
@@ -1052,6 +1271,8 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
     journal.check_unchanged()?;
     mark_recovered(dir, fingerprint, outcome.last_lsn)?;
     timer.lap("mark");
+    let flush_bytes = stats.blocks_written * bs as u64;
+    t.finish(flush_bytes, stats.blocks_written, flush_bytes);
 
     let steal = analysis.steal;
     let losers = analysis.count(TxnOutcome::InFlight);
@@ -1075,7 +1296,17 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
     report.phases = timer.phases;
     report.total_ms = started.elapsed().as_secs_f64() * 1e3;
     report.throughput_mb_s = report.bytes_scanned as f64 / 1e6 / (report.total_ms / 1e3).max(1e-9);
+    report.stats = statistics(t);
     Ok(report)
+}
+
+/// Serial scan: records between progress updates and cancellation checks.
+const SCAN_PROGRESS_RECORDS: u64 = 4096;
+
+/// The report's statistics, from the tracker's counters so far.
+fn statistics(t: &Tracker<'_>) -> Statistics {
+    let (phases, workers) = t.stats();
+    Statistics { phases, workers, batch_apply: t.batch_apply.summary(), segment_read: t.segment_read.summary() }
 }
 
 /// Settings of [`checkpoint_dir`].

@@ -8,6 +8,7 @@ use std::fs::File;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::time::Instant;
 
 use rustc_hash::FxHashMap;
 
@@ -17,6 +18,7 @@ use crate::format::fragment::{SegmentDecoder, Step};
 use crate::format::record::{decode_body, decode_header, AllocTarget, Record, RecordHeader};
 use crate::image::{BitRegion, Layout};
 use crate::journal::{Journal, SegmentBytes};
+use crate::progress::Tracker;
 use crate::scan::RecordCtx;
 
 /// Counters of what replay did.
@@ -41,7 +43,7 @@ pub struct ReplayStats {
 }
 
 /// Test hooks that stop recovery at a named point, simulating a crash there.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum FaultPoint {
     /// Fail after writing this many image blocks back.
     AfterBlockWrites(u64),
@@ -510,9 +512,13 @@ pub fn undo_losers(
     analysis: &Analysis,
     owns: &dyn Fn(u64) -> bool,
     stats: &mut ReplayStats,
+    progress: Option<&Tracker<'_>>,
 ) -> Result<()> {
     let mut loaded: Option<(u32, SegmentBytes)> = None;
-    for loc in &analysis.undo {
+    for (i, loc) in analysis.undo.iter().enumerate() {
+        if let Some(p) = progress.filter(|_| i % 256 == 0 && i > 0) {
+            p.add(0, 256, 0);
+        }
         if loaded.as_ref().is_none_or(|(s, _)| *s != loc.segment) {
             loaded = Some((loc.segment, journal.load(loc.segment as usize)?));
         }
@@ -592,13 +598,32 @@ pub fn redo_window(
     analysis: &Analysis,
     window: &Range<u64>,
     stats: &mut ReplayStats,
+    progress: &Tracker<'_>,
 ) -> Result<()> {
+    let mut seen = 0u64;
+    let mut batch_start = Instant::now();
     let mut apply = |_ctx: &RecordCtx, h: &RecordHeader, rec: &Record<'_>| {
+        seen += 1;
+        if seen.is_multiple_of(REDO_BATCH) {
+            // The serial engine's "batch" for the latency histogram and the progress counter.
+            let now = Instant::now();
+            progress.batch_apply.record(now - batch_start);
+            batch_start = now;
+            progress.add(0, REDO_BATCH, 0);
+            if progress.cancelled() {
+                return Err(Error::WorkerStopped);
+            }
+        }
         redo_record(cache, layout, analysis, &|b| window.contains(&b), h, rec, stats)
     };
     if crate::scan::trusted_rescan_possible(first) {
-        crate::scan::scan_trusted(journal, first.end, apply)
+        crate::scan::scan_trusted(journal, first.end, &mut apply)
     } else {
         crate::scan::scan(journal, mode, &mut apply).map(|_| ())
-    }
+    }?;
+    progress.add(0, seen % REDO_BATCH, 0);
+    Ok(())
 }
+
+/// Records per batch of the serial redo (progress and latency granularity).
+pub const REDO_BATCH: u64 = 1024;
