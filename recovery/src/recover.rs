@@ -1101,7 +1101,7 @@ fn recover_inner(
         let n = restored.blocks + restored.unchanged + restored.skipped_revoked;
         t.note(format!("{} written, {} already current", restored.blocks, restored.unchanged));
         t.finish(n, n, n * bs as u64);
-        t.check_cancel(dir, true)?;
+        t.check_cancel(dir, image_changed.get())?;
     } else {
         t.skip(Phase::RestoreCheckpoint, "no checkpoint");
     }
@@ -1119,7 +1119,8 @@ fn recover_inner(
                 replay::MappedImage::map(&image, &image_path, &layout, opts.fault)?
             };
             timer.lap("map");
-            image_changed.set(true);
+            // A private mapping leaves the file alone until the doublewrite commit.
+            image_changed.set(image_changed.get() || !atomic);
             match (parallel_replay, &entries) {
                 (Some(setup), Some(entries)) => {
                     t.begin(Phase::Redo, outcome.records, setup.workers);
@@ -1145,7 +1146,7 @@ fn recover_inner(
                     report.parallel.dependencies = p2.deps;
                     timer.lap("redo+undo");
                     t.finish(outcome.records, stats.redo_applied, 0);
-                    t.check_cancel(dir, true)?;
+                    t.check_cancel(dir, image_changed.get())?;
                     if analysis.steal {
                         t.begin(Phase::Undo, undo_total, 0);
                         t.note("done by the workers inside the redo phase");
@@ -1169,13 +1170,13 @@ fn recover_inner(
                     )?;
                     timer.lap("redo");
                     t.finish(outcome.records, stats.redo_applied, 0);
-                    t.check_cancel(dir, true)?;
+                    t.check_cancel(dir, image_changed.get())?;
                     if analysis.steal {
                         t.begin(Phase::Undo, undo_total, 0);
                         replay::undo_losers(&mut img, &layout, &journal, &analysis, &|_| true, &mut stats, Some(t))?;
                         timer.lap("undo");
                         t.finish(undo_total, stats.undo_applied, 0);
-                        t.check_cancel(dir, true)?;
+                        t.check_cancel(dir, image_changed.get())?;
                     } else {
                         t.skip(Phase::Undo, "no-steal: losers never reached the image");
                     }
@@ -1185,7 +1186,7 @@ fn recover_inner(
             replay::clean_orphans(&mut img, &layout, &mut stats)?;
             timer.lap("orphans");
             t.finish(orphan_blocks, stats.orphans_freed, 0);
-            t.check_cancel(dir, true)?;
+            t.check_cancel(dir, image_changed.get())?;
             stats.blocks_written = img.blocks_dirty();
             let flush_bytes = stats.blocks_written * bs as u64;
             // Past this point recovery finishes: the flush is what makes stopping safe.
@@ -1221,7 +1222,7 @@ fn recover_inner(
                 if wi + 1 == windows.len() {
                     t.finish(outcome.records * nw, stats.redo_applied, 0);
                 }
-                t.check_cancel(dir, wi > 0)?;
+                t.check_cancel(dir, image_changed.get())?;
                 if analysis.steal {
                     replay::undo_losers(
                         &mut cache,
