@@ -30,6 +30,9 @@ struct Cli {
 enum Command {
     /// Generate a seeded crash state: image, journal, manifest and oracle digests.
     Gen(GenArgs),
+    /// Run the lab: the experiment matrix, with results and provenance under
+    /// results/runs/<date>-<host>-<sha>/, plots, the report page and the claims table.
+    Lab(LabArgs),
     /// Recover a directory in place to its committed state.
     Recover(RecoverArgs),
     /// Compare the image with the oracle; exit 0 iff it matches, 1 naming the first bad block.
@@ -220,6 +223,36 @@ struct GenArgs {
 }
 
 #[derive(clap::Args)]
+struct LabArgs {
+    /// A few minutes on 2 cores: 64 MiB I/O journals, 3 repetitions, three checkpoint
+    /// cadences (the default).
+    #[arg(long, conflicts_with = "full")]
+    quick: bool,
+    /// For real machines: 256 MiB I/O journals of two record sizes, 5 repetitions, six
+    /// cadences, crashes after and before a checkpoint.
+    #[arg(long)]
+    full: bool,
+    /// Run only these experiments (comma-separated): scaling, io, checkpoint, progress,
+    /// latency, bandwidth.
+    #[arg(long)]
+    only: Option<String>,
+    /// Only re-render the report page, claims table and every run's summary and plots from
+    /// the committed raw data.
+    #[arg(long, conflicts_with_all = ["quick", "full", "only"])]
+    render: bool,
+    /// The results directory.
+    #[arg(long, default_value = "results")]
+    results: PathBuf,
+    /// Where to generate journals (a temporary directory is made under it); its file system
+    /// is recorded, and cold-cache figures mean little on tmpfs.
+    #[arg(long)]
+    work: Option<PathBuf>,
+    /// Seed of every generated workload.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+#[derive(clap::Args)]
 struct RecoverArgs {
     /// The directory to recover.
     dir: PathBuf,
@@ -407,6 +440,33 @@ fn run_gen(a: &GenArgs) -> Result<()> {
     let params = gen_params(a)?;
     let summary = workloads::generate(&a.out, &params).with_context(|| format!("generating {}", a.out.display()))?;
     println!("{}", summary);
+    Ok(())
+}
+
+fn run_lab(a: &LabArgs) -> Result<()> {
+    if a.render {
+        let runs = lab::render::load_runs(&a.results).map_err(anyhow::Error::msg)?;
+        for r in &runs {
+            lab::render::render_run(&a.results.join("runs").join(&r.dir_name)).map_err(anyhow::Error::msg)?;
+        }
+        lab::render::render_site(&a.results).map_err(anyhow::Error::msg)?;
+        println!(
+            "rendered {} runs, {}/report/index.html and {}/CLAIMS.md",
+            runs.len(),
+            a.results.display(),
+            a.results.display()
+        );
+        return Ok(());
+    }
+    let only = match &a.only {
+        Some(list) => lab::run::parse_only(list).map_err(anyhow::Error::msg)?,
+        None => lab::run::EXPERIMENTS.iter().map(|e| e.to_string()).collect(),
+    };
+    let o = lab::run::LabOptions { full: a.full, only, results: a.results.clone(), work: a.work.clone(), seed: a.seed };
+    let t = std::time::Instant::now();
+    let dir = lab::run::run(&o, &mut |line| eprintln!("[{:6.1} s] {line}", t.elapsed().as_secs_f64()))
+        .map_err(anyhow::Error::msg)?;
+    println!("{}", dir.display());
     Ok(())
 }
 
@@ -683,6 +743,12 @@ fn run_demo(preset: &str, seed: u64, keep: Option<&Path>) -> Result<bool> {
 }
 
 fn main() -> ExitCode {
+    // Like other Unix tools, end quietly when the reader of stdout goes away (`| head`),
+    // instead of panicking on the failed write.
+    // SAFETY: setting a signal's disposition to the default has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -711,6 +777,7 @@ fn main() -> ExitCode {
     };
     let result = match &cli.command {
         Command::Gen(a) => run_gen(a).map(|()| true),
+        Command::Lab(a) => run_lab(a).map(|()| true),
         Command::Recover(a) => run_recover(a).map(|()| true),
         Command::Verify { dir } => run_verify(dir),
         Command::Inspect { dir, mode, json } => run_inspect(dir, (*mode).into(), *json).map(|()| true),

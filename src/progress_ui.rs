@@ -112,25 +112,28 @@ fn amount(unit: &str, n: f64) -> String {
 
 impl Bars {
     fn new() -> Bars {
-        let multi = indicatif::MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(4));
-        let style = ProgressStyle::with_template("{prefix:>24} [{bar:30}] {percent:>3}% {msg}")
+        let multi = indicatif::MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(15));
+        let style = ProgressStyle::with_template("{prefix:>24} [{bar:30}] {percent:>3}% {wide_msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");
         let bar = multi.add(ProgressBar::new(0).with_style(style));
-        let wstyle =
-            ProgressStyle::with_template("{prefix:>24} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner());
+        let wstyle = ProgressStyle::with_template("{prefix:>24} {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
         let workers = multi.add(ProgressBar::new(0).with_style(wstyle));
         Bars { multi, bar, workers, shown: Mutex::new(0) }
     }
 
-    fn update(&self, s: &Snapshot) {
-        // Percent from done/total, so an empty phase reads 100%, not 0%.
-        let (len, pos) = if s.total == 0 { (1, 1) } else { (s.total, s.done.min(s.total)) };
+    fn update(&self, s: &Snapshot, finished: bool) {
+        // A finished empty phase reads 100%; one whose total is not known yet, 0%.
+        let (len, pos) = match (s.total, finished) {
+            (0, true) => (1, 1),
+            (0, false) => (1, 0),
+            (t, _) => (t, s.done.min(t)),
+        };
         self.bar.set_length(len);
         self.bar.set_position(pos);
         let eta = match s.eta_s {
-            Some(e) if e > 0.0 => format!("ETA {}", indicatif::HumanDuration(Duration::from_secs_f64(e.ceil()))),
-            Some(_) => "ETA 0s".into(),
+            Some(e) => format!("ETA {}", eta_text(e)),
             None => "ETA --".into(),
         };
         let rate = if s.rate > 0.0 { format!("{}/s", amount(s.unit, s.rate)) } else { "--/s".into() };
@@ -159,17 +162,20 @@ impl Observer for Bars {
             *shown
         };
         self.bar.reset();
+        if s.phase == Phase::Done {
+            return;
+        }
         self.bar.set_prefix(format!("[{n}/{}] {}", Phase::ALL.len() - 1, s.phase));
-        self.update(s);
+        self.update(s, false);
     }
     fn progress(&self, s: &Snapshot) {
-        self.update(s);
+        self.update(s, false);
     }
     fn phase_finished(&self, s: &Snapshot) {
         if s.phase == Phase::Done {
             return;
         }
-        self.update(s);
+        self.update(s, true);
         let note = s.note.as_deref().map(|n| format!("  ({n})")).unwrap_or_default();
         let line = if s.total == 0 && s.ops == 0 {
             format!("{:>24}  -{note}", s.phase.name())
@@ -185,14 +191,32 @@ impl Observer for Bars {
         let _ = self.multi.println(line);
     }
     fn finished(&self, s: &Snapshot, error: Option<&str>) {
-        self.bar.finish_and_clear();
-        self.workers.finish_and_clear();
         let line = match error {
             None => format!("{:>24}  in {:.2} s", "recovered", s.elapsed_s),
             Some(_) => format!("{:>24}  after {:.2} s in {}", "stopped", s.elapsed_s, s.phase),
         };
+        // Printed above the bars while they still exist, then the bars are removed: the
+        // other order can leave a stale bar on the screen.
         let _ = self.multi.println(line);
+        self.workers.finish_and_clear();
+        self.bar.finish_and_clear();
         let _ = self.multi.clear();
+    }
+}
+
+/// An ETA for people: "<1 s", "42 s", "3 min 05 s", "2 h 10 min".
+fn eta_text(secs: f64) -> String {
+    if secs <= 0.0 {
+        return "0 s".into();
+    }
+    if secs < 1.0 {
+        return "<1 s".into();
+    }
+    let s = secs.round() as u64;
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 => format!("{} min {:02} s", s / 60, s % 60),
+        _ => format!("{} h {:02} min", s / 3600, s % 3600 / 60),
     }
 }
 
@@ -232,5 +256,14 @@ mod tests {
         let e = parse_interval("soon").expect_err("not a duration");
         assert!(e.to_string().contains("--progress-interval"), "{e}");
         assert!(parse_interval("0ms").is_err());
+    }
+
+    #[test]
+    fn etas_read_well() {
+        assert_eq!(eta_text(0.0), "0 s");
+        assert_eq!(eta_text(0.4), "<1 s");
+        assert_eq!(eta_text(42.4), "42 s");
+        assert_eq!(eta_text(185.0), "3 min 05 s");
+        assert_eq!(eta_text(7800.0), "2 h 10 min");
     }
 }

@@ -141,8 +141,9 @@ pub struct Snapshot {
     pub ops: u64,
     /// Bytes done (journal bytes scanned, image bytes restored or flushed).
     pub bytes: u64,
-    /// Smoothed units per second (exponentially weighted, time constant 3 s); the phase's
-    /// average in `phase_finished`.
+    /// Smoothed units per second (exponentially weighted over the intervals so far, time
+    /// constant 2 s, bias-corrected so the first intervals are not pulled towards zero); the
+    /// phase's average in `phase_finished`.
     pub rate: f64,
     /// Smoothed operations per second.
     pub ops_per_s: f64,
@@ -331,12 +332,35 @@ enum Event {
     Finished(Snapshot),
 }
 
+/// A bias-corrected exponentially weighted rate: `sum / weight` of the per-interval rates,
+/// each older interval's weight decaying by e^(-dt/TAU_S). Early on it is the (recency
+/// weighted) average of the few intervals seen, not a decay from zero, so the ETA is usable
+/// from the first snapshots; intervals before the phase's first progress are left out (a
+/// phase that is still opening files has no speed yet, not a speed of zero).
+#[derive(Debug, Clone, Copy, Default)]
+struct Ewma {
+    sum: f64,
+    weight: f64,
+}
+
+impl Ewma {
+    fn add(&mut self, rate: f64, dt: f64) {
+        let keep = (-dt / TAU_S).exp();
+        self.sum = self.sum * keep + rate * (1.0 - keep);
+        self.weight = self.weight * keep + (1.0 - keep);
+    }
+
+    fn rate(&self) -> Option<f64> {
+        (self.weight > 0.0).then(|| self.sum / self.weight)
+    }
+}
+
 struct Smooth {
     at: Instant,
     ops: u64,
     bytes: u64,
-    ops_rate: Option<f64>,
-    bytes_rate: Option<f64>,
+    ops_rate: Ewma,
+    bytes_rate: Ewma,
 }
 
 struct State {
@@ -360,6 +384,9 @@ pub struct Tracker<'a> {
     start: Instant,
     slots: Box<[Slot]>,
     cancel: Option<&'a AtomicBool>,
+    /// Set as the phase [`Tracker::cancel_in`] names starts.
+    forced: AtomicBool,
+    cancel_in: Option<Phase>,
     state: Mutex<State>,
     wake: Condvar,
     /// Time to apply one batch of redo operations (a worker's batch, or 1024 serial records).
@@ -369,7 +396,7 @@ pub struct Tracker<'a> {
 }
 
 /// Time constant of the smoothed rates.
-const TAU_S: f64 = 3.0;
+const TAU_S: f64 = 2.0;
 
 impl<'a> Tracker<'a> {
     /// Counters for a recovery that uses at most `slots - 1` worker threads.
@@ -379,6 +406,8 @@ impl<'a> Tracker<'a> {
             start: now,
             slots: (0..slots.max(1)).map(|_| Slot::default()).collect(),
             cancel,
+            forced: AtomicBool::new(false),
+            cancel_in: None,
             state: Mutex::new(State {
                 phase: Phase::Locate,
                 total: 0,
@@ -387,7 +416,7 @@ impl<'a> Tracker<'a> {
                 phase_start: now,
                 cpu_start: cpu_now(),
                 shown: (0, 0, 0),
-                smooth: Smooth { at: now, ops: 0, bytes: 0, ops_rate: None, bytes_rate: None },
+                smooth: Smooth { at: now, ops: 0, bytes: 0, ops_rate: Ewma::default(), bytes_rate: Ewma::default() },
                 events: Vec::new(),
                 ended: None,
                 stats: Vec::new(),
@@ -397,6 +426,12 @@ impl<'a> Tracker<'a> {
             batch_apply: Recorder::default(),
             segment_read: Arc::new(Recorder::default()),
         }
+    }
+
+    /// Cancels as `phase` starts (a test hook: see `FaultPoint::CancelIn`).
+    pub fn cancel_in(mut self, phase: Option<Phase>) -> Self {
+        self.cancel_in = phase;
+        self
     }
 
     /// A tracker nobody watches (benches, tests of single passes).
@@ -434,7 +469,7 @@ impl<'a> Tracker<'a> {
     /// Whether cancellation was asked for.
     #[inline]
     pub fn cancelled(&self) -> bool {
-        self.cancel.is_some_and(|c| c.load(Ordering::Relaxed))
+        self.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) || self.forced.load(Ordering::Relaxed)
     }
 
     /// [`Error::Cancelled`] when cancellation was asked for. `image_changed` says whether
@@ -490,6 +525,9 @@ impl<'a> Tracker<'a> {
     /// Starts `phase`, which has `total` units and runs on `workers` worker slots (0: only on
     /// the recovery thread). The previous phase must have been finished.
     pub fn begin(&self, phase: Phase, total: u64, workers: usize) {
+        if self.cancel_in == Some(phase) {
+            self.forced.store(true, Ordering::Relaxed);
+        }
         for s in self.slots.iter() {
             s.ops.store(0, Ordering::Relaxed);
             s.bytes.store(0, Ordering::Relaxed);
@@ -503,11 +541,19 @@ impl<'a> Tracker<'a> {
         st.phase_start = now;
         st.cpu_start = cpu_now();
         st.shown = (0, 0, 0);
-        st.smooth = Smooth { at: now, ops: 0, bytes: 0, ops_rate: None, bytes_rate: None };
+        st.smooth = Smooth { at: now, ops: 0, bytes: 0, ops_rate: Ewma::default(), bytes_rate: Ewma::default() };
         let snap = self.snapshot(&st, 0, 0, 0, Vec::new());
         st.events.push(Event::Started(snap));
         drop(st);
         self.wake.notify_all();
+    }
+
+    /// Counts `ops` operations as done at the start of the phase (work that needs nothing,
+    /// such as records with nothing to replay) without counting them into its rate.
+    pub fn done_at_start(&self, ops: u64) {
+        let mut st = self.lock();
+        self.slots[0].ops.store(ops, Ordering::Relaxed);
+        st.smooth.ops = ops;
     }
 
     /// Revises the current phase's total (a scan that learns its journal's size late).
@@ -605,26 +651,21 @@ impl<'a> Tracker<'a> {
         let bytes = bytes.max(st.shown.2);
         st.shown = (done, ops, bytes);
         let dt = (now - st.smooth.at).as_secs_f64();
-        let since_start = (now - st.phase_start).as_secs_f64();
         if dt > 0.0 {
-            // The first sample is the average since the phase began; later ones decay with
-            // time constant TAU_S, so the ETA follows the current speed, not the history.
-            let alpha = 1.0 - (-dt / TAU_S).exp();
-            let upd = |prev: Option<f64>, cur: u64, last: u64| -> f64 {
-                match prev {
-                    None => cur as f64 / since_start.max(1e-9),
-                    Some(r) => r + alpha * ((cur.saturating_sub(last)) as f64 / dt - r),
-                }
-            };
-            st.smooth.ops_rate = Some(upd(st.smooth.ops_rate, ops, st.smooth.ops));
-            st.smooth.bytes_rate = Some(upd(st.smooth.bytes_rate, bytes, st.smooth.bytes));
+            let (d_ops, d_bytes) = (ops.saturating_sub(st.smooth.ops), bytes.saturating_sub(st.smooth.bytes));
+            if d_ops > 0 || st.smooth.ops_rate.weight > 0.0 {
+                st.smooth.ops_rate.add(d_ops as f64 / dt, dt);
+            }
+            if d_bytes > 0 || st.smooth.bytes_rate.weight > 0.0 {
+                st.smooth.bytes_rate.add(d_bytes as f64 / dt, dt);
+            }
             st.smooth.at = now;
             st.smooth.ops = ops;
             st.smooth.bytes = bytes;
         }
         let mut snap = self.snapshot(st, done, ops, bytes, per);
-        snap.ops_per_s = st.smooth.ops_rate.unwrap_or(0.0);
-        snap.bytes_per_s = st.smooth.bytes_rate.unwrap_or(0.0);
+        snap.ops_per_s = st.smooth.ops_rate.rate().unwrap_or(0.0);
+        snap.bytes_per_s = st.smooth.bytes_rate.rate().unwrap_or(0.0);
         snap.rate = if bytes_primary { snap.bytes_per_s } else { snap.ops_per_s };
         snap.eta_s = if st.total > 0 && snap.rate > 0.0 {
             Some(st.total.saturating_sub(done) as f64 / snap.rate)
@@ -693,9 +734,10 @@ impl<'a> Tracker<'a> {
 pub fn with_reporter<T>(
     monitor: &Monitor<'_>,
     slots: usize,
+    cancel_in: Option<Phase>,
     work: impl FnOnce(&Tracker<'_>) -> Result<T>,
 ) -> Result<T> {
-    let tracker = Tracker::new(slots, monitor.cancel);
+    let tracker = Tracker::new(slots, monitor.cancel).cancel_in(cancel_in);
     let Some(observer) = monitor.observer else {
         let r = work(&tracker);
         tracker.end(r.as_ref().err().map(|e| e.to_string()));
@@ -743,7 +785,7 @@ mod tests {
     fn ticks_are_monotone_smoothed_and_end_exact() {
         let log = Log::default();
         let m = Monitor { observer: Some(&log), interval: Duration::from_millis(5), cancel: None };
-        with_reporter(&m, 3, |t| {
+        with_reporter(&m, 3, None, |t| {
             t.begin(Phase::Scan, 1000, 2);
             for i in 0..20u64 {
                 t.add(1 + (i as usize % 2), 1, 40);
@@ -768,23 +810,37 @@ mod tests {
     }
 
     #[test]
-    fn smoothed_rate_follows_a_speed_change() {
+    fn smoothed_rate_starts_usable_and_follows_a_speed_change() {
         let t = Tracker::quiet();
         t.begin(Phase::Redo, 1_000_000, 0);
-        let mut st = t.lock();
-        st.phase_start -= Duration::from_secs(10);
-        st.smooth.at = st.phase_start;
-        drop(st);
-        // 10 s at 1000/s, then one second at 100,000/s.
-        t.set_main(10_000, 0);
+        let back = |t: &Tracker<'_>, secs: u64| t.lock().smooth.at -= Duration::from_secs(secs);
+        // A second of opening files: no progress, no rate, no ETA (not an ETA of forever).
+        back(&t, 1);
+        let s0 = t.tick(&mut t.lock());
+        assert_eq!((s0.rate, s0.eta_s), (0.0, None));
+        // Then 1000/s: the very first measured interval gives the rate, not a fraction of it.
+        back(&t, 1);
+        t.set_main(1000, 0);
         let s1 = t.tick(&mut t.lock());
-        assert!((s1.rate - 1000.0).abs() < 50.0, "first sample is the average: {}", s1.rate);
-        t.lock().smooth.at -= Duration::from_secs(1);
-        t.set_main(110_000, 0);
+        assert!((s1.rate - 1000.0).abs() < 50.0, "first interval: {}", s1.rate);
+        assert!(s1.eta_s.is_some_and(|e| (e - 999.0).abs() < 60.0), "{:?}", s1.eta_s);
+        // Ten more seconds at 1000/s, then one at 100,000/s: the rate moves part of the way.
+        back(&t, 10);
+        t.set_main(11_000, 0);
+        t.tick(&mut t.lock());
+        back(&t, 1);
+        t.set_main(111_000, 0);
         let s2 = t.tick(&mut t.lock());
-        // alpha = 1 - e^(-1/3) = 0.28: the rate moves about a quarter of the way.
-        assert!(s2.rate > 20_000.0 && s2.rate < 40_000.0, "smoothed: {}", s2.rate);
-        assert!(s2.eta_s.is_some_and(|e| e > 0.0));
+        // keep = e^(-1/2) = 0.61: about 0.39 of the way from 1,000 to 100,000.
+        assert!(s2.rate > 30_000.0 && s2.rate < 50_000.0, "smoothed: {}", s2.rate);
+        // Work counted as done at the start adds to done, not to the rate.
+        t.begin(Phase::Undo, 100, 0);
+        t.done_at_start(90);
+        back(&t, 1);
+        t.set_main(95, 0);
+        let s3 = t.tick(&mut t.lock());
+        assert_eq!(s3.done, 95);
+        assert!((s3.rate - 5.0).abs() < 0.5, "{}", s3.rate);
     }
 
     #[test]

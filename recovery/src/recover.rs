@@ -445,7 +445,8 @@ impl std::fmt::Display for RecoveryReport {
         if let Some(plan) = &par.plan {
             let cpus: Vec<String> =
                 plan.workers.iter().map(|w| w.cpu.map_or("-".to_string(), |c| c.to_string())).collect();
-            writeln!(f, "  pinning    {:?}, CPUs [{}]; {}", plan.mode, cpus.join(","), plan.note)?;
+            let mode = serde_json::to_value(plan.mode).ok().and_then(|v| v.as_str().map(str::to_string));
+            writeln!(f, "  pinning    {}, CPUs [{}]; {}", mode.unwrap_or_default(), cpus.join(","), plan.note)?;
         }
         if let Some(d) = &par.dependencies {
             writeln!(
@@ -795,7 +796,11 @@ pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
 /// its cancel flag is set (with [`Error::Cancelled`]; the next recovery completes the work).
 pub fn recover_with(dir: &Path, opts: &RecoverOptions, monitor: &Monitor<'_>) -> Result<RecoveryReport> {
     let slots = 1 + opts.workers_max.max(opts.workers.unwrap_or(1)).max(1);
-    progress::with_reporter(monitor, slots, |t| {
+    let cancel_in = match opts.fault {
+        Some(FaultPoint::CancelIn(p)) => Some(p),
+        _ => None,
+    };
+    progress::with_reporter(monitor, slots, cancel_in, |t| {
         let image_changed = std::cell::Cell::new(false);
         let r = recover_inner(dir, opts, t, &image_changed);
         match r {
@@ -961,7 +966,8 @@ fn recover_inner(
     match &start.chain {
         Some(c) => t.note(format!("chain {:?}, {} rejected", c.seqs(), report.checkpoints_rejected.len())),
         None if !opts.use_checkpoints => t.note("checkpoints ignored as asked"),
-        None => t.note(format!("none usable ({} files)", checkpoint_files)),
+        None if checkpoint_files == 0 => t.note("no checkpoints"),
+        None => t.note(format!("none of {checkpoint_files} usable")),
     }
     let chain_len = start.chain.as_ref().map_or(0, |c| c.members.len() as u64);
     t.finish(checkpoint_files, chain_len, 0);
@@ -1030,10 +1036,15 @@ fn recover_inner(
     t.note(format!("{} durable bytes, {} records", outcome.bytes, outcome.records));
     t.finish(journal_bytes, outcome.records, journal_bytes);
     t.check_cancel(dir, false)?;
+    // After a parallel scan only the transactions that span chunks are left to settle; the
+    // phase ends with every transaction of the journal, as the report counts them.
     t.begin(Phase::Analyze, analyzer.txn_count() as u64, 0);
-    let txn_count = analyzer.txn_count() as u64;
     let analysis = analyzer.finish()?;
-    t.finish(txn_count, txn_count, 0);
+    let txns = [TxnOutcome::Committed, TxnOutcome::Aborted, TxnOutcome::InFlight, TxnOutcome::Damaged]
+        .into_iter()
+        .map(|o| analysis.count(o))
+        .sum::<u64>();
+    t.finish(txns, txns, 0);
     // What the scan read must still be the journal before anything acts on it.
     journal.check_unchanged()?;
     timer.lap("scan");
@@ -1126,7 +1137,7 @@ fn recover_inner(
                     t.begin(Phase::Redo, outcome.records, setup.workers);
                     // Records with nothing to route (commits, records the checkpoint covers)
                     // are done as soon as the phase starts.
-                    t.set_main(outcome.records.saturating_sub(parallel::routed(entries)), 0);
+                    t.done_at_start(outcome.records.saturating_sub(parallel::routed(entries)));
                     t.note(format!(
                         "parallel: {} workers; each undoes its partition's losers after its redo",
                         setup.workers
@@ -1145,12 +1156,12 @@ fn recover_inner(
                     img.note_dirty(p2.dirty);
                     report.parallel.dependencies = p2.deps;
                     timer.lap("redo+undo");
-                    t.finish(outcome.records, stats.redo_applied, 0);
+                    t.finish(outcome.records, outcome.records, 0);
                     t.check_cancel(dir, image_changed.get())?;
                     if analysis.steal {
                         t.begin(Phase::Undo, undo_total, 0);
                         t.note("done by the workers inside the redo phase");
-                        t.finish(undo_total, stats.undo_applied, 0);
+                        t.finish(undo_total, undo_total, 0);
                     } else {
                         t.skip(Phase::Undo, "no-steal: losers never reached the image");
                     }
@@ -1169,13 +1180,13 @@ fn recover_inner(
                         t,
                     )?;
                     timer.lap("redo");
-                    t.finish(outcome.records, stats.redo_applied, 0);
+                    t.finish(outcome.records, outcome.records, 0);
                     t.check_cancel(dir, image_changed.get())?;
                     if analysis.steal {
                         t.begin(Phase::Undo, undo_total, 0);
                         replay::undo_losers(&mut img, &layout, &journal, &analysis, &|_| true, &mut stats, Some(t))?;
                         timer.lap("undo");
-                        t.finish(undo_total, stats.undo_applied, 0);
+                        t.finish(undo_total, undo_total, 0);
                         t.check_cancel(dir, image_changed.get())?;
                     } else {
                         t.skip(Phase::Undo, "no-steal: losers never reached the image");
@@ -1193,6 +1204,10 @@ fn recover_inner(
             t.begin(Phase::Flush, flush_bytes, 0);
             if atomic {
                 t.note("through the doublewrite file");
+            } else {
+                t.note("one msync: no progress until it returns");
+            }
+            if atomic {
                 img.commit(dir, &image, &image_path, dw_tag, outcome.last_lsn)?;
             } else {
                 img.flush(&image_path)?;
@@ -1208,9 +1223,10 @@ fn recover_inner(
             let nw = windows.len() as u64;
             // Each window is a pass of its own over the journal; the phases count all passes.
             t.begin(Phase::Redo, outcome.records * nw, 0);
-            if nw > 1 {
-                t.note(format!("{nw} windows (memory budget)"));
-            }
+            t.note(format!(
+                "{nw} window(s): each reads its blocks, redoes, undoes{} and writes its blocks back",
+                if nw > 1 { " (orphan cleanup with the first)" } else { "" }
+            ));
             for (wi, window) in windows.iter().enumerate() {
                 let in_window = analysis.touched.iter().filter(|b| window.contains(b)).count();
                 let mut cache = BlockCache::new(&image, &image_path, bs, in_window);
@@ -1219,9 +1235,6 @@ fn recover_inner(
                     &mut cache, &layout, &journal, opts.mode, &outcome, &analysis, window, &mut stats, t,
                 )?;
                 timer.lap("redo");
-                if wi + 1 == windows.len() {
-                    t.finish(outcome.records * nw, stats.redo_applied, 0);
-                }
                 t.check_cancel(dir, image_changed.get())?;
                 if analysis.steal {
                     replay::undo_losers(
@@ -1248,19 +1261,19 @@ fn recover_inner(
                 };
                 timer.lap("write-back");
             }
+            t.finish(outcome.records * nw, outcome.records * nw, 0);
             if analysis.steal {
                 t.begin(Phase::Undo, undo_total, 0);
                 t.note("done window by window inside the redo phase");
-                t.finish(undo_total, stats.undo_applied, 0);
+                t.finish(undo_total, undo_total, 0);
             } else {
                 t.skip(Phase::Undo, "no-steal: losers never reached the image");
             }
             t.begin(Phase::OrphanCleanup, orphan_blocks, 0);
-            t.note("done with the first window");
+            t.note("done with the first window, inside the redo phase");
             t.finish(orphan_blocks, stats.orphans_freed, 0);
-            let flush_bytes = stats.blocks_written * bs as u64;
-            t.begin(Phase::Flush, flush_bytes, 0);
-            t.note("blocks were written window by window; this is the fsync and the marker");
+            t.begin(Phase::Flush, 0, 0);
+            t.note("the blocks were written back in the redo phase; this is the fsync and the marker");
             windows.len()
         }
     };
@@ -1272,8 +1285,13 @@ fn recover_inner(
     journal.check_unchanged()?;
     mark_recovered(dir, fingerprint, outcome.last_lsn)?;
     timer.lap("mark");
-    let flush_bytes = stats.blocks_written * bs as u64;
-    t.finish(flush_bytes, stats.blocks_written, flush_bytes);
+    match opts.image_io {
+        ImageIo::Mmap => {
+            let flush_bytes = stats.blocks_written * bs as u64;
+            t.finish(flush_bytes, stats.blocks_written, flush_bytes);
+        }
+        ImageIo::Pwrite => t.finish(0, stats.blocks_written, 0),
+    }
 
     let steal = analysis.steal;
     let losers = analysis.count(TxnOutcome::InFlight);

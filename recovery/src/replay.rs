@@ -49,6 +49,9 @@ pub enum FaultPoint {
     AfterBlockWrites(u64),
     /// Fail after the image is flushed, before the recovered marker is written.
     BeforeMarker,
+    /// Act as if cancellation was asked for as this phase starts (the same checks and the
+    /// same stop as a real cancel flag, without the race of setting one from another thread).
+    CancelIn(crate::progress::Phase),
 }
 
 /// Zeroed anonymous memory for the block cache, populated up front.
