@@ -9,6 +9,7 @@
 
 pub mod args;
 pub mod checkpoint;
+pub mod gate;
 pub mod io;
 pub mod scaling;
 

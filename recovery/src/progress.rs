@@ -386,6 +386,8 @@ pub struct Tracker<'a> {
     cancel: Option<&'a AtomicBool>,
     /// Set as the phase [`Tracker::cancel_in`] names starts.
     forced: AtomicBool,
+    /// Iterations of the reporter loop (a test checks it waits between snapshots).
+    report_loops: AtomicU64,
     cancel_in: Option<Phase>,
     state: Mutex<State>,
     wake: Condvar,
@@ -407,6 +409,7 @@ impl<'a> Tracker<'a> {
             slots: (0..slots.max(1)).map(|_| Slot::default()).collect(),
             cancel,
             forced: AtomicBool::new(false),
+            report_loops: AtomicU64::new(0),
             cancel_in: None,
             state: Mutex::new(State {
                 phase: Phase::Locate,
@@ -701,7 +704,14 @@ impl<'a> Tracker<'a> {
                 Some(Event::Started(_)) => true,
                 None => !st.stats.iter().any(|p| p.phase == st.phase),
             };
-            let tick = (Instant::now() >= next && running && ended.is_none()).then(|| self.tick(&mut st));
+            let due = Instant::now() >= next;
+            let tick = (due && running && ended.is_none()).then(|| self.tick(&mut st));
+            if due {
+                // Also when no phase runs: a deadline left in the past would make the wait
+                // above return at once, and this thread spin until the next phase.
+                next = Instant::now() + interval;
+            }
+            self.report_loops.fetch_add(1, Ordering::Relaxed);
             let last = if ended.is_some() {
                 Some(self.snapshot(&st, st.shown.0, st.shown.1, st.shown.2, Vec::new()))
             } else {
@@ -716,7 +726,6 @@ impl<'a> Tracker<'a> {
             }
             if let Some(t) = tick {
                 observer.progress(&t);
-                next = Instant::now() + interval;
             }
             if let (Some(error), Some(mut last)) = (ended, last) {
                 if error.is_none() {
@@ -841,6 +850,22 @@ mod tests {
         let s3 = t.tick(&mut t.lock());
         assert_eq!(s3.done, 95);
         assert!((s3.rate - 5.0).abs() < 0.5, "{}", s3.rate);
+    }
+
+    #[test]
+    fn the_reporter_waits_between_phases_instead_of_spinning() {
+        struct Nothing;
+        impl Observer for Nothing {}
+        let m = Monitor { observer: Some(&Nothing), interval: Duration::from_millis(5), cancel: None };
+        let loops = with_reporter(&m, 1, None, |t| {
+            t.begin(Phase::Scan, 10, 0);
+            t.finish(10, 10, 0);
+            // 200 ms with no phase running: about 40 intervals.
+            std::thread::sleep(Duration::from_millis(200));
+            Ok(t.report_loops.load(Ordering::Relaxed))
+        })
+        .expect("runs");
+        assert!(loops < 200, "the reporter looped {loops} times in 200 ms at a 5 ms interval");
     }
 
     #[test]

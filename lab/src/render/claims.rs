@@ -1,0 +1,711 @@
+//! The claims of the source document, each judged on the newest committed run that can measure
+//! it (docs/LAB.md, "Claims"), and `CLAIMS.md`.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use super::{fmt, Run};
+use crate::record::Record;
+
+/// Scaling claims need at least this many CPUs.
+pub const SCALING_MIN_CPUS: usize = 8;
+/// The default checkpoint cadence (transactions between checkpoints), unless a record says
+/// `default_cadence: true`.
+pub const DEFAULT_CADENCE_TXNS: f64 = 3000.0;
+/// The default progress interval, milliseconds.
+pub const DEFAULT_PROGRESS_INTERVAL_MS: f64 = 1000.0;
+
+/// A claim's verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// The measurement supports the claim.
+    Holds,
+    /// Only under the named conditions (e.g. the cells where it held).
+    HoldsOnlyWhen(String),
+    /// The measurement contradicts the claim.
+    DoesNotHold,
+    /// No committed run could measure it; says what would.
+    NotMeasurable(String),
+}
+
+impl Verdict {
+    /// `holds`, `holds only when ...`, `does not hold`, `not measurable: ...`.
+    pub fn text(&self) -> String {
+        match self {
+            Verdict::Holds => "holds".into(),
+            Verdict::HoldsOnlyWhen(w) => format!("holds only when {w}"),
+            Verdict::DoesNotHold => "does not hold".into(),
+            Verdict::NotMeasurable(why) => format!("not measurable: {why}"),
+        }
+    }
+
+    /// CSS class of the report page.
+    pub(crate) fn class(&self) -> &'static str {
+        match self {
+            Verdict::Holds => "v-holds",
+            Verdict::HoldsOnlyWhen(_) => "v-only",
+            Verdict::DoesNotHold => "v-not",
+            Verdict::NotMeasurable(_) => "v-na",
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text())
+    }
+}
+
+/// One claim with what was measured, under which conditions, the verdict, and the run used.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claim {
+    /// The claim, as the source document puts it.
+    pub claim: String,
+    /// The measured value(s).
+    pub measured: String,
+    /// Conditions of the measurement (machine, configuration, which run and why).
+    pub conditions: String,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Directory name of the run judged (`-` when none could).
+    pub run: String,
+}
+
+/// The claims, in the order of docs/LAB.md, each judged on the newest run (by `env.started`,
+/// then directory name) that can measure it; `runs` may come in any order.
+pub fn judge_claims(runs: &[Run]) -> Vec<Claim> {
+    let mut runs: Vec<&Run> = runs.iter().collect();
+    runs.sort_by(|a, b| b.env.started.cmp(&a.env.started).then_with(|| b.dir_name.cmp(&a.dir_name)));
+    vec![
+        parallel_8x(&runs),
+        linear_scaling(&runs),
+        mmap_3_5x(&runs),
+        checkpoint_scope(&runs),
+        progress_subsecond(&runs),
+    ]
+}
+
+fn of<'a>(run: &'a Run, experiment: &str) -> Vec<&'a Record> {
+    super::of(&run.records, experiment)
+}
+
+fn machine(run: &Run) -> String {
+    format!("{} CPUs ({}), {} run", run.env.cpus, fmt::short_cpu(&run.env.cpu_model), run.env.mode)
+}
+
+fn workers(r: &Record) -> f64 {
+    r.p_num("workers").unwrap_or(0.0)
+}
+
+/// `1 worker`, `16 workers`.
+fn workers_text(w: f64) -> String {
+    if w == 1.0 {
+        "1 worker".into()
+    } else {
+        format!("{} workers", fmt::axis(w))
+    }
+}
+
+fn x(v: f64) -> String {
+    format!("{}x", fmt::value(v, "x"))
+}
+
+fn pct(v: f64) -> String {
+    format!("{}%", fmt::fixed(v * 100.0, 1))
+}
+
+/// The record of `preset` at the most workers (ties: the last label).
+fn most_workers<'a>(records: &[&'a Record], preset: &str, metric: &str) -> Option<&'a Record> {
+    records
+        .iter()
+        .copied()
+        .filter(|r| r.p_str("preset") == Some(preset) && r.get(metric).is_some())
+        .max_by(|a, b| workers(a).total_cmp(&workers(b)).then_with(|| a.label.cmp(&b.label)))
+}
+
+/// For scaling claims: the newest run with data (any CPUs) and the newest with enough CPUs.
+fn scaling_runs<'a>(runs: &[&'a Run], has_data: impl Fn(&Run) -> bool) -> (Option<&'a Run>, Option<&'a Run>) {
+    let newest = runs.iter().copied().find(|r| has_data(r));
+    let judged = runs.iter().copied().find(|r| has_data(r) && r.env.cpus >= SCALING_MIN_CPUS);
+    (newest, judged)
+}
+
+fn not_measurable(claim: &str, why: &str, conditions: &str) -> Claim {
+    Claim {
+        claim: claim.into(),
+        measured: "-".into(),
+        conditions: conditions.into(),
+        verdict: Verdict::NotMeasurable(why.into()),
+        run: "-".into(),
+    }
+}
+
+fn parallel_8x(runs: &[&Run]) -> Claim {
+    const CLAIM: &str = "up to 8x faster through parallel processing";
+    let measure = |run: &Run| -> Option<String> {
+        let r = most_workers(&of(run, "scaling"), "cpu-bound", "speedup")?;
+        let mut s = format!("{} at {}", x(r.get("speedup")?), workers_text(workers(r)));
+        if let Some(b) = r.get("bound") {
+            let _ = write!(s, " (work/span bound {})", x(b));
+        }
+        Some(s)
+    };
+    let (newest, judged) = scaling_runs(runs, |r| measure(r).is_some());
+    let base = "scaling, `cpu-bound` preset, most workers measured, rayon, warm cache; speedup = the same run's \
+                1-worker median over this median";
+    let Some(newest) = newest else {
+        return not_measurable(
+            CLAIM,
+            &format!("no committed run measured scaling; needs a run with >= {SCALING_MIN_CPUS} CPUs"),
+            base,
+        );
+    };
+    let Some(run) = judged else {
+        return Claim {
+            claim: CLAIM.into(),
+            measured: measure(newest).unwrap_or_default(),
+            conditions: format!("{base}; {}", machine(newest)),
+            verdict: Verdict::NotMeasurable(format!(
+                "needs >= {SCALING_MIN_CPUS} CPUs; this run had {}",
+                newest.env.cpus
+            )),
+            run: newest.dir_name.clone(),
+        };
+    };
+    let r = most_workers(&of(run, "scaling"), "cpu-bound", "speedup");
+    let speedup = r.and_then(|r| r.get("speedup")).unwrap_or(f64::NAN);
+    Claim {
+        claim: CLAIM.into(),
+        measured: measure(run).unwrap_or_default(),
+        conditions: format!("{base}; {}{}", machine(run), newer_note(run, newest, &measure)),
+        verdict: if speedup >= 8.0 { Verdict::Holds } else { Verdict::DoesNotHold },
+        run: run.dir_name.clone(),
+    }
+}
+
+/// When a scaling claim is judged on an older run: what the newest run had and measured.
+fn newer_note(judged: &Run, newest: &Run, measure: &dyn Fn(&Run) -> Option<String>) -> String {
+    if judged.dir_name == newest.dir_name {
+        return String::new();
+    }
+    format!(
+        "; judged on this run because the newest run with scaling, {}, had {} CPUs (< {SCALING_MIN_CPUS}); it \
+         measured {}",
+        newest.dir_name,
+        newest.env.cpus,
+        measure(newest).unwrap_or_else(|| "-".into())
+    )
+}
+
+fn linear_scaling(runs: &[&Run]) -> Claim {
+    const CLAIM: &str = "linear scaling across cores";
+    fn per_preset(run: &Run) -> Vec<(String, Vec<&Record>)> {
+        let mut out: Vec<(String, Vec<&Record>)> = Vec::new();
+        for r in of(run, "scaling").into_iter().filter(|r| r.get("efficiency").is_some()) {
+            let p = r.p_str("preset").unwrap_or("-").to_string();
+            match out.iter_mut().find(|(k, _)| *k == p) {
+                Some((_, v)) => v.push(r),
+                None => out.push((p, vec![r])),
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        for (_, v) in &mut out {
+            v.sort_by(|a, b| workers(a).total_cmp(&workers(b)).then_with(|| a.label.cmp(&b.label)));
+        }
+        out
+    }
+    let measure = |run: &Run| -> Option<String> {
+        let presets = per_preset(run);
+        if presets.is_empty() {
+            return None;
+        }
+        let parts: Vec<String> = presets
+            .iter()
+            .map(|(p, rs)| {
+                let effs: Vec<f64> = rs.iter().filter_map(|r| r.get("efficiency")).collect();
+                let lo = effs.iter().copied().fold(f64::INFINITY, f64::min);
+                let hi = effs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let ok = rs.iter().take_while(|r| r.get("efficiency").is_some_and(|e| e >= 0.8)).count();
+                let at_max = rs.last().map(|r| {
+                    format!(
+                        "{} at {}",
+                        fmt::value(r.get("efficiency").unwrap_or(f64::NAN), "fraction"),
+                        workers_text(workers(r))
+                    )
+                });
+                let through = if ok == rs.len() {
+                    "all >= 0.8".to_string()
+                } else if ok == 0 {
+                    "below 0.8 from the fewest workers".to_string()
+                } else {
+                    format!(">= 0.8 up to {}", workers_text(workers(rs[ok - 1])))
+                };
+                format!(
+                    "{p}: efficiency {}-{}, {}; {through}",
+                    fmt::value(lo, "fraction"),
+                    fmt::value(hi, "fraction"),
+                    at_max.unwrap_or_default()
+                )
+            })
+            .collect();
+        Some(parts.join("; "))
+    };
+    let (newest, judged) = scaling_runs(runs, |r| !per_preset(r).is_empty());
+    let base = "scaling, `cpu-bound` and `memory-bound` presets, every worker count, rayon, warm cache; efficiency = \
+                speedup / workers";
+    let Some(newest) = newest else {
+        return not_measurable(
+            CLAIM,
+            &format!("no committed run measured scaling; needs a run with >= {SCALING_MIN_CPUS} CPUs"),
+            base,
+        );
+    };
+    let Some(run) = judged else {
+        return Claim {
+            claim: CLAIM.into(),
+            measured: measure(newest).unwrap_or_default(),
+            conditions: format!("{base}; {}", machine(newest)),
+            verdict: Verdict::NotMeasurable(format!(
+                "needs >= {SCALING_MIN_CPUS} CPUs; this run had {}",
+                newest.env.cpus
+            )),
+            run: newest.dir_name.clone(),
+        };
+    };
+    let presets = per_preset(run);
+    let all = presets.iter().all(|(_, rs)| rs.iter().all(|r| r.get("efficiency").is_some_and(|e| e >= 0.8)));
+    let mut conditions = format!("{base}; {}", machine(run));
+    for missing in ["cpu-bound", "memory-bound"].iter().filter(|p| !presets.iter().any(|(k, _)| k == *p)) {
+        let _ = write!(conditions, "; `{missing}` not measured in this run");
+    }
+    conditions.push_str(&newer_note(run, newest, &measure));
+    Claim {
+        claim: CLAIM.into(),
+        measured: measure(run).unwrap_or_default(),
+        conditions,
+        verdict: if all { Verdict::Holds } else { Verdict::DoesNotHold },
+        run: run.dir_name.clone(),
+    }
+}
+
+fn consumer_rank(c: &str) -> usize {
+    ["scan", "recover"].iter().position(|x| *x == c).unwrap_or(2)
+}
+
+fn cache_rank(c: &str) -> usize {
+    ["warm", "cold"].iter().position(|x| *x == c).unwrap_or(2)
+}
+
+fn mmap_3_5x(runs: &[&Run]) -> Claim {
+    const CLAIM: &str = "3-5x faster journal access with mmap";
+    fn cells(run: &Run) -> Vec<&Record> {
+        let mut v: Vec<&Record> = of(run, "io")
+            .into_iter()
+            .filter(|r| r.p_str("backend") == Some("mmap") && r.get("vs_read").is_some())
+            .collect();
+        v.sort_by(|a, b| {
+            let key = |r: &Record| {
+                (
+                    fmt::size_param(r, "record").0,
+                    consumer_rank(r.p_str("consumer").unwrap_or("")),
+                    cache_rank(&r.cache.state),
+                    r.p_str("config").unwrap_or("").to_string(),
+                )
+            };
+            key(a).cmp(&key(b)).then_with(|| a.label.cmp(&b.label))
+        });
+        v
+    }
+    let base = "io, `vs_read` of `mmap` = the best read(2)-family backend's median (read, pread) over mmap's, same \
+                cache state and consumer";
+    let Some(run) = runs.iter().copied().find(|r| !cells(r).is_empty()) else {
+        return not_measurable(CLAIM, "no committed run measured io with the mmap backend", base);
+    };
+    let cells = cells(run);
+    let distinct = |f: &dyn Fn(&Record) -> String| cells.iter().map(|r| f(r)).collect::<BTreeSet<_>>().len() > 1;
+    let several_sizes = distinct(&|r: &Record| fmt::size_param(r, "record").1);
+    let several_configs = distinct(&|r: &Record| r.p_str("config").unwrap_or("").to_string());
+    let name = |r: &Record| -> String {
+        let mut s = String::new();
+        if several_configs {
+            let _ = write!(s, "{} ", r.p_str("config").unwrap_or("mmap"));
+        }
+        let _ = write!(s, "{}, {} cache", r.p_str("consumer").unwrap_or("-"), r.cache.state);
+        if several_sizes {
+            let _ = write!(s, ", {} records", fmt::size_param(r, "record").1);
+        }
+        s
+    };
+    let values: Vec<f64> = cells.iter().filter_map(|r| r.get("vs_read")).collect();
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let list: Vec<String> =
+        cells.iter().map(|r| format!("{} {}", name(r), x(r.get("vs_read").unwrap_or(f64::NAN)))).collect();
+    let range = if fmt::value(lo, "x") == fmt::value(hi, "x") { x(lo) } else { format!("{}-{}", x(lo), x(hi)) };
+    let measured = format!("{range} over {} cell(s): {}", cells.len(), list.join("; "));
+    let holding: Vec<String> = cells
+        .iter()
+        .filter(|r| r.get("vs_read").is_some_and(|v| v >= 3.0))
+        .map(|r| format!("{} ({})", name(r), x(r.get("vs_read").unwrap_or(f64::NAN))))
+        .collect();
+    let verdict = if holding.len() == cells.len() {
+        Verdict::Holds
+    } else if holding.is_empty() {
+        Verdict::DoesNotHold
+    } else {
+        Verdict::HoldsOnlyWhen(holding.join("; "))
+    };
+    let mut conditions = format!("{base}; >= 3x needed in every cell; {}", machine(run));
+    if let Some(r) = cells.first() {
+        if !several_sizes {
+            let _ = write!(conditions, "; {} records", fmt::size_param(r, "record").1);
+        }
+        if r.params.contains_key("journal_bytes") {
+            let _ = write!(conditions, ", {} journal", fmt::rparam(r, "journal_bytes"));
+        }
+    }
+    Claim { claim: CLAIM.into(), measured, conditions, verdict, run: run.dir_name.clone() }
+}
+
+/// The checkpoint records at the default cadence: those marked `default_cadence: true` if any
+/// record of the run is marked, else those with `every_txns == 3000`.
+fn default_cadence(run: &Run) -> Vec<&Record> {
+    let all = of(run, "checkpoint");
+    let marked: Vec<&Record> = all
+        .iter()
+        .copied()
+        .filter(|r| r.params.get("default_cadence").and_then(|v| v.as_bool()) == Some(true))
+        .collect();
+    let mut v = if marked.is_empty() {
+        all.into_iter().filter(|r| r.p_num("every_txns") == Some(DEFAULT_CADENCE_TXNS)).collect()
+    } else {
+        marked
+    };
+    let crash_rank = |r: &Record| ["after", "before"].iter().position(|c| Some(*c) == r.p_str("crash")).unwrap_or(2);
+    v.sort_by(|a, b| crash_rank(a).cmp(&crash_rank(b)).then_with(|| a.label.cmp(&b.label)));
+    v
+}
+
+fn checkpoint_scope(runs: &[&Run]) -> Claim {
+    const CLAIM: &str = "80-95% less recovery scope via checkpoints";
+    let base = "checkpoint, `default` preset, default cadence; scope skipped = journal bytes not read and durable \
+                records not replayed, both >= 80% needed; time ratio = recovery with / without checkpoints on the \
+                same crash image (< 1 is faster)";
+    let Some(run) = runs.iter().copied().find(|r| !default_cadence(r).is_empty()) else {
+        let why = if runs.iter().any(|r| !of(r, "checkpoint").is_empty()) {
+            "no checkpoint record at the default cadence (every 3,000 transactions, or `default_cadence: true`)"
+        } else {
+            "no committed run measured checkpoints"
+        };
+        return not_measurable(CLAIM, why, base);
+    };
+    let rs = default_cadence(run);
+    let holds = |r: &Record| {
+        r.get("bytes_skipped").is_some_and(|v| v >= 0.8) && r.get("records_skipped").is_some_and(|v| v >= 0.8)
+    };
+    let describe = |r: &Record| -> String {
+        let f = |k: &str| r.get(k).map(pct).unwrap_or_else(|| "-".into());
+        format!(
+            "crash {}: {} of journal bytes and {} of records skipped, time ratio {}",
+            r.p_str("crash").unwrap_or("-"),
+            f("bytes_skipped"),
+            f("records_skipped"),
+            r.get("time_ratio").map(x).unwrap_or_else(|| "-".into())
+        )
+    };
+    let measured = rs.iter().map(|r| describe(r)).collect::<Vec<_>>().join("; ");
+    let holding: Vec<String> = rs
+        .iter()
+        .filter(|r| holds(r))
+        .map(|r| format!("the crash comes {} a checkpoint", r.p_str("crash").unwrap_or("-")))
+        .collect();
+    let verdict = if holding.len() == rs.len() {
+        Verdict::Holds
+    } else if holding.is_empty() {
+        Verdict::DoesNotHold
+    } else {
+        Verdict::HoldsOnlyWhen(holding.join("; "))
+    };
+    let cadences: Vec<String> = rs
+        .iter()
+        .filter_map(|r| r.p_num("every_txns"))
+        .map(|v| fmt::grouped(v, 0))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let conditions = format!(
+        "{base}; checkpoint every {} transactions; {}",
+        if cadences.is_empty() { "-".to_string() } else { cadences.join(", ") },
+        machine(run)
+    );
+    Claim { claim: CLAIM.into(), measured, conditions, verdict, run: run.dir_name.clone() }
+}
+
+fn progress_subsecond(runs: &[&Run]) -> Claim {
+    const CLAIM: &str = "sub-second progress updates";
+    fn at_default(run: &Run) -> Vec<&Record> {
+        let mut v: Vec<&Record> = of(run, "progress")
+            .into_iter()
+            .filter(|r| r.p_num("interval_ms") == Some(DEFAULT_PROGRESS_INTERVAL_MS) && r.get("gap_max_ms").is_some())
+            .collect();
+        v.sort_by(|a, b| a.label.cmp(&b.label));
+        v
+    }
+    let base = "progress, default interval 1000 ms, gaps between consecutive observer callbacks (phase events \
+                included); `gap_max_ms` < 1000 needed";
+    let Some(run) = runs.iter().copied().find(|r| !at_default(r).is_empty()) else {
+        let why = if runs.iter().any(|r| !of(r, "progress").is_empty()) {
+            "no progress record at the default interval (1000 ms)"
+        } else {
+            "no committed run measured progress"
+        };
+        return not_measurable(CLAIM, why, base);
+    };
+    let rs = at_default(run);
+    let describe = |r: &Record| -> String {
+        let mut s =
+            format!("{}: longest gap {} ms", r.label, fmt::value(r.get("gap_max_ms").unwrap_or(f64::NAN), "ms"));
+        if let Some(p50) = r.get("gap_p50_ms") {
+            let _ = write!(s, ", median {} ms", fmt::value(p50, "ms"));
+        }
+        if let Some(n) = r.get("updates") {
+            let _ = write!(s, ", {} updates", fmt::value(n, "count"));
+        }
+        if let Some(o) = r.get("overhead") {
+            let _ = write!(s, ", overhead {}", x(o));
+        }
+        s
+    };
+    let measured = rs.iter().map(|r| describe(r)).collect::<Vec<_>>().join("; ");
+    let holding: Vec<String> = rs
+        .iter()
+        .filter(|r| r.get("gap_max_ms").is_some_and(|g| g < 1000.0))
+        .map(|r| format!("{} ({} ms)", r.label, fmt::value(r.get("gap_max_ms").unwrap_or(f64::NAN), "ms")))
+        .collect();
+    let verdict = if holding.len() == rs.len() {
+        Verdict::Holds
+    } else if holding.is_empty() {
+        Verdict::DoesNotHold
+    } else {
+        Verdict::HoldsOnlyWhen(holding.join("; "))
+    };
+    let configs: Vec<String> = rs
+        .iter()
+        .map(|r| {
+            format!(
+                "{}: preset {}, {}, io {}, image io {}",
+                r.label,
+                fmt::rparam(r, "preset"),
+                match fmt::rparam(r, "workers").as_str() {
+                    "1" => "1 worker".to_string(),
+                    w => format!("{w} workers"),
+                },
+                fmt::rparam(r, "io"),
+                fmt::rparam(r, "image_io")
+            )
+        })
+        .collect();
+    let conditions = format!("{base}; {}; {}", configs.join("; "), machine(run));
+    Claim { claim: CLAIM.into(), measured, conditions, verdict, run: run.dir_name.clone() }
+}
+
+/// Markdown for a table cell.
+fn md(s: &str) -> String {
+    fmt::md_cell(s).replace('<', "&lt;")
+}
+
+/// `CLAIMS.md`.
+pub(crate) fn render_claims_md(runs: &[Run], claims: &[Claim]) -> String {
+    let mut out = String::new();
+    out.push_str("# Claims\n\n");
+    let names: Vec<String> = runs.iter().map(|r| format!("`{}`", r.dir_name.replace('`', ""))).collect();
+    let _ = writeln!(
+        out,
+        "Generated by `fastrec lab --render` from results/runs/ ({} run(s){}{}); do not edit.\n",
+        runs.len(),
+        if names.is_empty() { "" } else { ": " },
+        names.join(", ")
+    );
+    out.push_str(
+        "Each claim of the source document is judged on the newest committed run that can measure it (newest by \
+         `env.started`); scaling claims need a run with at least 8 CPUs, and when an older run is used the newest \
+         run's values are given beside it. Values are medians; ratios are against baselines measured in the same \
+         run. The rules are in docs/LAB.md, \"Claims\".\n\n",
+    );
+    out.push_str("| claim | measured | conditions | verdict | run |\n|---|---|---|---|---|\n");
+    for c in claims {
+        let run = if c.run == "-" {
+            "-".to_string()
+        } else {
+            format!("[`{}`](runs/{}/summary.md)", c.run.replace('`', ""), fmt::url_segment(&c.run))
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | **{}** | {} |",
+            md(&c.claim),
+            md(&c.measured),
+            md(&c.conditions),
+            md(&c.verdict.text()),
+            run
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::*;
+    use super::*;
+
+    fn run_of(cpus: usize, started: &str, records: Vec<Record>) -> Run {
+        let mut e = env(cpus, "a94a590663e3aa", started);
+        e.run = format!("{}-cpus{cpus}", &started[..10]);
+        Run { dir_name: e.run.clone(), env: e, records }
+    }
+
+    fn claim<'a>(claims: &'a [Claim], prefix: &str) -> &'a Claim {
+        claims.iter().find(|c| c.claim.starts_with(prefix)).expect("claim")
+    }
+
+    #[test]
+    fn speedup_8_5_holds_and_3_1_does_not() {
+        let claims = judge_claims(&[run_of(16, "2026-11-26T10:00:00Z", scaling(16, 8.5))]);
+        let c = claim(&claims, "up to 8x");
+        assert_eq!(c.verdict, Verdict::Holds);
+        assert!(c.measured.starts_with("8.50x at 16 workers"), "{}", c.measured);
+        assert_eq!(c.run, "2026-11-26-cpus16");
+
+        let claims = judge_claims(&[run_of(16, "2026-11-26T10:00:00Z", scaling(16, 3.1))]);
+        let c = claim(&claims, "up to 8x");
+        assert_eq!(c.verdict, Verdict::DoesNotHold);
+        assert!(c.measured.starts_with("3.10x at 16 workers"), "{}", c.measured);
+        // efficiency falls well below 0.8
+        assert_eq!(claim(&claims, "linear").verdict, Verdict::DoesNotHold);
+    }
+
+    #[test]
+    fn linear_scaling_holds_at_full_efficiency() {
+        let claims = judge_claims(&[run_of(8, "2026-11-26T10:00:00Z", scaling(8, 8.0))]);
+        let c = claim(&claims, "linear");
+        assert_eq!(c.verdict, Verdict::Holds, "{}", c.measured);
+        assert!(c.measured.contains("cpu-bound: efficiency 1.000-1.000"), "{}", c.measured);
+    }
+
+    #[test]
+    fn two_cpu_only_run_is_not_measurable() {
+        let claims = judge_claims(&[run_of(2, "2026-11-26T10:00:00Z", scaling(2, 1.8))]);
+        for prefix in ["up to 8x", "linear"] {
+            let c = claim(&claims, prefix);
+            assert_eq!(c.verdict, Verdict::NotMeasurable("needs >= 8 CPUs; this run had 2".into()));
+            assert_eq!(c.run, "2026-11-26-cpus2");
+        }
+        assert!(claim(&claims, "up to 8x").measured.starts_with("1.80x at 2 workers"));
+    }
+
+    #[test]
+    fn older_run_with_enough_cpus_is_used_and_named() {
+        let runs =
+            [run_of(2, "2026-11-27T10:00:00Z", scaling(2, 1.8)), run_of(16, "2026-11-25T10:00:00Z", scaling(16, 8.5))];
+        let claims = judge_claims(&runs);
+        let c = claim(&claims, "up to 8x");
+        assert_eq!(c.verdict, Verdict::Holds);
+        assert_eq!(c.run, "2026-11-25-cpus16");
+        assert!(c.conditions.contains("the newest run with scaling, 2026-11-27-cpus2, had 2 CPUs"), "{}", c.conditions);
+        assert!(c.conditions.contains("it measured 1.80x at 2 workers"), "{}", c.conditions);
+        // input order does not matter
+        let reversed = [runs[1].clone(), runs[0].clone()];
+        assert_eq!(judge_claims(&reversed), claims);
+    }
+
+    #[test]
+    fn mmap_in_some_cells_holds_only_there() {
+        let claims = judge_claims(&[run_of(2, "2026-11-26T10:00:00Z", io(&[3.5, 1.2, 1.0, 1.0]))]);
+        let c = claim(&claims, "3-5x");
+        match &c.verdict {
+            Verdict::HoldsOnlyWhen(w) => {
+                assert_eq!(w, "scan, warm cache (3.50x)");
+            }
+            other => panic!("expected holds only when, got {other:?}"),
+        }
+        assert!(c.measured.starts_with("1.00x-3.50x over 4 cell(s)"), "{}", c.measured);
+        assert!(c.measured.contains("scan, cold cache 1.20x"), "{}", c.measured);
+
+        let all = judge_claims(&[run_of(2, "2026-11-26T10:00:00Z", io(&[3.5, 3.2, 4.0, 3.0]))]);
+        assert_eq!(claim(&all, "3-5x").verdict, Verdict::Holds);
+        let none = judge_claims(&[run_of(2, "2026-11-26T10:00:00Z", io(&[1.5, 1.2, 1.0, 1.0]))]);
+        assert_eq!(claim(&none, "3-5x").verdict, Verdict::DoesNotHold);
+    }
+
+    #[test]
+    fn checkpoint_default_cadence() {
+        let claims = judge_claims(&[run_of(2, "2026-11-26T10:00:00Z", checkpoint())]);
+        let c = claim(&claims, "80-95%");
+        // after: 94.3% / 99.3%; before at 3000: 1 - 0.1625 = 83.8% / 88.8%
+        assert_eq!(c.verdict, Verdict::Holds, "{}", c.measured);
+        assert!(c.measured.contains("crash after: 94.3% of journal bytes"), "{}", c.measured);
+        assert!(c.measured.contains("time ratio 1.25x"), "{}", c.measured);
+        assert!(c.conditions.contains("every 3,000 transactions"));
+
+        // a record marked as the default cadence wins over every_txns == 3000
+        let mut records = checkpoint();
+        for r in &mut records {
+            if r.p_num("every_txns") == Some(12000.0) {
+                r.params.insert("default_cadence".into(), true.into());
+            }
+        }
+        let claims = judge_claims(&[run_of(2, "2026-11-26T10:00:00Z", records)]);
+        let c = claim(&claims, "80-95%");
+        assert_eq!(c.verdict, Verdict::HoldsOnlyWhen("the crash comes after a checkpoint".into()), "{}", c.measured);
+        assert!(c.conditions.contains("every 12,000 transactions"));
+    }
+
+    #[test]
+    fn progress_gaps() {
+        let ok = judge_claims(&[run_of(2, "2026-11-26T10:00:00Z", progress(812.0, 905.0))]);
+        let c = claim(&ok, "sub-second");
+        assert_eq!(c.verdict, Verdict::Holds);
+        assert!(c.measured.contains("fast 1000ms: longest gap 812 ms"), "{}", c.measured);
+        assert!(c.measured.contains("slow 1000ms: longest gap 905 ms"), "{}", c.measured);
+        let some = judge_claims(&[run_of(2, "2026-11-26T10:00:00Z", progress(812.0, 1250.0))]);
+        assert_eq!(claim(&some, "sub-second").verdict, Verdict::HoldsOnlyWhen("fast 1000ms (812 ms)".into()));
+        let slow = judge_claims(&[run_of(2, "2026-11-26T10:00:00Z", progress(1250.0, 1300.0))]);
+        assert_eq!(claim(&slow, "sub-second").verdict, Verdict::DoesNotHold);
+    }
+
+    #[test]
+    fn mmap_cells_of_several_record_sizes_are_named_with_the_size() {
+        let mut records = io_sized("256B", &[1.3, 1.5, 1.2, 1.1]);
+        records.extend(io_sized("4K", &[3.2, 1.6, 1.4, 1.2]));
+        let claims = judge_claims(&[run_of(2, "2026-11-26T10:00:00Z", records)]);
+        let c = claim(&claims, "3-5x");
+        assert_eq!(c.verdict, Verdict::HoldsOnlyWhen("scan, warm cache, 4K records (3.20x)".into()));
+        assert!(
+            c.measured.starts_with("1.10x-3.20x over 8 cell(s): scan, warm cache, 256B records 1.30x"),
+            "{}",
+            c.measured
+        );
+    }
+
+    #[test]
+    fn nothing_measured() {
+        let claims = judge_claims(&[]);
+        assert_eq!(claims.len(), 5);
+        for c in &claims {
+            assert!(matches!(c.verdict, Verdict::NotMeasurable(_)), "{c:?}");
+            assert_eq!(c.run, "-");
+        }
+    }
+
+    #[test]
+    fn claims_md() {
+        let (old, new) = two_runs();
+        let runs = vec![new, old];
+        let md = render_claims_md(&runs, &judge_claims(&runs));
+        assert!(md.starts_with("# Claims\n\nGenerated by `fastrec lab --render` from results/runs/ (2 run(s): "));
+        assert!(md.contains("do not edit"));
+        assert!(md.contains("| claim | measured | conditions | verdict | run |"));
+        assert_eq!(md.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| claim")).count(), 5);
+        assert!(md.contains("[`2026-11-25-test16-a94a590`](runs/2026-11-25-test16-a94a590/summary.md)"));
+        assert!(md.contains("**holds only when scan, warm cache (3.50x)**"), "{md}");
+    }
+}

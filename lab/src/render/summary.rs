@@ -1,0 +1,358 @@
+//! `summary.md`: the run's provenance, then one table per experiment (every record: label, key
+//! parameters, cache state with residency, samples, metrics with units) and its plots.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use super::plots::Plot;
+use super::{experiments_present, fmt, of, EXPERIMENTS};
+use crate::record::{Env, Record};
+
+/// What each experiment does, in one sentence (docs/LAB.md).
+pub(crate) fn describe(experiment: &str) -> &'static str {
+    match experiment {
+        "scaling" => {
+            "Recovery of the `cpu-bound` and `memory-bound` presets with 1, 2, 4, ... workers (rayon executor, warm \
+             cache, configurations interleaved); speedup is the same run's 1-worker median over this median, \
+             efficiency is speedup / workers, bound is the replay graph's work / span for these partitions."
+        }
+        "io" => {
+            "The journal read backends on one journal, as a scan only and as a whole recovery, warm and cold; \
+             `vs_read` is the best read(2)-family backend's median (read, pread) in the same cache state and \
+             consumer over this one."
+        }
+        "checkpoint" => {
+            "The `default` preset with checkpoints every N transactions, the crash just after or just before a \
+             checkpoint, the same crash image recovered with and without them (taking turns); `time_ratio` is \
+             with / without."
+        }
+        "progress" => {
+            "A recovery observed at a progress interval against the same recovery without an observer, \
+             interleaved; `overhead` is this median over the no-observer median, gaps are between consecutive \
+             callbacks (phase events included)."
+        }
+        "latency" => "The report's latency distributions of one recovery of the `default` preset.",
+        "bandwidth" => {
+            "Recovery throughput of the `default` preset over the same run's memcpy bandwidth with as many \
+             threads as workers."
+        }
+        _ => "An experiment this renderer does not know; its records are listed as they are.",
+    }
+}
+
+/// Documented parameter keys, in the order the tables show them.
+fn param_order(experiment: &str) -> &'static [&'static str] {
+    match experiment {
+        "scaling" => &["preset", "workers", "executor", "txns", "journal_bytes"],
+        "io" => &["config", "backend", "buffer_bytes", "consumer", "record", "journal_bytes", "resolved"],
+        "checkpoint" => &["every_txns", "crash", "txns", "default_cadence"],
+        "progress" => &["preset", "shape", "interval_ms", "workers", "io", "image_io"],
+        "latency" => &["preset", "workers", "batch_ops"],
+        "bandwidth" => &["preset", "workers", "journal_bytes"],
+        _ => &[],
+    }
+}
+
+/// Documented metric names, in the order the tables show them.
+fn metric_order(experiment: &str) -> &'static [&'static str] {
+    match experiment {
+        "scaling" => &["time_ms", "throughput_mb_s", "speedup", "efficiency", "bound", "scan_ms", "replay_ms"],
+        "io" => &["time_ms", "throughput_mb_s", "vs_read"],
+        "checkpoint" => {
+            &["time_with_ms", "time_without_ms", "time_ratio", "bytes_skipped", "records_skipped", "chain_len"]
+        }
+        "progress" => &["time_ms", "overhead", "updates", "gap_max_ms", "gap_p50_ms"],
+        "latency" => &[
+            "batch_apply_p50_us",
+            "batch_apply_p99_us",
+            "batch_apply_p999_us",
+            "batch_apply_max_us",
+            "segment_read_p50_us",
+            "segment_read_p99_us",
+            "segment_read_p999_us",
+            "segment_read_max_us",
+            "batch_apply_count",
+            "segment_read_count",
+        ],
+        "bandwidth" => &["time_ms", "throughput_mb_s", "of_memcpy"],
+        _ => &[],
+    }
+}
+
+/// Keys in `documented` order first, then the rest by name.
+fn ordered_keys<'a>(documented: &[&str], present: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let present: BTreeSet<&String> = present.collect();
+    let mut keys: Vec<String> =
+        documented.iter().filter(|k| present.iter().any(|p| p.as_str() == **k)).map(|k| k.to_string()).collect();
+    keys.extend(present.into_iter().filter(|p| !documented.contains(&p.as_str())).cloned());
+    keys
+}
+
+/// The provenance rows of a run, shared with the report page: (field, value).
+pub(crate) fn provenance(env: &Env) -> Vec<(&'static str, String)> {
+    let memory = fmt::bytes(env.memory_bytes as f64);
+    vec![
+        ("run", env.run.clone()),
+        ("mode", env.mode.clone()),
+        ("started", format!("{} (UTC)", env.started)),
+        ("duration", fmt::duration(env.duration_s)),
+        (
+            "machine",
+            format!(
+                "{}, {} CPUs, {} NUMA node(s), {memory} memory, host {}",
+                env.cpu_model, env.cpus, env.numa_nodes, env.host
+            ),
+        ),
+        ("kernel", env.kernel.clone()),
+        ("rustc", env.rustc.clone()),
+        ("git", format!("{} (dirty: {})", env.git_sha, env.git_dirty)),
+        ("work dir", format!("{} ({})", env.work_dir, env.work_fs)),
+        ("experiments", if env.experiments.is_empty() { "none".into() } else { env.experiments.join(", ") }),
+    ]
+}
+
+/// Markdown text outside code spans: no raw HTML, no table breaks.
+fn md_text(s: &str) -> String {
+    fmt::md_cell(s).replace('<', "&lt;")
+}
+
+/// Markdown code span (for ids and paths), safe in a table cell.
+fn md_code(s: &str) -> String {
+    let s = s.replace(['\n', '\r'], " ").replace('|', "\\|");
+    if s.contains('`') {
+        format!("`` {s} ``")
+    } else {
+        format!("`{s}`")
+    }
+}
+
+pub(crate) fn render_summary(env: &Env, records: &[Record], plots: &[Plot]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# Lab run {}\n", md_code(&env.run));
+    out.push_str(
+        "Generated by `fastrec lab --render` from `env.json` and `raw.ndjson` in this directory; do not edit. \
+         Metrics are medians over each record's samples (`samples_ms`, in the order taken); ratios compare with \
+         baselines and ceilings measured in the same run. docs/LAB.md describes every field.\n\n",
+    );
+    out.push_str("| | |\n|---|---|\n");
+    for (k, v) in provenance(env) {
+        let v = match k {
+            "run" => md_code(&env.run),
+            "git" => format!("{} (dirty: {})", md_code(&env.git_sha), env.git_dirty),
+            "work dir" => format!("{} ({})", md_code(&env.work_dir), md_text(&env.work_fs)),
+            _ => md_text(&v),
+        };
+        let _ = writeln!(out, "| {k} | {v} |");
+    }
+    out.push('\n');
+    if env.notes.is_empty() {
+        out.push_str("Notes: none.\n");
+    } else {
+        out.push_str("Notes:\n\n");
+        for n in &env.notes {
+            let _ = writeln!(out, "- {}", md_text(n));
+        }
+    }
+
+    let mut sections: Vec<String> = EXPERIMENTS.iter().map(|e| e.to_string()).collect();
+    for e in experiments_present(records) {
+        if !sections.contains(&e) {
+            sections.push(e);
+        }
+    }
+    for e in &sections {
+        let _ = writeln!(out, "\n## {}\n", md_text(e));
+        let rs = of(records, e);
+        if rs.is_empty() {
+            if env.experiments.iter().any(|x| x == e) {
+                out.push_str("Not run: the run lists it but wrote no records (see the notes).\n");
+            } else {
+                out.push_str("Not run in this run.\n");
+            }
+            continue;
+        }
+        let _ = writeln!(out, "{}\n", describe(e));
+        table(&mut out, e, &rs);
+        let mine: Vec<&Plot> = plots.iter().filter(|p| p.experiment == *e).collect();
+        for p in mine {
+            let _ = writeln!(out, "\n![{}](plots/{}.svg)", md_text(&p.title).replace(['[', ']'], ""), p.name);
+        }
+    }
+    out
+}
+
+/// The values of `f` over `rs`, if they are all the same.
+fn constant<T: PartialEq + Clone>(rs: &[&Record], f: impl Fn(&Record) -> Option<T>) -> Option<Option<T>> {
+    let first = f(rs.first()?);
+    rs.iter().all(|r| f(r) == first).then_some(first)
+}
+
+fn table(out: &mut String, experiment: &str, rs: &[&Record]) {
+    let params = ordered_keys(param_order(experiment), rs.iter().flat_map(|r| r.params.keys()));
+    let metrics = ordered_keys(metric_order(experiment), rs.iter().flat_map(|r| r.metrics.keys()));
+    let ceilings = ordered_keys(&[], rs.iter().flat_map(|r| r.ceilings.keys()));
+    let (const_ceilings, varying_ceilings): (Vec<String>, Vec<String>) = ceilings
+        .into_iter()
+        .partition(|c| constant(rs, |r| r.ceilings.get(c).map(|m| (m.value.to_bits(), m.unit.clone()))).is_some());
+    let seed_constant = constant(rs, |r| Some(r.seed)).flatten();
+    let has_samples = rs.iter().any(|r| !r.samples_ms.is_empty());
+
+    let unit_of =
+        |pick: &dyn Fn(&Record) -> Option<String>| -> String { rs.iter().find_map(|r| pick(r)).unwrap_or_default() };
+
+    let mut header: Vec<String> = vec!["label".into()];
+    let mut align: Vec<&str> = vec!["---"];
+    for p in &params {
+        header.push(md_text(p));
+        let numeric = rs.iter().all(|r| r.params.get(p).is_none_or(|v| v.is_number() || v.is_null()));
+        align.push(if numeric { "---:" } else { "---" });
+    }
+    if seed_constant.is_none() {
+        header.push("seed".into());
+        align.push("---:");
+    }
+    header.push("cache".into());
+    align.push("---");
+    if has_samples {
+        header.push("n".into());
+        align.push("---:");
+        header.push("samples (ms)".into());
+        align.push("---:");
+    }
+    let metric_units: Vec<String> =
+        metrics.iter().map(|m| unit_of(&|r: &Record| r.metrics.get(m).map(|x| x.unit.clone()))).collect();
+    for (m, u) in metrics.iter().zip(&metric_units) {
+        header.push(format!("{} ({})", md_text(m), md_text(u)));
+        align.push("---:");
+    }
+    let ceiling_units: Vec<String> =
+        varying_ceilings.iter().map(|c| unit_of(&|r: &Record| r.ceilings.get(c).map(|x| x.unit.clone()))).collect();
+    for (c, u) in varying_ceilings.iter().zip(&ceiling_units) {
+        header.push(format!("ceiling {} ({})", md_text(c), md_text(u)));
+        align.push("---:");
+    }
+    let _ = writeln!(out, "| {} |", header.join(" | "));
+    let _ = writeln!(out, "|{}|", align.join("|"));
+
+    for r in rs {
+        let mut row: Vec<String> = vec![md_text(&r.label)];
+        for p in &params {
+            row.push(md_text(&fmt::rparam(r, p)));
+        }
+        if seed_constant.is_none() {
+            row.push(r.seed.to_string());
+        }
+        row.push(md_text(&fmt::cache(&r.cache)));
+        if has_samples {
+            row.push(r.samples_ms.len().to_string());
+            row.push(sample_range(&r.samples_ms));
+        }
+        for (m, u) in metrics.iter().zip(&metric_units) {
+            row.push(match r.metrics.get(m) {
+                Some(x) if x.unit == *u => fmt::value(x.value, &x.unit),
+                Some(x) => format!("{} {}", fmt::value(x.value, &x.unit), md_text(&x.unit)),
+                None => "-".into(),
+            });
+        }
+        for (c, u) in varying_ceilings.iter().zip(&ceiling_units) {
+            row.push(match r.ceilings.get(c) {
+                Some(x) if x.unit == *u => fmt::value(x.value, &x.unit),
+                Some(x) => format!("{} {}", fmt::value(x.value, &x.unit), md_text(&x.unit)),
+                None => "-".into(),
+            });
+        }
+        let _ = writeln!(out, "| {} |", row.join(" | "));
+    }
+
+    let mut facts = Vec::new();
+    if let Some(seed) = seed_constant {
+        facts.push(format!("seed {seed}"));
+    }
+    if !const_ceilings.is_empty() {
+        let list: Vec<String> = const_ceilings
+            .iter()
+            .filter_map(|c| {
+                let m = rs.first()?.ceilings.get(c)?;
+                Some(format!("`{}` {} {}", c.replace('`', ""), fmt::value(m.value, &m.unit), md_text(&m.unit)))
+            })
+            .collect();
+        facts.push(format!("same-run ceilings: {}", list.join(", ")));
+    }
+    if !facts.is_empty() {
+        let _ = writeln!(out, "\n{}.", capitalize(&facts.join("; ")));
+    }
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }
+}
+
+/// `448-452`, the lowest and highest sample, or `-`.
+fn sample_range(samples: &[f64]) -> String {
+    let finite: Vec<f64> = samples.iter().copied().filter(|v| v.is_finite()).collect();
+    if finite.is_empty() {
+        return "-".into();
+    }
+    let lo = finite.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if fmt::sig3(lo) == fmt::sig3(hi) {
+        fmt::sig3(lo)
+    } else {
+        format!("{}-{}", fmt::sig3(lo), fmt::sig3(hi))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::*;
+    use super::super::plots::render_plots;
+    use super::*;
+
+    fn summary() -> String {
+        let (env, records) = full_run(16, "a94a590663e3aa");
+        let plots = render_plots(&env, &records).expect("plots");
+        render_summary(&env, &records, &plots)
+    }
+
+    #[test]
+    fn has_provenance_tables_and_plot_links() {
+        let s = summary();
+        for needle in [
+            "# Lab run `2026-11-26-test16-a94a590`",
+            "| machine | Intel(R) Xeon(R) Processor @ 2.10GHz, 16 CPUs, 1 NUMA node(s), 16 GiB memory, host test16 |",
+            "| git | `a94a590663e3aa",
+            "(dirty: false)",
+            "| duration | 3 min 12 s |",
+            "- synthetic &lt;fixture> & test",
+            "## scaling",
+            "| label | preset | workers | executor | txns | journal_bytes | cache | n | samples (ms) | time_ms (ms) |",
+            "| cpu-bound w=16 | cpu-bound | 16 | rayon | 24,000 | 124 MiB | warm (resident 1.000) | 3 |",
+            "| mmap scan warm 4K | mmap | mmap | - | scan | 4K | 16 MiB | mmap | warm (resident 1.000) |",
+            "| every 3000 before | 3,000 | before | 24,000 |",
+            "![Scaling: speedup over the same run's 1-worker median](plots/scaling-speedup.svg)",
+            "cold (resident 0.000-0.013)",
+            "ceiling seq_read_gb_s (GB/s)",
+            "Seed 1; same-run ceilings: `memcpy_1t_gb_s` 9.91 GB/s",
+            "![I/O backends",
+            "(plots/io.svg)",
+            "(plots/checkpoint.svg)",
+            "(plots/latency.svg)",
+            "(plots/bandwidth.svg)",
+            "| batch_apply_p50_us (us) |",
+        ] {
+            assert!(s.contains(needle), "summary lacks {needle:?}\n{s}");
+        }
+        // one section per experiment, in order
+        let pos: Vec<usize> = EXPERIMENTS.iter().map(|e| s.find(&format!("\n## {e}\n")).expect("section")).collect();
+        assert!(pos.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn is_deterministic() {
+        assert_eq!(summary(), summary());
+    }
+}
