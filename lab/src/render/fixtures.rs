@@ -170,8 +170,10 @@ pub(crate) fn progress(fast_gap: f64, slow_gap: f64) -> Vec<Record> {
                 .param("io", io)
                 .param("image_io", "pwrite");
             r.cache = warm();
-            r.samples_ms = vec![300.0, 301.0, 299.0];
-            r.metric("time_ms", 300.0, "ms");
+            // The slow shape lasts several intervals; the fast one less than one.
+            let t = if shape == "slow" { 4000.0 } else { 300.0 };
+            r.samples_ms = vec![t, t + 1.0, t - 1.0];
+            r.metric("time_ms", t, "ms");
             r.metric("overhead", if interval.is_some() { 1.01 } else { 1.0 }, "x");
             if let Some(i) = interval {
                 r.metric("updates", 3000.0 / i as f64 + 4.0, "count");
