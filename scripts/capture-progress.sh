@@ -198,7 +198,7 @@ w("sample were kept. Each run recovers a freshly generated crash state (`fastrec
 w(f"At most {max_frames} frames per run are shown: for each phase seen on the bar, the frame closest to 50%")
 w("(when more phases were seen, those whose frame is nearest 50% are kept);")
 w("the time is milliseconds from the start of the command to the sample. The `$ fastrec ...` line")
-w("is printed by the capture script, not by fastrec. The bars redraw at most 4 times a second.")
+w("is printed by the capture script, not by fastrec. The bars redraw at most 15 times a second, and at least every 100 ms.")
 w("")
 w(f"- machine: {env['CPU']}, {env['NPROC']} CPUs (`nproc`)")
 dirty = int(env["DIRTY"])

@@ -120,6 +120,10 @@ impl Bars {
         let wstyle = ProgressStyle::with_template("{prefix:>24} {wide_msg}")
             .unwrap_or_else(|_| ProgressStyle::default_spinner());
         let workers = multi.add(ProgressBar::new(0).with_style(wstyle));
+        // Redraws are rate-limited: without a steady tick, an update that falls inside the
+        // limit stays undrawn until the next one, up to a whole progress interval later.
+        bar.enable_steady_tick(Duration::from_millis(100));
+        workers.enable_steady_tick(Duration::from_millis(100));
         Bars { multi, bar, workers, shown: Mutex::new(0) }
     }
 
@@ -130,18 +134,19 @@ impl Bars {
             (0, false) => (1, 0),
             (t, _) => (t, s.done.min(t)),
         };
-        self.bar.set_length(len);
-        self.bar.set_position(pos);
         let eta = match s.eta_s {
             Some(e) => format!("ETA {}", eta_text(e)),
             None => "ETA --".into(),
         };
         let rate = if s.rate > 0.0 { format!("{}/s", amount(s.unit, s.rate)) } else { "--/s".into() };
+        // The message first: setting the position may draw, and must not draw an old message.
         self.bar.set_message(format!(
             "{} of {}  {rate}  {eta}",
             amount(s.unit, s.done as f64),
             amount(s.unit, s.total as f64)
         ));
+        self.bar.set_length(len);
+        self.bar.set_position(pos);
         if s.workers.is_empty() {
             self.workers.set_prefix("");
             self.workers.set_message(s.note.clone().unwrap_or_default());
