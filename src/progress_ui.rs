@@ -166,7 +166,8 @@ impl Observer for Bars {
             *shown += 1;
             *shown
         };
-        self.bar.reset();
+        // No reset(): the steady tick could draw the reset bar with the old phase's prefix and
+        // message. Prefix, message and position are replaced in that order instead.
         if s.phase == Phase::Done {
             return;
         }
