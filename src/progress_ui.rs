@@ -128,10 +128,11 @@ impl Bars {
     }
 
     fn update(&self, s: &Snapshot, finished: bool) {
-        // A finished empty phase reads 100%; one whose total is not known yet, 0%.
+        // An empty phase reads 100% from its start (it has nothing to do); only locate, whose
+        // total is learnt at its end, reads 0% until then.
         let (len, pos) = match (s.total, finished) {
-            (0, true) => (1, 1),
-            (0, false) => (1, 0),
+            (0, false) if s.phase == Phase::Locate => (1, 0),
+            (0, _) => (1, 1),
             (t, _) => (t, s.done.min(t)),
         };
         let eta = match s.eta_s {
