@@ -559,6 +559,24 @@ impl<'a> Tracker<'a> {
         st.smooth.ops = ops;
     }
 
+    /// Starts the current phase's counting over (a parallel scan that falls back to the
+    /// serial one): counters, per-worker statistics and rates are cleared, and `note` says
+    /// why. The only case where `done` goes back within a phase.
+    pub fn restart(&self, note: &str) {
+        for s in self.slots.iter() {
+            s.ops.store(0, Ordering::Relaxed);
+            s.bytes.store(0, Ordering::Relaxed);
+        }
+        let mut st = self.lock();
+        let now = Instant::now();
+        let phase = st.phase;
+        st.worker_stats.retain(|w| w.phase != phase);
+        st.workers = 0;
+        st.shown = (0, 0, 0);
+        st.smooth = Smooth { at: now, ops: 0, bytes: 0, ops_rate: Ewma::default(), bytes_rate: Ewma::default() };
+        st.note = Some(note.into());
+    }
+
     /// Revises the current phase's total (a scan that learns its journal's size late).
     pub fn set_total(&self, total: u64) {
         self.lock().total = total;
@@ -752,13 +770,25 @@ pub fn with_reporter<T>(
         tracker.end(r.as_ref().err().map(|e| e.to_string()));
         return r;
     };
+    /// Ends the tracker if `work` panics: the scope waits for the reporter before it passes
+    /// the panic on, and the reporter only stops when told the recovery ended.
+    struct EndOnPanic<'t, 'a>(&'t Tracker<'a>);
+    impl Drop for EndOnPanic<'_, '_> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                self.0.end(Some("recovery panicked".into()));
+            }
+        }
+    }
     std::thread::scope(|s| {
         let t = &tracker;
         let interval = monitor.interval.max(Duration::from_millis(1));
         let reporter = std::thread::Builder::new()
             .name("fastrec-progress".into())
             .spawn_scoped(s, move || t.report(observer, interval));
+        let guard = EndOnPanic(&tracker);
         let r = work(&tracker);
+        drop(guard);
         tracker.end(r.as_ref().err().map(|e| e.to_string()));
         if let Ok(h) = reporter {
             // An observer that panicked loses its progress, not the recovery.
@@ -866,6 +896,40 @@ mod tests {
         })
         .expect("runs");
         assert!(loops < 200, "the reporter looped {loops} times in 200 ms at a 5 ms interval");
+    }
+
+    #[test]
+    fn a_panicking_recovery_does_not_leave_the_reporter_waiting() {
+        struct Nothing;
+        impl Observer for Nothing {}
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let m = Monitor { observer: Some(&Nothing), interval: Duration::from_millis(5), cancel: None };
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                with_reporter(&m, 2, None, |t| -> Result<()> {
+                    t.begin(Phase::Scan, 10, 0);
+                    panic!("a bug in a recovery pass")
+                })
+            }));
+            let _ = tx.send(r.is_err());
+        });
+        let panicked = rx.recv_timeout(Duration::from_secs(20)).expect("with_reporter returned (no hang)");
+        assert!(panicked, "the panic reaches the caller");
+    }
+
+    #[test]
+    fn a_restarted_phase_counts_from_zero() {
+        let t = Tracker::new(3, None);
+        t.begin(Phase::Scan, 1000, 2);
+        t.add(1, 10, 900);
+        t.worker_busy(1, Duration::from_millis(5), 10);
+        t.restart("rescanning serially");
+        t.set_main(1, 100);
+        let s = t.tick(&mut t.lock());
+        assert_eq!((s.done, s.ops, s.workers.len()), (100, 1, 0));
+        assert_eq!(s.note.as_deref(), Some("rescanning serially"));
+        t.finish(1000, 5, 1000);
+        assert!(t.stats().1.is_empty(), "the abandoned pass's worker time is dropped");
     }
 
     #[test]

@@ -804,8 +804,9 @@ pub fn recover_with(dir: &Path, opts: &RecoverOptions, monitor: &Monitor<'_>) ->
         let image_changed = std::cell::Cell::new(false);
         let r = recover_inner(dir, opts, t, &image_changed);
         match r {
-            // A worker stopped by the flag reports a stop; the caller gets the reason.
-            Err(e) if t.cancelled() && !matches!(e, Error::Cancelled { .. }) => Err(Error::Cancelled {
+            // A worker stopped by the flag reports a stop; the caller gets the reason. Any
+            // other error is a real failure and keeps its message.
+            Err(Error::WorkerStopped) if t.cancelled() => Err(Error::Cancelled {
                 dir: dir.to_path_buf(),
                 phase: t.phase().name(),
                 image_changed: image_changed.get(),
@@ -1006,7 +1007,7 @@ fn recover_inner(
                     report.parallel.scan =
                         "serial: damage, skip-corrupt mode or an invalid record needs the serial scan's exact rules"
                             .into();
-                    t.note("rescanning serially: the parallel scan met something only the serial scan judges");
+                    t.restart("rescanning serially: the parallel scan met something only the serial scan judges");
                     None
                 }
             }
