@@ -384,27 +384,14 @@ pub fn meta_differences(baseline: &Meta, now: &Meta) -> Vec<String> {
 }
 
 fn first_line_of(cmd: &str, args: &[&str]) -> String {
-    std::process::Command::new(cmd)
-        .args(args)
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).lines().next().map(|l| l.trim().to_string()))
+    crate::command_output(cmd, args)
+        .and_then(|o| o.lines().next().map(|l| l.trim().to_string()))
         .unwrap_or_else(|| "unknown".into())
 }
 
 /// `YYYY-MM-DD` of `days` since 1970-01-01 (proleptic Gregorian calendar).
 pub fn date_of_days(days: i64) -> String {
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d, ..) = crate::utc(days.max(0) as u64 * 86_400);
     format!("{y:04}-{m:02}-{d:02}")
 }
 
@@ -415,9 +402,7 @@ impl Meta {
         let runner = std::env::var("GUNGRAUN_RUNNER").unwrap_or_else(|_| "gungraun-runner".into());
         let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
         let gungraun = first_line_of(&runner, &["--version"]);
-        let days = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| (d.as_secs() / 86_400) as i64);
+        let days = (crate::now_secs() / 86_400) as i64;
         let prov = crate::Provenance::collect();
         Meta {
             gungraun: gungraun.strip_prefix("gungraun-runner ").map_or(gungraun.clone(), str::to_string),
