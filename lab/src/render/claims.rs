@@ -124,10 +124,36 @@ fn most_workers<'a>(records: &[&'a Record], preset: &str, metric: &str) -> Optio
 }
 
 /// For scaling claims: the newest run with data (any CPUs) and the newest with enough CPUs.
-fn scaling_runs<'a>(runs: &[&'a Run], has_data: impl Fn(&Run) -> bool) -> (Option<&'a Run>, Option<&'a Run>) {
-    let newest = runs.iter().copied().find(|r| has_data(r));
-    let judged = runs.iter().copied().find(|r| has_data(r) && r.env.cpus >= SCALING_MIN_CPUS);
-    (newest, judged)
+/// The runs a scaling claim uses: the newest run with scaling data (`has_data`) and the newest
+/// of those with enough CPUs to judge it; or, when there is no such run, the claim as not
+/// measurable (with the newest run's own values, `measure`, when it exists).
+fn scaling_runs<'a>(
+    runs: &[&'a Run],
+    claim: &str,
+    base: &str,
+    has_data: impl Fn(&Run) -> bool,
+    measure: &dyn Fn(&Run) -> Option<String>,
+) -> Result<(&'a Run, &'a Run), Box<Claim>> {
+    let Some(newest) = runs.iter().copied().find(|r| has_data(r)) else {
+        return Err(Box::new(not_measurable(
+            claim,
+            &format!("no committed run measured scaling; needs a run with >= {SCALING_MIN_CPUS} CPUs"),
+            base,
+        )));
+    };
+    let Some(judged) = runs.iter().copied().find(|r| has_data(r) && r.env.cpus >= SCALING_MIN_CPUS) else {
+        return Err(Box::new(Claim {
+            claim: claim.into(),
+            measured: measure(newest).unwrap_or_default(),
+            conditions: format!("{base}; {}", machine(newest)),
+            verdict: Verdict::NotMeasurable(format!(
+                "needs >= {SCALING_MIN_CPUS} CPUs; this run had {}",
+                newest.env.cpus
+            )),
+            run: newest.dir_name.clone(),
+        }));
+    };
+    Ok((newest, judged))
 }
 
 fn not_measurable(claim: &str, why: &str, conditions: &str) -> Claim {
@@ -150,27 +176,12 @@ fn parallel_8x(runs: &[&Run]) -> Claim {
         }
         Some(s)
     };
-    let (newest, judged) = scaling_runs(runs, |r| measure(r).is_some());
+    let has_data = |r: &Run| measure(r).is_some();
     let base = "scaling, `cpu-bound` preset, most workers measured, rayon, warm cache; speedup = the same run's \
                 1-worker median over this median";
-    let Some(newest) = newest else {
-        return not_measurable(
-            CLAIM,
-            &format!("no committed run measured scaling; needs a run with >= {SCALING_MIN_CPUS} CPUs"),
-            base,
-        );
-    };
-    let Some(run) = judged else {
-        return Claim {
-            claim: CLAIM.into(),
-            measured: measure(newest).unwrap_or_default(),
-            conditions: format!("{base}; {}", machine(newest)),
-            verdict: Verdict::NotMeasurable(format!(
-                "needs >= {SCALING_MIN_CPUS} CPUs; this run had {}",
-                newest.env.cpus
-            )),
-            run: newest.dir_name.clone(),
-        };
+    let (newest, run) = match scaling_runs(runs, CLAIM, base, has_data, &measure) {
+        Ok(r) => r,
+        Err(c) => return *c,
     };
     let r = most_workers(&of(run, "scaling"), "cpu-bound", "speedup");
     let speedup = r.and_then(|r| r.get("speedup")).unwrap_or(f64::NAN);
@@ -250,27 +261,12 @@ fn linear_scaling(runs: &[&Run]) -> Claim {
             .collect();
         Some(parts.join("; "))
     };
-    let (newest, judged) = scaling_runs(runs, |r| !per_preset(r).is_empty());
+    let has_data = |r: &Run| !per_preset(r).is_empty();
     let base = "scaling, `cpu-bound` and `memory-bound` presets, every worker count, rayon, warm cache; efficiency = \
                 speedup / workers";
-    let Some(newest) = newest else {
-        return not_measurable(
-            CLAIM,
-            &format!("no committed run measured scaling; needs a run with >= {SCALING_MIN_CPUS} CPUs"),
-            base,
-        );
-    };
-    let Some(run) = judged else {
-        return Claim {
-            claim: CLAIM.into(),
-            measured: measure(newest).unwrap_or_default(),
-            conditions: format!("{base}; {}", machine(newest)),
-            verdict: Verdict::NotMeasurable(format!(
-                "needs >= {SCALING_MIN_CPUS} CPUs; this run had {}",
-                newest.env.cpus
-            )),
-            run: newest.dir_name.clone(),
-        };
+    let (newest, run) = match scaling_runs(runs, CLAIM, base, has_data, &measure) {
+        Ok(r) => r,
+        Err(c) => return *c,
     };
     let presets = per_preset(run);
     let all = presets.iter().all(|(_, rs)| rs.iter().all(|r| r.get("efficiency").is_some_and(|e| e >= 0.8)));

@@ -77,30 +77,24 @@ fn ensure_font() -> Result<(), String> {
 /// Every plot the run's records allow, in a fixed order.
 pub(crate) fn render_plots(env: &Env, records: &[Record]) -> Result<Vec<Plot>, String> {
     ensure_font()?;
+    type Render = fn(&Env, &[&Record]) -> Result<Plot, String>;
+    let single: [(&str, Render); 5] = [
+        ("io", io_plot),
+        ("checkpoint", checkpoint_plot),
+        ("progress", progress_plot),
+        ("latency", latency_plot),
+        ("bandwidth", bandwidth_plot),
+    ];
     let mut plots = Vec::new();
     let scaling = of(records, "scaling");
     if !scaling.is_empty() {
         plots.extend(scaling_plots(env, &scaling)?);
     }
-    let io = of(records, "io");
-    if !io.is_empty() {
-        plots.push(io_plot(env, &io)?);
-    }
-    let checkpoint = of(records, "checkpoint");
-    if !checkpoint.is_empty() {
-        plots.push(checkpoint_plot(env, &checkpoint)?);
-    }
-    let progress = of(records, "progress");
-    if !progress.is_empty() {
-        plots.push(progress_plot(env, &progress)?);
-    }
-    let latency = of(records, "latency");
-    if !latency.is_empty() {
-        plots.push(latency_plot(env, &latency)?);
-    }
-    let bandwidth = of(records, "bandwidth");
-    if !bandwidth.is_empty() {
-        plots.push(bandwidth_plot(env, &bandwidth)?);
+    for (experiment, render) in single {
+        let rs = of(records, experiment);
+        if !rs.is_empty() {
+            plots.push(render(env, &rs)?);
+        }
     }
     Ok(plots)
 }
@@ -458,105 +452,99 @@ fn integer_label(v: f64) -> String {
 // ---------------------------------------------------------------------------------------------
 // scaling
 
+/// One of the scaling plots: a quantity against the worker counts.
+struct WorkersPanel<'a> {
+    name: &'a str,
+    title: &'a str,
+    y_desc: &'a str,
+    series: Vec<Series>,
+    /// The y axis reaches at least this high.
+    y_floor: f64,
+    hlines: Vec<HLine>,
+    legend: SeriesLabelPosition,
+    reserve_legend: bool,
+}
+
+fn workers_plot(env: &Env, keys: &[f64], x_range: (f64, f64), p: WorkersPanel<'_>) -> Result<Plot, String> {
+    let y_range = zero_range(p.series.iter().flat_map(|s| s.points.iter().map(|q| q.1)), p.y_floor);
+    let svg = document(SIZE, p.title, env, |area| {
+        draw_xy(
+            area,
+            &Xy {
+                caption: None,
+                x_desc: "workers".into(),
+                y_desc: p.y_desc.into(),
+                x_range,
+                x_keys: keys.to_vec(),
+                x_label: &integer_label,
+                y_range,
+                y_log: false,
+                series: p.series,
+                hlines: p.hlines,
+                bands: vec![],
+                legend: p.legend,
+                reserve_legend: p.reserve_legend,
+            },
+        )
+    })?;
+    Ok(plot(p.name, "scaling", p.title, svg))
+}
+
 fn scaling_plots(env: &Env, records: &[&Record]) -> Result<Vec<Plot>, String> {
     let presets = group_by_preset(records);
     let (keys, x_range) = worker_axis(records);
     let max_w = keys.last().copied().unwrap_or(1.0);
-    let mut plots = Vec::new();
+    let per_preset = |metric: &str| -> Vec<Series> {
+        presets
+            .iter()
+            .enumerate()
+            .map(|(i, (p, rs))| Series::line(p.as_str(), by_workers(rs, metric), color(i)))
+            .collect()
+    };
 
-    // throughput
-    let series: Vec<Series> = presets
-        .iter()
-        .enumerate()
-        .map(|(i, (p, rs))| Series::line(p.as_str(), by_workers(rs, "throughput_mb_s"), color(i)))
-        .collect();
-    let y_range = zero_range(series.iter().flat_map(|s| s.points.iter().map(|p| p.1)), 0.0);
-    let title = "Scaling: recovery throughput vs workers";
-    let svg = document(SIZE, title, env, |area| {
-        draw_xy(
-            area,
-            &Xy {
-                caption: None,
-                x_desc: "workers".into(),
-                y_desc: "throughput (MB/s)".into(),
-                x_range,
-                x_keys: keys.clone(),
-                x_label: &integer_label,
-                y_range,
-                y_log: false,
-                series,
-                hlines: vec![],
-                bands: vec![],
-                legend: SeriesLabelPosition::UpperLeft,
-                reserve_legend: true,
-            },
-        )
-    })?;
-    plots.push(plot("scaling-throughput", "scaling", title, svg));
-
-    // speedup, with the ideal line and the work/span bound
-    let mut series = vec![Series::line("ideal (speedup = workers)", vec![(1.0, 1.0), (max_w, max_w)], GREY).thin()];
+    // Speedup, with the ideal line and the work/span bound.
+    let mut speedup = vec![Series::line("ideal (speedup = workers)", vec![(1.0, 1.0), (max_w, max_w)], GREY).thin()];
     for (i, (p, rs)) in presets.iter().enumerate() {
-        series.push(Series::line(format!("{p} measured"), by_workers(rs, "speedup"), color(i)));
+        speedup.push(Series::line(format!("{p} measured"), by_workers(rs, "speedup"), color(i)));
         let bound = by_workers(rs, "bound");
         if !bound.is_empty() {
-            series.push(Series::line(format!("{p} work/span bound"), bound, color(i)).dashed());
+            speedup.push(Series::line(format!("{p} work/span bound"), bound, color(i)).dashed());
         }
     }
-    let y_range = zero_range(series.iter().flat_map(|s| s.points.iter().map(|p| p.1)), 1.0);
-    let title = "Scaling: speedup over the same run's 1-worker median";
-    let svg = document(SIZE, title, env, |area| {
-        draw_xy(
-            area,
-            &Xy {
-                caption: None,
-                x_desc: "workers".into(),
-                y_desc: "speedup (x)".into(),
-                x_range,
-                x_keys: keys.clone(),
-                x_label: &integer_label,
-                y_range,
-                y_log: false,
-                series,
-                hlines: vec![],
-                bands: vec![],
-                legend: SeriesLabelPosition::UpperLeft,
-                reserve_legend: false,
-            },
-        )
-    })?;
-    plots.push(plot("scaling-speedup", "scaling", title, svg));
-
-    // efficiency, with the linear-scaling threshold
-    let series: Vec<Series> = presets
-        .iter()
-        .enumerate()
-        .map(|(i, (p, rs))| Series::line(p.as_str(), by_workers(rs, "efficiency"), color(i)))
-        .collect();
-    let y_range = zero_range(series.iter().flat_map(|s| s.points.iter().map(|p| p.1)), 1.0);
-    let title = "Scaling: parallel efficiency (speedup / workers)";
-    let svg = document(SIZE, title, env, |area| {
-        draw_xy(
-            area,
-            &Xy {
-                caption: None,
-                x_desc: "workers".into(),
-                y_desc: "efficiency (fraction)".into(),
-                x_range,
-                x_keys: keys.clone(),
-                x_label: &integer_label,
-                y_range,
-                y_log: false,
-                series,
-                hlines: vec![HLine { y: 0.8, name: "0.8 (linear-scaling claim)".into(), color: CLAIM }],
-                bands: vec![],
-                legend: SeriesLabelPosition::UpperRight,
-                reserve_legend: true,
-            },
-        )
-    })?;
-    plots.push(plot("scaling-efficiency", "scaling", title, svg));
-    Ok(plots)
+    let panels = [
+        WorkersPanel {
+            name: "scaling-throughput",
+            title: "Scaling: recovery throughput vs workers",
+            y_desc: "throughput (MB/s)",
+            series: per_preset("throughput_mb_s"),
+            y_floor: 0.0,
+            hlines: vec![],
+            legend: SeriesLabelPosition::UpperLeft,
+            reserve_legend: true,
+        },
+        WorkersPanel {
+            name: "scaling-speedup",
+            title: "Scaling: speedup over the same run's 1-worker median",
+            y_desc: "speedup (x)",
+            series: speedup,
+            y_floor: 1.0,
+            hlines: vec![],
+            legend: SeriesLabelPosition::UpperLeft,
+            reserve_legend: false,
+        },
+        // Efficiency, with the linear-scaling threshold.
+        WorkersPanel {
+            name: "scaling-efficiency",
+            title: "Scaling: parallel efficiency (speedup / workers)",
+            y_desc: "efficiency (fraction)",
+            series: per_preset("efficiency"),
+            y_floor: 1.0,
+            hlines: vec![HLine { y: 0.8, name: "0.8 (linear-scaling claim)".into(), color: CLAIM }],
+            legend: SeriesLabelPosition::UpperRight,
+            reserve_legend: true,
+        },
+    ];
+    panels.into_iter().map(|p| workers_plot(env, &keys, x_range, p)).collect()
 }
 
 // ---------------------------------------------------------------------------------------------
