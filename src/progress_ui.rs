@@ -1,13 +1,13 @@
 //! How `fastrec recover` shows progress: indicatif bars on a terminal, JSON Lines for
 //! programs, or nothing; and Ctrl-C as a clean cancellation.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use recovery::progress::{Observer, Phase, Snapshot};
+use recovery::progress::{JsonLines, Observer, Phase, Snapshot};
 
 /// What `--progress` asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -45,46 +45,10 @@ pub fn parse_interval(s: &str) -> anyhow::Result<Duration> {
 pub fn observer(arg: ProgressArg) -> Option<Box<dyn Observer>> {
     match arg {
         ProgressArg::None => None,
-        ProgressArg::Json => Some(Box::new(JsonLines)),
+        ProgressArg::Json => Some(Box::new(JsonLines::new(std::io::stderr()))),
         ProgressArg::Bar => Some(Box::new(Bars::new())),
         ProgressArg::Auto if std::io::stderr().is_terminal() => Some(Box::new(Bars::new())),
         ProgressArg::Auto => None,
-    }
-}
-
-/// JSON Lines on stderr.
-struct JsonLines;
-
-impl JsonLines {
-    fn emit(&self, event: &str, s: &Snapshot, error: Option<&str>) {
-        let mut v = match serde_json::to_value(s) {
-            Ok(v) => v,
-            Err(_) => return,
-        };
-        if let Some(o) = v.as_object_mut() {
-            o.insert("event".into(), event.into());
-            if let Some(e) = error {
-                o.insert("error".into(), e.into());
-            }
-        }
-        let mut err = std::io::stderr().lock();
-        // A closed stderr must not fail the recovery: progress is best effort.
-        let _ = writeln!(err, "{v}");
-    }
-}
-
-impl Observer for JsonLines {
-    fn phase_started(&self, s: &Snapshot) {
-        self.emit("phase-start", s, None);
-    }
-    fn progress(&self, s: &Snapshot) {
-        self.emit("progress", s, None);
-    }
-    fn phase_finished(&self, s: &Snapshot) {
-        self.emit("phase-end", s, None);
-    }
-    fn finished(&self, s: &Snapshot, error: Option<&str>) {
-        self.emit(if error.is_some() { "failed" } else { "finished" }, s, error);
     }
 }
 

@@ -16,46 +16,16 @@
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, SamplingMode, Throughput};
-use recovery::{recover_with, Monitor, Observer, RecoverOptions, Snapshot};
-
-/// The CLI's `--progress json` observer, writing to a sink instead of stderr.
-struct JsonSink;
-
-impl JsonSink {
-    fn emit(&self, event: &str, s: &Snapshot, error: Option<&str>) {
-        if let Ok(mut v) = serde_json::to_value(s) {
-            if let Some(o) = v.as_object_mut() {
-                o.insert("event".into(), event.into());
-                if let Some(e) = error {
-                    o.insert("error".into(), e.into());
-                }
-            }
-            let _ = std::io::Write::write_fmt(&mut std::io::sink(), format_args!("{v}\n"));
-        }
-    }
-}
-
-impl Observer for JsonSink {
-    fn phase_started(&self, s: &Snapshot) {
-        self.emit("phase-start", s, None);
-    }
-    fn progress(&self, s: &Snapshot) {
-        self.emit("progress", s, None);
-    }
-    fn phase_finished(&self, s: &Snapshot) {
-        self.emit("phase-end", s, None);
-    }
-    fn finished(&self, s: &Snapshot, error: Option<&str>) {
-        self.emit(if error.is_some() { "failed" } else { "finished" }, s, error);
-    }
-}
+use recovery::progress::JsonLines;
+use recovery::{recover_with, Monitor, RecoverOptions};
 
 fn progress(c: &mut Criterion) {
     let preset = std::env::var("FASTREC_BENCH_PRESET").unwrap_or_else(|_| "default".into());
     let seed = std::env::var("FASTREC_BENCH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
     let p = bench::scaling::prepare(&preset, seed, None).expect("generate the crash state");
     let opts = RecoverOptions::default();
-    let sink = JsonSink;
+    // The CLI's `--progress json` observer, writing to a sink instead of stderr.
+    let sink = JsonLines::new(std::io::sink());
     let variants: [(&str, Monitor<'_>); 3] = [
         ("none", Monitor::default()),
         ("default-interval", Monitor { observer: Some(&sink), interval: Duration::from_secs(1), cancel: None }),

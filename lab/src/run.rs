@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bench::io::{CacheState, Consumer, IoJournal};
-use recovery::progress::{Observer, Snapshot};
+use recovery::progress::{JsonLines, Observer, Snapshot};
 use recovery::{Executor, ImageIo, IoBackend, IoOptions, Monitor, RecoverOptions, RecoveryReport};
 
 use crate::record::{Cache, Env, Record};
@@ -400,8 +400,9 @@ fn checkpoint(
 }
 
 /// Counts callbacks and the gaps between them, and does what `--progress json` does with
-/// each snapshot (serialise it), into a sink.
+/// each snapshot, into a sink.
 struct GapObserver {
+    json: JsonLines<std::io::Sink>,
     last: Mutex<Option<Instant>>,
     gaps_ns: Mutex<Vec<u64>>,
     updates: AtomicU64,
@@ -409,11 +410,15 @@ struct GapObserver {
 
 impl GapObserver {
     fn new() -> GapObserver {
-        GapObserver { last: Mutex::new(None), gaps_ns: Mutex::new(Vec::new()), updates: AtomicU64::new(0) }
+        GapObserver {
+            json: JsonLines::new(std::io::sink()),
+            last: Mutex::new(None),
+            gaps_ns: Mutex::new(Vec::new()),
+            updates: AtomicU64::new(0),
+        }
     }
 
-    fn seen(&self, s: &Snapshot) {
-        let _ = serde_json::to_writer(std::io::sink(), s);
+    fn seen(&self) {
         let now = Instant::now();
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(l) = *last {
@@ -426,16 +431,20 @@ impl GapObserver {
 
 impl Observer for GapObserver {
     fn phase_started(&self, s: &Snapshot) {
-        self.seen(s);
+        self.json.phase_started(s);
+        self.seen();
     }
     fn progress(&self, s: &Snapshot) {
-        self.seen(s);
+        self.json.progress(s);
+        self.seen();
     }
     fn phase_finished(&self, s: &Snapshot) {
-        self.seen(s);
+        self.json.phase_finished(s);
+        self.seen();
     }
-    fn finished(&self, s: &Snapshot, _: Option<&str>) {
-        self.seen(s);
+    fn finished(&self, s: &Snapshot, error: Option<&str>) {
+        self.json.finished(s, error);
+        self.seen();
     }
 }
 
@@ -529,6 +538,17 @@ fn progress(
     Ok(())
 }
 
+/// Worker counts of the serial-against-parallel experiments: 1, and every CPU (at most the
+/// engine's default cap of 16).
+fn serial_and_all(cpus: usize) -> Vec<usize> {
+    let all = cpus.min(RecoverOptions::default().workers_max);
+    if all > 1 {
+        vec![1, all]
+    } else {
+        vec![1]
+    }
+}
+
 fn evict_journal(dir: &Path) -> Result<(), String> {
     let jdir = dir.join(recovery::dir::JOURNAL_DIR);
     let paths: Vec<PathBuf> = std::fs::read_dir(&jdir)
@@ -547,10 +567,7 @@ fn latency(
     sink: &mut Sink,
     log: &mut dyn FnMut(&str),
 ) -> Result<(), String> {
-    let mut ws = vec![1];
-    if cpus > 1 {
-        ws.push(cpus.min(16));
-    }
+    let ws = serial_and_all(cpus);
     for w in ws {
         let opts = bench::scaling::options(w, Executor::Rayon);
         checked(p, &opts)?;
@@ -589,10 +606,7 @@ fn bandwidth(
     sink: &mut Sink,
     log: &mut dyn FnMut(&str),
 ) -> Result<(), String> {
-    let mut ws = vec![1];
-    if cpus > 1 {
-        ws.push(cpus.min(16));
-    }
+    let ws = serial_and_all(cpus);
     let opts: Vec<RecoverOptions> = ws.iter().map(|&w| bench::scaling::options(w, Executor::Rayon)).collect();
     for op in &opts {
         checked(p, op)?;

@@ -23,7 +23,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -304,8 +304,6 @@ pub fn scan_parallel<'a>(
         return Ok(None);
     }
     let chunks = plan_chunks(journal, setup.chunk_bytes);
-    let busy: Vec<AtomicU64> = (0..=setup.workers).map(|_| AtomicU64::new(0)).collect();
-    let done: Vec<AtomicU64> = (0..=setup.workers).map(|_| AtomicU64::new(0)).collect();
     let outs = run_tasks(setup, chunks.len(), &|i, w| {
         if progress.cancelled() {
             return Err(Error::WorkerStopped);
@@ -315,15 +313,10 @@ pub fn scan_parallel<'a>(
         let r = decode_chunk(layout, journal, c, &checkpoint);
         let n = r.as_ref().map_or(0, |o| o.entries.len() as u64 + o.covered);
         let w = w.min(setup.workers);
-        busy[w].fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        done[w].fetch_add(n, Ordering::Relaxed);
+        progress.add_busy(w, t.elapsed());
         progress.add(w, n, (c.end - c.start) as u64);
         r
     });
-    for (w, (b, n)) in busy.iter().zip(&done).enumerate().skip(1) {
-        let b = Duration::from_nanos(b.load(Ordering::Relaxed));
-        progress.worker_busy(w, b, n.load(Ordering::Relaxed));
-    }
     if progress.cancelled() {
         return Err(Error::WorkerStopped);
     }
@@ -769,8 +762,6 @@ fn worker_loop(
     // One queue per router, drained in router order: together they are this worker's stream
     // in LSN order.
     let mut batch_times = crate::progress::histogram();
-    let mut busy = Duration::ZERO;
-    let mut applied = 0u64;
     let slot = me + 1;
     for batch in rxs.into_iter().flatten() {
         if progress.cancelled() {
@@ -831,18 +822,16 @@ fn worker_loop(
             }
         }
         let took = t0.elapsed();
-        busy += took;
         let _ = batch_times.record(took.as_nanos().max(1) as u64);
-        applied += n;
+        progress.add_busy(slot, took);
         progress.add(slot, n, 0);
     }
     if analysis.steal {
         let t0 = Instant::now();
         undo_losers(&mut img, layout, journal, analysis, &owns, &mut stats, None)?;
-        busy += t0.elapsed();
+        progress.add_busy(slot, t0.elapsed());
     }
     progress.batch_apply.merge(&batch_times);
-    progress.worker_busy(slot, busy, applied);
     Ok((stats, img.dirty.into_blocks()))
 }
 

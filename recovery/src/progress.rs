@@ -179,6 +179,48 @@ pub trait Observer: Sync {
     fn finished(&self, _s: &Snapshot, _error: Option<&str>) {}
 }
 
+/// The JSON Lines observer behind `fastrec recover --progress json` (docs/REPORT.md): one
+/// object per callback, the [`Snapshot`] plus `event` (`phase-start`, `progress`, `phase-end`,
+/// `finished` or `failed`, the last with `error`), written to `W` a line at a time.
+pub struct JsonLines<W> {
+    out: Mutex<W>,
+}
+
+impl<W: std::io::Write + Send> JsonLines<W> {
+    /// Writes to `out`.
+    pub fn new(out: W) -> Self {
+        JsonLines { out: Mutex::new(out) }
+    }
+
+    fn emit(&self, event: &str, s: &Snapshot, error: Option<&str>) {
+        let Ok(mut v) = serde_json::to_value(s) else { return };
+        if let Some(o) = v.as_object_mut() {
+            o.insert("event".into(), event.into());
+            if let Some(e) = error {
+                o.insert("error".into(), e.into());
+            }
+        }
+        let mut out = self.out.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // A closed output must not fail the recovery: progress is best effort.
+        let _ = writeln!(out, "{v}").and_then(|()| out.flush());
+    }
+}
+
+impl<W: std::io::Write + Send> Observer for JsonLines<W> {
+    fn phase_started(&self, s: &Snapshot) {
+        self.emit("phase-start", s, None);
+    }
+    fn progress(&self, s: &Snapshot) {
+        self.emit("progress", s, None);
+    }
+    fn phase_finished(&self, s: &Snapshot) {
+        self.emit("phase-end", s, None);
+    }
+    fn finished(&self, s: &Snapshot, error: Option<&str>) {
+        self.emit(if error.is_some() { "failed" } else { "finished" }, s, error);
+    }
+}
+
 /// How a recovery reports progress and how it can be stopped.
 #[derive(Clone, Copy)]
 pub struct Monitor<'a> {
@@ -213,6 +255,8 @@ impl std::fmt::Debug for Monitor<'_> {
 struct Slot {
     ops: AtomicU64,
     bytes: AtomicU64,
+    /// Nanoseconds the worker spent working (not waiting) in this phase.
+    busy_ns: AtomicU64,
 }
 
 /// Latency distribution summary, in microseconds.
@@ -534,6 +578,7 @@ impl<'a> Tracker<'a> {
         for s in self.slots.iter() {
             s.ops.store(0, Ordering::Relaxed);
             s.bytes.store(0, Ordering::Relaxed);
+            s.busy_ns.store(0, Ordering::Relaxed);
         }
         let mut st = self.lock();
         let now = Instant::now();
@@ -560,17 +605,16 @@ impl<'a> Tracker<'a> {
     }
 
     /// Starts the current phase's counting over (a parallel scan that falls back to the
-    /// serial one): counters, per-worker statistics and rates are cleared, and `note` says
-    /// why. The only case where `done` goes back within a phase.
+    /// serial one): counters, worker times and rates are cleared, and `note` says why. The
+    /// only case where `done` goes back within a phase.
     pub fn restart(&self, note: &str) {
         for s in self.slots.iter() {
             s.ops.store(0, Ordering::Relaxed);
             s.bytes.store(0, Ordering::Relaxed);
+            s.busy_ns.store(0, Ordering::Relaxed);
         }
         let mut st = self.lock();
         let now = Instant::now();
-        let phase = st.phase;
-        st.worker_stats.retain(|w| w.phase != phase);
         st.workers = 0;
         st.shown = (0, 0, 0);
         st.smooth = Smooth { at: now, ops: 0, bytes: 0, ops_rate: Ewma::default(), bytes_rate: Ewma::default() };
@@ -614,6 +658,13 @@ impl<'a> Tracker<'a> {
             note: st.note.clone(),
         };
         st.stats.push(stat);
+        for (i, slot) in self.slots.iter().enumerate().take(st.workers + 1).skip(1) {
+            let busy = slot.busy_ns.load(Ordering::Relaxed);
+            if busy > 0 {
+                let (phase, ops) = (st.phase, slot.ops.load(Ordering::Relaxed));
+                st.worker_stats.push(WorkerStat { phase, worker: i, busy_ms: busy as f64 / 1e6, idle_ms: 0.0, ops });
+            }
+        }
         st.events.push(Event::Finished(snap));
         drop(st);
         self.wake.notify_all();
@@ -626,12 +677,12 @@ impl<'a> Tracker<'a> {
         self.finish(0, 0, 0);
     }
 
-    /// Records worker `worker`'s busy time in the current phase (idle is derived from the
-    /// phase's wall time when the report is built).
-    pub fn worker_busy(&self, worker: usize, busy: Duration, ops: u64) {
-        let mut st = self.lock();
-        let phase = st.phase;
-        st.worker_stats.push(WorkerStat { phase, worker, busy_ms: busy.as_secs_f64() * 1e3, idle_ms: 0.0, ops });
+    /// Adds `busy` to slot `slot`'s working time in this phase; the phase's end turns each
+    /// worker's time and operations into a [`WorkerStat`] (idle is the rest of the wall time).
+    #[inline]
+    pub fn add_busy(&self, slot: usize, busy: Duration) {
+        let s = &self.slots[slot.min(self.slots.len() - 1)];
+        s.busy_ns.fetch_add(busy.as_nanos().min(u128::from(u64::MAX)) as u64, Ordering::Relaxed);
     }
 
     /// Ends the recovery: runs the `done` phase and tells the reporter to stop after it.
@@ -922,7 +973,7 @@ mod tests {
         let t = Tracker::new(3, None);
         t.begin(Phase::Scan, 1000, 2);
         t.add(1, 10, 900);
-        t.worker_busy(1, Duration::from_millis(5), 10);
+        t.add_busy(1, Duration::from_millis(5));
         t.restart("rescanning serially");
         t.set_main(1, 100);
         let s = t.tick(&mut t.lock());

@@ -1159,13 +1159,7 @@ fn recover_inner(
                     timer.lap("redo+undo");
                     t.finish(outcome.records, outcome.records, 0);
                     t.check_cancel(dir, image_changed.get())?;
-                    if analysis.steal {
-                        t.begin(Phase::Undo, undo_total, 0);
-                        t.note("done by the workers inside the redo phase");
-                        t.finish(undo_total, undo_total, 0);
-                    } else {
-                        t.skip(Phase::Undo, "no-steal: losers never reached the image");
-                    }
+                    undo_inside_redo(t, analysis.steal, undo_total, "done by the workers inside the redo phase");
                 }
                 _ => {
                     t.begin(Phase::Redo, outcome.records, 0);
@@ -1190,7 +1184,7 @@ fn recover_inner(
                         t.finish(undo_total, undo_total, 0);
                         t.check_cancel(dir, image_changed.get())?;
                     } else {
-                        t.skip(Phase::Undo, "no-steal: losers never reached the image");
+                        t.skip(Phase::Undo, NO_STEAL_UNDO);
                     }
                 }
             }
@@ -1263,13 +1257,7 @@ fn recover_inner(
                 timer.lap("write-back");
             }
             t.finish(outcome.records * nw, outcome.records * nw, 0);
-            if analysis.steal {
-                t.begin(Phase::Undo, undo_total, 0);
-                t.note("done window by window inside the redo phase");
-                t.finish(undo_total, undo_total, 0);
-            } else {
-                t.skip(Phase::Undo, "no-steal: losers never reached the image");
-            }
+            undo_inside_redo(t, analysis.steal, undo_total, "done window by window inside the redo phase");
             t.begin(Phase::OrphanCleanup, orphan_blocks, 0);
             t.note("done with the first window, inside the redo phase");
             t.finish(orphan_blocks, stats.orphans_freed, 0);
@@ -1318,6 +1306,21 @@ fn recover_inner(
     report.throughput_mb_s = report.bytes_scanned as f64 / 1e6 / (report.total_ms / 1e3).max(1e-9);
     report.stats = statistics(t);
     Ok(report)
+}
+
+/// The undo phase's note when there is nothing to undo.
+const NO_STEAL_UNDO: &str = "no-steal: losers never reached the image";
+
+/// Reports an undo that ran inside the redo phase (`how` says where): started and finished at
+/// once with its records, or, under no-steal, as empty.
+fn undo_inside_redo(t: &Tracker<'_>, steal: bool, total: u64, how: &str) {
+    if steal {
+        t.begin(Phase::Undo, total, 0);
+        t.note(how);
+        t.finish(total, total, 0);
+    } else {
+        t.skip(Phase::Undo, NO_STEAL_UNDO);
+    }
 }
 
 /// Serial scan: records between progress updates and cancellation checks.

@@ -28,13 +28,14 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use recovery::progress::JsonLines;
 use recovery::{Monitor, Observer, RecoverOptions, Snapshot};
 
 const KNOWN: [&str; 6] = ["--preset", "--seed", "--reps", "--workers", "--out", "--tmp"];
 
 /// The CLI's `--progress json` observer, writing to a sink instead of stderr, and counting.
-#[derive(Default)]
 struct JsonSink {
+    json: JsonLines<std::io::Sink>,
     /// Callbacks of every kind.
     calls: AtomicU64,
     /// Periodic snapshots (`progress`) among them.
@@ -47,17 +48,20 @@ struct JsonSink {
 }
 
 impl JsonSink {
-    fn emit(&self, event: &str, s: &Snapshot, error: Option<&str>) {
-        let t = Instant::now();
-        if let Ok(mut v) = serde_json::to_value(s) {
-            if let Some(o) = v.as_object_mut() {
-                o.insert("event".into(), event.into());
-                if let Some(e) = error {
-                    o.insert("error".into(), e.into());
-                }
-            }
-            let _ = std::io::Write::write_fmt(&mut std::io::sink(), format_args!("{v}\n"));
+    fn new() -> JsonSink {
+        JsonSink {
+            json: JsonLines::new(std::io::sink()),
+            calls: AtomicU64::new(0),
+            ticks: AtomicU64::new(0),
+            busy_ns: AtomicU64::new(0),
+            reporter_cpu_ns: AtomicU64::new(0),
         }
+    }
+
+    /// Times `emit`, the JSON work of one callback.
+    fn timed(&self, emit: impl FnOnce(&JsonLines<std::io::Sink>)) {
+        let t = Instant::now();
+        emit(&self.json);
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.busy_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
     }
@@ -74,17 +78,17 @@ impl JsonSink {
 
 impl Observer for JsonSink {
     fn phase_started(&self, s: &Snapshot) {
-        self.emit("phase-start", s, None);
+        self.timed(|j| j.phase_started(s));
     }
     fn progress(&self, s: &Snapshot) {
         self.ticks.fetch_add(1, Ordering::Relaxed);
-        self.emit("progress", s, None);
+        self.timed(|j| j.progress(s));
     }
     fn phase_finished(&self, s: &Snapshot) {
-        self.emit("phase-end", s, None);
+        self.timed(|j| j.phase_finished(s));
     }
     fn finished(&self, s: &Snapshot, error: Option<&str>) {
-        self.emit(if error.is_some() { "failed" } else { "finished" }, s, error);
+        self.timed(|j| j.finished(s, error));
         let ns = (cpu_now(libc::CLOCK_THREAD_CPUTIME_ID) * 1e9) as u64;
         self.reporter_cpu_ns.store(ns, Ordering::Relaxed);
     }
@@ -276,7 +280,7 @@ fn main() -> Result<(), String> {
                    recovery per variant, order rotated by one each round; ratios are per round against none",
     }))?;
 
-    let sink = JsonSink::default();
+    let sink = JsonSink::new();
     for &w in &workers {
         let opts = RecoverOptions { workers: Some(w), ..RecoverOptions::default() };
         for (i, v) in VARIANTS.iter().enumerate() {
