@@ -7,12 +7,16 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use recovery::checkpoint::{CheckpointKind, Compression};
-use recovery::recover::CheckpointOptions;
+use recovery::checkpoint::CheckpointKind;
+use recovery::recover::{CheckpointOptions, SnapshotOptions};
+use recovery::snapshot::{Compression, SnapshotKind};
 use recovery::{
     DirectFallback, Executor, ImageIo, IoBackend, IoOptions, MmapAdvice, PinMode, RecoverOptions, RecoveryMode,
 };
-use workloads::{AddressDist, Cadence, CheckpointPlan, CheckpointStyle, CrashKind, GenParams, Policy, Preset};
+use workloads::{
+    AddressDist, Cadence, CheckpointPlan, CheckpointStyle, CrashKind, GenParams, Policy, Preset, SnapshotPlan,
+    Writeback,
+};
 
 /// Crash recovery for write-ahead journals, and the tools to prove it right.
 ///
@@ -65,9 +69,14 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
-    /// Write a checkpoint of a recovered directory's image, so later recoveries replay only
-    /// the journal after it; prune old checkpoints (and, if asked, journal segments).
+    /// Write a checkpoint record for a recovered directory (its image is durable whole), so
+    /// the next recovery reads the journal only after it; prune old records (and, if asked,
+    /// journal segments no kept record needs).
     Checkpoint(CheckpointArgs),
+    /// Write a snapshot (a compressed backup of a recovered directory's image) that
+    /// `recover --from-snapshot` can rebuild a lost or damaged image from, with the journal
+    /// after it.
+    Snapshot(SnapshotArgs),
     /// Generate a crash state, recover it and verify it, with a summary.
     Demo {
         /// Preset to generate.
@@ -86,20 +95,36 @@ enum Command {
 struct CheckpointArgs {
     /// A directory recovered since its journal last changed.
     dir: PathBuf,
-    /// full: every block; incremental: blocks changed since the newest checkpoint, chained to
-    /// it; metadata: superblock, bitmaps and orphan list only (the data region is durable in a
-    /// recovered image); emergency: a full checkpoint, lz4-compressed unless told otherwise.
+    /// Why it is taken: full (sharp), incremental, metadata or emergency. A recovered image
+    /// is durable whole, so every type writes the same record (no dirty blocks, no open
+    /// transactions); the type is recorded.
     #[arg(long = "type", default_value = "full")]
     kind: String,
-    /// Chunk compression: zstd (default; lz4 for emergency), lz4 or none.
-    #[arg(long)]
-    compression: Option<String>,
-    /// Checkpoints to keep; older ones go unless a kept chain needs them.
+    /// Checkpoint records to keep; older ones are removed.
     #[arg(long, default_value_t = recovery::checkpoint::RETAIN_DEFAULT)]
     retain: usize,
-    /// Also remove journal segments that no kept checkpoint needs.
+    /// Also remove journal segments wholly before the oldest kept record's redo start.
     #[arg(long)]
     recycle_journal: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct SnapshotArgs {
+    /// A directory recovered since its journal last changed.
+    dir: PathBuf,
+    /// full: every block (except those freed and not logged since); incremental: blocks
+    /// changed since the newest snapshot, chained to it.
+    #[arg(long = "type", default_value = "full")]
+    kind: String,
+    /// Chunk compression: zstd, lz4 or none.
+    #[arg(long, default_value = "zstd")]
+    compression: String,
+    /// Snapshots to keep; older ones go unless a kept chain needs them.
+    #[arg(long, default_value_t = recovery::snapshot::RETAIN_DEFAULT)]
+    retain: usize,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -206,20 +231,33 @@ struct GenArgs {
     /// How far a copy's source is from its destination, in blocks (at least 1).
     #[arg(long, value_name = "N")]
     deps_reach: Option<u64>,
-    /// Write checkpoints as the system runs, at this cadence: N transactions (3000), journal
-    /// bytes (64MiB), or simulated time at 10 transactions a second (5min, 300s; 5min@20 for
-    /// another rate). "default" is 5min.
+    /// Write checkpoint records as the system runs, at this cadence: N transactions (3000),
+    /// journal bytes (64MiB), or simulated time at 10 transactions a second (5min, 300s;
+    /// 5min@20 for another rate). "default" is 5min.
     #[arg(long, value_name = "CADENCE")]
     checkpoint_every: Option<String>,
-    /// Kind of those checkpoints: incremental (default: a full one every 8), full or metadata.
+    /// How those checkpoints are taken: incremental (fuzzy: the record carries the dirty block
+    /// table; the default), full (sharp: every dirty block written back first), metadata (the
+    /// metadata region written back, data fuzzy) or emergency (sharp).
     #[arg(long, value_name = "TYPE", default_value = "incremental")]
     checkpoint_type: String,
-    /// Checkpoints kept as the system runs.
+    /// Checkpoint records kept as the system runs.
     #[arg(long, default_value_t = recovery::checkpoint::RETAIN_DEFAULT)]
     checkpoint_retain: usize,
-    /// Do not leave a half-written checkpoint at the crash.
+    /// Do not crash in the middle of a checkpoint (write-back half done, record half-written).
     #[arg(long)]
     no_torn_checkpoint: bool,
+    /// Write snapshots (image backups) as the system runs, at this cadence (as for
+    /// --checkpoint-every); a full one every 8, incrementals between.
+    #[arg(long, value_name = "CADENCE")]
+    snapshot_every: Option<String>,
+    /// The background writer's pace: dirty blocks written back per operation, on average.
+    #[arg(long, value_name = "BLOCKS")]
+    flush_rate: Option<f64>,
+    /// Which dirty blocks the background writer writes back first: oldest (by their oldest
+    /// change not yet home) or random.
+    #[arg(long)]
+    writeback: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -331,10 +369,16 @@ struct RecoverArgs {
     /// Also compute the replay dependency graph's work and span (parallel replay only).
     #[arg(long)]
     dependency_stats: bool,
-    /// Ignore checkpoints and replay the whole journal (which must start at its first segment).
+    /// Ignore checkpoint records and replay the whole journal (which must start at its first
+    /// segment).
     #[arg(long)]
     no_checkpoints: bool,
-    /// After recovering, write an emergency checkpoint (a full one, lz4-compressed).
+    /// Rebuild the image (missing or damaged) from the newest valid snapshot chain and the
+    /// journal after it, instead of starting from a checkpoint record.
+    #[arg(long, conflicts_with = "no_checkpoints")]
+    from_snapshot: bool,
+    /// After recovering, write an emergency checkpoint record (the next recovery then starts
+    /// after the journal recovered here).
     #[arg(long)]
     emergency_checkpoint: bool,
     /// Also write the report as JSON to this file.
@@ -419,16 +463,29 @@ fn gen_params(a: &GenArgs) -> Result<GenParams> {
     if let Some(r) = a.deps {
         p.deps_rate = r;
     }
+    let cadence = |c: &str| -> Result<Cadence> {
+        if c == "default" {
+            Ok(Cadence::DEFAULT)
+        } else {
+            c.parse().map_err(|e| anyhow::anyhow!("{e}"))
+        }
+    };
     if let Some(c) = &a.checkpoint_every {
-        let every: Cadence =
-            if c == "default" { Cadence::DEFAULT } else { c.parse().map_err(|e| anyhow::anyhow!("{e}"))? };
         p.checkpoints = Some(CheckpointPlan {
-            every,
+            every: cadence(c)?,
             style: a.checkpoint_type.parse::<CheckpointStyle>().map_err(|e| anyhow::anyhow!("{e}"))?,
             retain: a.checkpoint_retain,
             torn_at_crash: !a.no_torn_checkpoint,
-            ..CheckpointPlan::default()
         });
+    }
+    if let Some(c) = &a.snapshot_every {
+        p.snapshots = Some(SnapshotPlan { every: cadence(c)?, ..SnapshotPlan::default() });
+    }
+    if let Some(r) = a.flush_rate {
+        p.flush_rate = r;
+    }
+    if let Some(w) = &a.writeback {
+        p.writeback = w.parse::<Writeback>().map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     if let Some(n) = a.deps_reach {
         p.deps_reach = n;
@@ -531,6 +588,7 @@ fn run_recover(a: &RecoverArgs) -> Result<()> {
         batch_ops: a.batch_ops,
         dependency_stats: a.dependency_stats,
         use_checkpoints: !a.no_checkpoints,
+        from_snapshot: a.from_snapshot,
         ..RecoverOptions::default()
     };
     let observer = progress_ui::observer(a.progress);
@@ -564,11 +622,25 @@ fn run_recover(a: &RecoverArgs) -> Result<()> {
 fn run_checkpoint(a: &CheckpointArgs) -> Result<()> {
     let o = CheckpointOptions {
         kind: a.kind.parse::<CheckpointKind>()?,
-        compression: a.compression.as_deref().map(str::parse::<Compression>).transpose()?,
         retain: a.retain,
         recycle_journal: a.recycle_journal,
     };
     let r = recovery::recover::checkpoint_dir(&a.dir, &o)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!("{r}");
+    }
+    Ok(())
+}
+
+fn run_snapshot(a: &SnapshotArgs) -> Result<()> {
+    let o = SnapshotOptions {
+        kind: a.kind.parse::<SnapshotKind>()?,
+        compression: a.compression.parse::<Compression>()?,
+        retain: a.retain,
+    };
+    let r = recovery::recover::snapshot_dir(&a.dir, &o)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
@@ -783,6 +855,7 @@ fn main() -> ExitCode {
         Command::Inspect { dir, mode, json } => run_inspect(dir, (*mode).into(), *json).map(|()| true),
         Command::Corrupt { dir, target, flips, seed } => run_corrupt(dir, *target, *flips, *seed).map(|()| true),
         Command::Checkpoint(a) => run_checkpoint(a).map(|()| true),
+        Command::Snapshot(a) => run_snapshot(a).map(|()| true),
         Command::Demo { preset, seed, keep } => run_demo(preset, *seed, keep.as_deref()),
     };
     match result {

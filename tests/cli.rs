@@ -157,7 +157,7 @@ fn checkpoints_from_the_command_line() {
         let o = fastrec(&["checkpoint", d, "--type", kind, "--json"]);
         assert!(o.status.success(), "{kind}: {}", text(&o));
         let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
-        assert_eq!(j["kind"], kind);
+        assert_eq!(j["record"]["kind"], kind);
     }
     let o = fastrec(&["checkpoint", d, "--retain", "2", "--recycle-journal"]);
     assert!(o.status.success(), "{}", text(&o));
@@ -169,4 +169,16 @@ fn checkpoints_from_the_command_line() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("no valid checkpoint"), "{}", text(&o));
     let o = fastrec(&["checkpoint", d, "--type", "bogus"]);
     assert_eq!(o.status.code(), Some(2));
+    // A snapshot of the recovered directory rebuilds it after the image is lost.
+    let o = fastrec(&["snapshot", d, "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(j["kind"], "full");
+    std::fs::remove_file(dir.join("image.img")).expect("lose the image");
+    let o = fastrec(&["recover", d, "--from-snapshot", "--force"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("image created from it"), "{}", text(&o));
+    assert_eq!(fastrec(&["verify", d]).status.code(), Some(0));
+    let o = fastrec(&["snapshot", d, "--type", "metadata"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }

@@ -1,19 +1,20 @@
-//! `checkpoint/scope`: recovery of one crash state with and without its checkpoints, for each
-//! checkpoint cadence (transactions between checkpoints; default style: incremental with a
-//! full one every 8, zstd, a torn checkpoint left at the crash) and crash phase (just after a
-//! checkpoint: the preset as it is; just before the next: a few transactions fewer; see
-//! `bench::checkpoint`). Ids read `STATE/with` and `STATE/without`, e.g. `every-3000/with`
-//! and `every-3000-before/with`; `none/*` is a crash state without checkpoints, where the two
-//! should agree. After each state the share of journal bytes not read and of records not
-//! replayed is printed, with the same-run median ratio of the two times.
+//! `checkpoint/scope`: recovery of one crash state with and without its checkpoint records,
+//! for each checkpoint cadence (transactions between checkpoints; default style: incremental,
+//! the crash in the middle of the next checkpoint) and crash phase (just after a checkpoint:
+//! the preset as it is; just before the next: a few transactions fewer; see
+//! `bench::checkpoint`), warm page cache. Ids read `STATE/with` and `STATE/without`, e.g.
+//! `every-3000/with` and `every-3000-before/with`; `none/*` is a crash state without
+//! checkpoints, where the two should agree. After each state the share of journal bytes not
+//! read and of records not replayed is printed, with the same-run median ratio of the two
+//! times. `checkpoint/find` times finding the newest of 1 to 1,024 records.
 //!
 //! Image restores happen outside the timed part (`iter_custom`). Each cadence's result is
 //! checked against the oracle once, untimed, each way.
 //!
 //! Environment: `FASTREC_CKPT_CADENCES` (default `none,24000,12000,6000,3000,1500,750,375`),
 //! `FASTREC_CKPT_PHASES` (default `after,before`), `FASTREC_CKPT_PRESET` (default `default`), `FASTREC_BENCH_SEED` (default 1),
-//! `FASTREC_CKPT_TMP` (where crash states are generated). `scripts/checkpoint-sweep.sh` is
-//! the faster way to the whole table, with checkpoint sizes and creation cost.
+//! `FASTREC_CKPT_TMP` (where crash states are generated). `fastrec lab --only checkpoint` is
+//! the faster way to the whole table, with cold-cache runs and the writer's cost.
 
 #![expect(missing_docs, reason = "criterion_group! generates an undocumented pub fn")]
 
@@ -56,8 +57,9 @@ fn scope(c: &mut Criterion) {
             p.gen_secs
         );
         // Verified, untimed runs each way; their reports give the scope.
-        let (_, with) = p.run(true, true).expect("recovery with checkpoints matches the oracle");
-        let (_, without) = p.run(false, true).expect("recovery without checkpoints matches the oracle");
+        let warm = bench::checkpoint::Cache::Warm;
+        let (_, with, _) = p.run(true, true, warm).expect("recovery with checkpoints matches the oracle");
+        let (_, without, _) = p.run(false, true, warm).expect("recovery without checkpoints matches the oracle");
         g.throughput(Throughput::Bytes(without.journal_bytes));
         let mut medians = [0.0; 2];
         for (i, use_checkpoints) in [true, false].into_iter().enumerate() {
@@ -67,7 +69,7 @@ fn scope(c: &mut Criterion) {
                 b.iter_custom(|iters| {
                     let mut total = Duration::ZERO;
                     for _ in 0..iters {
-                        let (secs, _) = p.run(use_checkpoints, false).expect("timed recovery");
+                        let (secs, _, _) = p.run(use_checkpoints, false, warm).expect("timed recovery");
                         samples.push(secs);
                         total += Duration::from_secs_f64(secs);
                     }
@@ -76,10 +78,10 @@ fn scope(c: &mut Criterion) {
             });
             medians[i] = bench::median(&mut samples);
         }
-        let s = bench::checkpoint::scope_of(&p, &with, &without).expect("read segment headers");
+        let s = bench::checkpoint::scope(&p, &with, &without);
         let used = with.checkpoint.as_ref().map_or_else(
             || "no checkpoint used".to_string(),
-            |ck| format!("checkpoint {} ({}, chain of {}) at LSN {}", ck.seq, ck.kind, ck.chain.len(), ck.lsn),
+            |ck| format!("checkpoint {} ({}) at LSN {}, redo from {}", ck.seq, ck.kind, ck.lsn, ck.redo_start),
         );
         println!(
             "{name}: {used}; {:.1}% of journal bytes not read ({} of {}), {:.1}% of records not replayed; median \
@@ -99,5 +101,33 @@ fn scope(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, scope);
+fn find(c: &mut Criterion) {
+    use recovery::checkpoint::{CheckpointKind, CheckpointRecord};
+    let layout = recovery::image::Layout::new(recovery::image::Geometry {
+        block_size: 4096,
+        block_count: 16_384,
+        inode_count: 16_384,
+        image_id: 1,
+    })
+    .expect("layout");
+    let mut g = c.benchmark_group("checkpoint/find");
+    for n in [1u64, 64, 1024] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let cdir = tmp.path().join(recovery::dir::CHECKPOINT_DIR);
+        std::fs::create_dir_all(&cdir).expect("mkdir");
+        for i in 0..n {
+            let r = CheckpointRecord {
+                seq: i + 1,
+                ..CheckpointRecord::new(&layout, CheckpointKind::Full, 100 * (i + 1), Vec::new(), Vec::new())
+            };
+            std::fs::write(cdir.join(recovery::checkpoint::file_name(r.seq)), r.encode()).expect("write record");
+        }
+        g.bench_function(format!("{n}-records"), |b| {
+            b.iter(|| recovery::checkpoint::select(tmp.path(), &layout, 1).expect("select"))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, scope, find);
 criterion_main!(benches);

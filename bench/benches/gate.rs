@@ -7,8 +7,10 @@
 //! - `redo`: serial redo of a fixed workload over the image mapped privately, as recovery's
 //!   default (`mmap`) image I/O does it: redo pass, undo of losers (when the journal is
 //!   steal), orphan cleanup. Analysis is setup; the flush is not measured (it is syscalls).
-//! - `chunk`: the crc32c check of a fixed zstd checkpoint chunk (1 MiB raw) and its decode
-//!   into image bytes ([`recovery::checkpoint::materialize`]).
+//! - `record`: reading a checkpoint record as recovery does once it has its bytes: decode and
+//!   validate a record with a 4,096-entry dirty block table
+//!   ([`recovery::checkpoint::CheckpointRecord::decode`]) and build the table redo looks blocks
+//!   up in.
 //!
 //! Inputs: the `small` preset with a fixed seed, generated in each bench's setup (not
 //! measured) into a temporary directory under `/tmp` (gungraun clears the environment, so
@@ -17,13 +19,12 @@
 
 #![expect(missing_docs, reason = "gungraun's macros generate undocumented pub modules, constants and functions")]
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::Path;
 
 use gungraun::{library_benchmark, library_benchmark_group, main, Callgrind, LibraryBenchmarkConfig};
 use recovery::analysis::Analysis;
-use recovery::checkpoint::{self, CheckpointKind, Compression};
+use recovery::checkpoint::{CheckpointKind, CheckpointRecord, DirtyBlock, OpenTxn};
 use recovery::image::Layout;
 use recovery::journal::Journal;
 use recovery::progress::Tracker;
@@ -132,54 +133,29 @@ fn redo(r: Redo) -> (Redo, MappedImage, ReplayStats) {
     (r, img, stats)
 }
 
-/// `chunk`'s input: a full checkpoint of the crash image's first 1 MiB of blocks (exactly one
-/// zstd chunk), loaded as a chain (its stored bytes in memory), and a zeroed image buffer.
-struct Chunk {
-    _dir: TempDir,
-    layout: Layout,
-    chain: checkpoint::Chain,
-    out: Vec<u8>,
-}
-
-fn setup_chunk() -> Chunk {
+/// `record`'s input: the bytes of a checkpoint record of the crash image's geometry with 8
+/// open transactions and a 4,096-entry dirty block table.
+fn setup_record() -> Vec<u8> {
     let dir = crash_state();
     let layout = Layout::read_from(&dir.path().join(recovery::dir::IMAGE_FILE)).expect("read the layout");
-    let image = std::fs::read(dir.path().join(recovery::dir::IMAGE_FILE)).expect("read the image");
-    let per_chunk = (checkpoint::CHUNK_BYTES / layout.block_size()) as u64;
-    let spec = checkpoint::Spec {
-        kind: CheckpointKind::Full,
-        lsn: 0,
-        min_lsn: 1,
-        open_txns: Vec::new(),
-        parent: None,
-        compression: Compression::Zstd,
-        blocks: (0..per_chunk.min(layout.block_count())).collect(),
-        dropped: Vec::new(),
-        excluded: Vec::new(),
-    };
-    let written = checkpoint::write(dir.path(), &layout, &image, &spec).expect("write the checkpoint");
-    assert_eq!(written.manifest.chunks.len(), 1, "the gate's checkpoint is one chunk");
-    let all: BTreeMap<u64, std::path::PathBuf> = BTreeMap::from([(written.manifest.seq, written.path)]);
-    let chain = checkpoint::chain(&layout, &all, written.manifest.seq).expect("load the checkpoint");
-    let out = vec![0u8; layout.image_len() as usize];
-    Chunk { _dir: dir, layout, chain, out }
+    let lsn = 100_000u64;
+    let open = (1..=8u64).map(|t| OpenTxn { txid: t, first_lsn: lsn - 1000 + t }).collect();
+    let dirty = (0..4096u64)
+        .map(|i| DirtyBlock { block: i % layout.block_count(), rec_lsn: lsn - 5000 + i })
+        .take(layout.block_count().min(4096) as usize)
+        .collect();
+    CheckpointRecord { seq: 1, ..CheckpointRecord::new(&layout, CheckpointKind::Incremental, lsn, open, dirty) }.encode()
 }
 
 #[library_benchmark]
-#[bench::zstd_1mib(setup = setup_chunk)]
-fn chunk(mut c: Chunk) -> Chunk {
-    let member = &c.chain.members[0];
-    let meta = &member.manifest.chunks[0];
-    let stored = member.chunk(0).expect("the chunk was read");
-    // The check recovery makes when it reads a chunk, then the decode it does before
-    // restoring blocks.
-    assert_eq!(crc32c::crc32c(black_box(stored)), meta.crc, "chunk checksum");
-    checkpoint::materialize(&c.chain, &c.layout, &mut c.out).expect("decode the chunk");
-    black_box(&c.out);
-    c
+#[bench::dirty_4096(setup = setup_record)]
+fn record(bytes: Vec<u8>) -> Vec<u8> {
+    let r = CheckpointRecord::decode(black_box(&bytes)).expect("a valid record");
+    black_box(r.dirty_map());
+    bytes
 }
 
-library_benchmark_group!(name = hot_paths; benchmarks = scan, redo, chunk);
+library_benchmark_group!(name = hot_paths; benchmarks = scan, redo, record);
 
 main!(
     // Only instruction counts are gated: no cache simulation (it only slows the runs down).

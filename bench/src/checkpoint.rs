@@ -1,11 +1,11 @@
-//! The checkpoint-cadence sweep behind `checkpoint/scope` and `scripts/checkpoint-sweep.sh`:
-//! how much of the journal recovery no longer reads or replays when the simulated system
-//! checkpoints every N transactions, what that saves in recovery time, and what the
-//! checkpoints cost on disk and to write.
+//! The checkpoint-cadence sweep behind `checkpoint/scope` and the lab's `checkpoint`
+//! experiment: how much of the journal recovery no longer reads or replays when the simulated
+//! system takes a checkpoint every N transactions, what that saves in recovery time (warm and
+//! cold cache), what the checkpoints cost the writer, and what finding the newest record costs.
 //!
 //! For each cadence one crash state is generated (checkpoints are part of generation), then
-//! the same crash image is recovered with and without checkpoints, taking turns, and the
-//! medians are compared within the run.
+//! the same crash image is recovered with and without its checkpoint records, taking turns,
+//! and the medians are compared within the run.
 //!
 //! Where the crash falls between two checkpoints decides most of the answer: the journal
 //! after the newest checkpoint is what recovery still replays. Checkpoints come every N
@@ -19,7 +19,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use recovery::checkpoint::{CheckpointKind, Compression};
 use recovery::{recover, RecoverOptions, RecoveryReport};
 use workloads::params::{Cadence, CheckpointPlan};
 
@@ -118,11 +117,14 @@ pub fn state_label(every: Option<u64>, phase: Phase) -> String {
 }
 
 /// The preset's parameters with checkpoints every `every` transactions (the rest of the plan
-/// at its defaults), or none; `txns` overrides the preset's transaction count.
+/// at its defaults: incremental), or none; `txns` overrides the preset's transaction count.
+/// The writer writes the image file as it goes (`real_image_io`), so what the checkpoints
+/// cost it is timed.
 pub fn params(preset: &str, seed: u64, every: Option<u64>, txns: Option<u64>) -> Result<workloads::GenParams, String> {
     let p: workloads::Preset = preset.parse().map_err(|e| format!("{e}"))?;
     let mut params = p.params(seed);
     params.checkpoints = every.map(|n| CheckpointPlan { every: Cadence::Txns(n), ..CheckpointPlan::default() });
+    params.real_image_io = true;
     if let Some(t) = txns {
         params.txns = t;
     }
@@ -165,7 +167,7 @@ pub struct Prepared {
     crash_image: Vec<u8>,
     /// What generation reported.
     pub summary: workloads::GenSummary,
-    /// Seconds generation took (the whole simulated run, checkpoint writing included).
+    /// Seconds generation took (the whole simulated run, checkpoints included).
     pub gen_secs: f64,
     /// Seconds spent afterwards making every generated file durable (see [`settle`]).
     pub settle_secs: f64,
@@ -264,6 +266,27 @@ pub fn options(with_checkpoints: bool) -> RecoverOptions {
     RecoverOptions { use_checkpoints: with_checkpoints, ..RecoverOptions::default() }
 }
 
+/// Page-cache state a timed recovery starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cache {
+    /// The journal and image as the previous recovery left them in the page cache.
+    Warm,
+    /// The journal's segments and the image evicted (fdatasync, then POSIX_FADV_DONTNEED)
+    /// just before.
+    Cold,
+}
+
+impl Cache {
+    /// Name in ids and tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cache::Warm => "warm",
+            Cache::Cold => "cold",
+        }
+    }
+}
+
 impl Prepared {
     /// Puts the crash image back, durable, and forgets any earlier recovery. The checkpoint
     /// directory stays as generated: recovery only reads it.
@@ -278,10 +301,36 @@ impl Prepared {
         }
     }
 
-    /// One recovery from the crash state (restored first, untimed); checks the image against
-    /// the oracle when `verify` (untimed).
-    pub fn run(&self, with_checkpoints: bool, verify: bool) -> Result<(f64, RecoveryReport), String> {
+    /// Evicts the journal's segments and the image from the page cache; returns the journal's
+    /// residency after (mincore).
+    pub fn evict(&self) -> Result<f64, String> {
+        let jdir = self.dir.join(recovery::dir::JOURNAL_DIR);
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(&jdir)
+            .map_err(|e| format!("{}: {e}", jdir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        paths.push(self.dir.join(recovery::dir::IMAGE_FILE));
+        let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+        recovery::io::cache::evict_all(&refs).map_err(|e| format!("evict: {e}"))?;
+        Ok(recovery::io::cache::residency_of_journal(&jdir).fraction())
+    }
+
+    /// One recovery from the crash state (restored first, untimed; evicted first when
+    /// `cache` is cold); checks the image against the oracle when `verify` (untimed). Returns
+    /// seconds, the report and the journal's residency when the recovery began.
+    pub fn run(
+        &self,
+        with_checkpoints: bool,
+        verify: bool,
+        cache: Cache,
+    ) -> Result<(f64, RecoveryReport, f64), String> {
         self.restore()?;
+        let resident = match cache {
+            Cache::Cold => self.evict()?,
+            Cache::Warm => {
+                recovery::io::cache::residency_of_journal(&self.dir.join(recovery::dir::JOURNAL_DIR)).fraction()
+            }
+        };
         let t = Instant::now();
         let report = recover(&self.dir, &options(with_checkpoints)).map_err(|e| e.to_string())?;
         let secs = t.elapsed().as_secs_f64();
@@ -298,7 +347,7 @@ impl Prepared {
                 ));
             }
         }
-        Ok((secs, report))
+        Ok((secs, report, resident))
     }
 
     /// Whether the checkpoint directory still holds exactly the files (names and lengths)
@@ -307,122 +356,26 @@ impl Prepared {
         listing(&self.dir) == self.checkpoints_at_start
     }
 
-    /// The generated checkpoint files, read through their manifests.
-    pub fn on_disk(&self) -> Result<OnDisk, String> {
-        on_disk(&self.dir)
-    }
-
-    /// What a recovery starting at `min_lsn` leaves unread: see [`segments_before`].
-    pub fn segments_before(&self, min_lsn: u64) -> Result<Unread, String> {
-        segments_before(&self.dir, min_lsn)
-    }
-}
-
-/// Journal segments recovery does not read when it needs the journal from some LSN on.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Unread {
-    /// Segments.
-    pub segments: u64,
-    /// Their bytes.
-    pub bytes: u64,
-    /// Records starting in them (LSNs are dense, so the first kept segment's first LSN less
-    /// the journal's first).
-    pub records: u64,
-}
-
-/// The segments of `dir`'s journal wholly before `min_lsn`, by the rule recovery applies:
-/// every segment before the last one whose first LSN is at or below `min_lsn`. Read from the
-/// segment headers, independently of the recovery report, so the two can be checked against
-/// each other.
-pub fn segments_before(dir: &Path, min_lsn: u64) -> Result<Unread, String> {
-    use recovery::format::segment::{parse_segment_file_name, SegmentHeader, SEGMENT_HEADER_LEN};
-    use std::os::unix::fs::FileExt;
-    let jdir = dir.join(recovery::dir::JOURNAL_DIR);
-    let mut segs: Vec<(u64, u64, u64)> = Vec::new();
-    for e in std::fs::read_dir(&jdir).map_err(|e| format!("{}: {e}", jdir.display()))? {
-        let e = e.map_err(|e| format!("{}: {e}", jdir.display()))?;
-        let Some(seq) = e.file_name().to_str().and_then(parse_segment_file_name) else { continue };
-        let path = e.path();
-        let f = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut head = vec![0u8; SEGMENT_HEADER_LEN];
-        f.read_exact_at(&mut head, 0).map_err(|e| format!("{}: {e}", path.display()))?;
-        let h = SegmentHeader::decode(&head).map_err(|(o, k)| format!("{}: header at {o}: {k:?}", path.display()))?;
-        let len = f.metadata().map_err(|e| format!("{}: {e}", path.display()))?.len();
-        segs.push((seq, h.first_lsn, len));
-    }
-    segs.sort();
-    let keep_from = segs.iter().rposition(|s| s.1 <= min_lsn).unwrap_or(0);
-    Ok(Unread {
-        segments: keep_from as u64,
-        bytes: segs[..keep_from].iter().map(|s| s.2).sum(),
-        records: segs.get(keep_from).map_or(0, |k| k.1) - segs.first().map_or(0, |f| f.1),
-    })
-}
-
-/// Checkpoints of one kind on disk.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct KindTotals {
-    /// Files.
-    pub count: u64,
-    /// File bytes.
-    pub file_bytes: u64,
-    /// Raw bytes of the blocks held.
-    pub raw_bytes: u64,
-    /// Stored (compressed) chunk bytes.
-    pub data_bytes: u64,
-    /// Blocks held.
-    pub blocks: u64,
-}
-
-impl KindTotals {
-    fn add(&mut self, file_bytes: u64, m: &recovery::checkpoint::Manifest) {
-        self.count += 1;
-        self.file_bytes += file_bytes;
-        self.raw_bytes += m.raw_bytes();
-        self.data_bytes += m.data_bytes;
-        self.blocks += m.blocks;
-    }
-}
-
-/// What a crash directory's checkpoints take on disk.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct OnDisk {
-    /// Every kept checkpoint.
-    pub total: KindTotals,
-    /// By kind name.
-    pub by_kind: BTreeMap<String, KindTotals>,
-    /// Files whose manifest did not read, with the reason.
-    pub unreadable: Vec<String>,
-    /// Other files in the checkpoint directory (a torn temporary), with their lengths.
-    pub other_files: Vec<(String, u64)>,
-}
-
-/// Reads every checkpoint manifest of `dir`.
-pub fn on_disk(dir: &Path) -> Result<OnDisk, String> {
-    let mut out = OnDisk::default();
-    let files = recovery::checkpoint::list(dir).map_err(|e| e.to_string())?;
-    let listed: Vec<String> =
-        files.iter().filter_map(|(_, p)| p.file_name().map(|n| n.to_string_lossy().into_owned())).collect();
-    for (_, path) in &files {
-        let len = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?.len();
-        match recovery::checkpoint::read_manifest(path) {
-            Ok(m) => {
-                out.total.add(len, &m);
-                out.by_kind.entry(m.kind.name().to_string()).or_default().add(len, &m);
-            }
-            Err(r) => out.unreadable.push(format!("{}: {}", path.display(), r.reason)),
+    /// Journal bytes written after the newest checkpoint record was: how far the crash came
+    /// after it.
+    pub fn distance_bytes(&self) -> u64 {
+        match self.summary.checkpoints {
+            0 => self.summary.journal_bytes_written,
+            _ => self.summary.journal_bytes_written.saturating_sub(self.summary.last_checkpoint_pos),
         }
     }
-    out.other_files = listing(dir).into_iter().filter(|(n, _)| !listed.contains(n)).collect();
-    Ok(out)
 }
 
-/// What [`measure`] found for one cadence: the two recoveries taking turns.
+/// What [`measure`] found for one cadence and cache state: the two recoveries taking turns.
 pub struct Measured {
+    /// The cache state.
+    pub cache: Cache,
     /// Seconds per recovery with checkpoints, in run order.
     pub with_secs: Vec<f64>,
     /// Seconds per recovery without checkpoints, in run order.
     pub without_secs: Vec<f64>,
+    /// Journal residency at the start of each timed recovery, both ways.
+    pub resident: Vec<f64>,
     /// Median milliseconds per phase, with checkpoints.
     pub with_phase_ms: BTreeMap<String, f64>,
     /// Median milliseconds per phase, without checkpoints.
@@ -450,26 +403,21 @@ impl Measured {
 fn phase_medians(runs: &[RecoveryReport]) -> BTreeMap<String, f64> {
     let mut phases: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for r in runs {
-        // A phase can run more than once in a recovery (windows); its time is the sum.
-        let mut once: BTreeMap<&str, f64> = BTreeMap::new();
-        for ph in &r.phases {
-            *once.entry(ph.phase).or_default() += ph.ms;
-        }
-        for (k, v) in once {
-            phases.entry(k.to_string()).or_default().push(v);
+        for ph in &r.stats.phases {
+            phases.entry(ph.phase.name().to_string()).or_default().push(ph.wall_ms);
         }
     }
     phases.iter_mut().map(|(k, v)| (k.clone(), crate::median(v))).collect()
 }
 
 /// One verified, untimed recovery each way (which also warms the page cache), then `reps`
-/// timed recoveries each way, taking turns and swapping which goes first every repetition so
-/// drift on a shared machine lands on both alike.
-pub fn measure(p: &Prepared, reps: usize) -> Result<Measured, String> {
+/// timed recoveries each way from `cache`, taking turns and swapping which goes first every
+/// repetition so drift on a shared machine lands on both alike.
+pub fn measure(p: &Prepared, reps: usize, cache: Cache) -> Result<Measured, String> {
     let mut verify_secs = 0.0;
     let mut checked = Vec::new();
     for with in [true, false] {
-        let (secs, report) = p.run(with, false)?;
+        let (secs, report, _) = p.run(with, false, Cache::Warm)?;
         let t = Instant::now();
         let v = workloads::digest::verify_dir(&p.dir).map_err(|e| e.to_string())?;
         verify_secs += t.elapsed().as_secs_f64();
@@ -487,12 +435,13 @@ pub fn measure(p: &Prepared, reps: usize) -> Result<Measured, String> {
     }
     let without = checked.pop().ok_or("no verified run without checkpoints")?;
     let with = checked.pop().ok_or("no verified run with checkpoints")?;
-    let (mut with_secs, mut without_secs) = (Vec::new(), Vec::new());
+    let (mut with_secs, mut without_secs, mut resident) = (Vec::new(), Vec::new(), Vec::new());
     let (mut with_runs, mut without_runs) = (Vec::new(), Vec::new());
     for rep in 0..reps {
         let order = if rep % 2 == 0 { [true, false] } else { [false, true] };
         for w in order {
-            let (secs, report) = p.run(w, false)?;
+            let (secs, report, res) = p.run(w, false, cache)?;
+            resident.push(res);
             if w {
                 with_secs.push(secs);
                 with_runs.push(report);
@@ -503,8 +452,10 @@ pub fn measure(p: &Prepared, reps: usize) -> Result<Measured, String> {
         }
     }
     Ok(Measured {
+        cache,
         with_secs,
         without_secs,
+        resident,
         with_phase_ms: phase_medians(&with_runs),
         without_phase_ms: phase_medians(&without_runs),
         with,
@@ -518,232 +469,98 @@ pub fn measure(p: &Prepared, reps: usize) -> Result<Measured, String> {
 pub struct Scope {
     /// Journal bytes on disk.
     pub journal_bytes: u64,
-    /// Of those, bytes recovery with checkpoints did not read (segments wholly before the
-    /// checkpoint's `min_lsn`), as its report says.
+    /// Of those, bytes recovery with checkpoints did not read, as its report says.
     pub journal_bytes_skipped: u64,
-    /// The segments those bytes are, from their headers.
-    pub unread: Unread,
-    /// Whether `unread.bytes` equals the report's `journal_bytes_skipped`.
-    pub unread_agrees_with_report: bool,
+    /// Journal bytes written after the newest checkpoint record (the crash's distance from it).
+    pub distance_bytes: u64,
     /// Records the recovery without checkpoints scanned: every durable record.
     pub records_total: u64,
-    /// Records in the segments recovery with checkpoints read.
+    /// Records the recovery with checkpoints scanned.
     pub records_read: u64,
-    /// Of those, records neither redone nor undone because the checkpoint holds their effect.
-    pub records_skipped: u64,
-    /// Records left for redo and undo to consider.
+    /// Of those, records the dirty block table said were home already.
+    pub records_home: u64,
+    /// Records the recovery with checkpoints left for redo and undo to consider.
     pub records_replayed: u64,
-    /// The report's `records_scanned` with checkpoints, kept to check against `records_read`
-    /// (they disagreed while the parallel scan left out the records a checkpoint covers).
-    pub report_records_scanned: u64,
+    /// Image blocks each recovery changed and flushed.
+    pub blocks_written_with: u64,
+    /// See `blocks_written_with`.
+    pub blocks_written_without: u64,
     /// `journal_bytes_skipped / journal_bytes`.
     pub bytes_not_read: f64,
-    /// Records not replayed (in unread segments, or read and skipped) over all records.
+    /// Records not replayed (not read, or read and home) over all records.
     pub records_not_replayed: f64,
-    /// Records after the newest checkpoint's LSN (to the last durable one) over all records:
-    /// what a checkpoint at record granularity would leave; 1 without a checkpoint.
-    pub records_after_checkpoint: f64,
+    /// Milliseconds finding and reading the record (the report's).
+    pub find_ms: f64,
 }
 
-/// The scope saved by `with` compared with `without` (the same crash state); `unread` is what
-/// [`segments_before`] says of the checkpoint's `min_lsn` (zero without a checkpoint).
-pub fn scope(with: &RecoveryReport, without: &RecoveryReport, unread: Unread) -> Scope {
+/// The scope saved by `with` compared with `without` (the same crash state).
+pub fn scope(p: &Prepared, with: &RecoveryReport, without: &RecoveryReport) -> Scope {
     let ck = with.checkpoint.as_ref();
-    let journal_bytes = without.journal_bytes;
-    let skipped = ck.map_or(0, |c| c.journal_bytes_skipped);
-    let total = without.records_scanned;
-    let records_read = total.saturating_sub(unread.records);
-    let records_skipped = ck.map_or(0, |c| c.records_skipped);
     let frac = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-    let last = without.lsn_range.1;
+    let total = without.records_scanned;
+    let home = ck.map_or(0, |c| c.records_home);
+    let before = ck.map_or(0, |c| c.records_before_start);
+    let read = with.records_scanned;
+    let replayed = read.saturating_sub(home + before);
+    let skipped = ck.map_or(0, |c| c.journal_bytes_skipped);
     Scope {
-        journal_bytes,
+        journal_bytes: without.journal_bytes,
         journal_bytes_skipped: skipped,
-        unread,
-        unread_agrees_with_report: unread.bytes == skipped,
+        distance_bytes: p.distance_bytes(),
         records_total: total,
-        records_read,
-        records_skipped,
-        records_replayed: records_read.saturating_sub(records_skipped),
-        report_records_scanned: with.records_scanned,
-        bytes_not_read: frac(skipped, journal_bytes),
-        records_not_replayed: frac(unread.records + records_skipped, total),
-        records_after_checkpoint: ck.map_or(1.0, |c| frac(last.saturating_sub(c.lsn), total)),
+        records_read: read,
+        records_home: home,
+        records_replayed: replayed,
+        blocks_written_with: with.replay.blocks_written,
+        blocks_written_without: without.replay.blocks_written,
+        bytes_not_read: frac(skipped, without.journal_bytes),
+        records_not_replayed: frac(total.saturating_sub(replayed), total),
+        find_ms: ck.map_or(0.0, |c| c.find_ms),
     }
 }
 
-/// [`scope`] of a prepared crash state, reading its segment headers.
-pub fn scope_of(p: &Prepared, with: &RecoveryReport, without: &RecoveryReport) -> Result<Scope, String> {
-    let unread = match &with.checkpoint {
-        Some(c) => p.segments_before(c.min_lsn)?,
-        None => Unread::default(),
-    };
-    Ok(scope(with, without, unread))
-}
-
-/// One NDJSON line for a cadence.
-pub fn record(p: &Prepared, m: &Measured, reps: usize) -> Result<serde_json::Value, String> {
-    let s = scope_of(p, &m.with, &m.without)?;
-    let (with_med, without_med) = (m.with_median(), m.without_median());
-    let disk = p.on_disk()?;
-    let ck = m.with.checkpoint.as_ref();
-    let g = &p.summary;
-    // Choosing a checkpoint reads every member of its chain whole, so their size is what that
-    // phase's time should be read against.
-    let mut chain_file_bytes = 0;
-    if let Some(c) = ck {
-        for (seq, path) in recovery::checkpoint::list(&p.dir).map_err(|e| e.to_string())? {
-            if c.chain.contains(&seq) {
-                chain_file_bytes += std::fs::metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?.len();
+/// Median microseconds [`recovery::checkpoint::select`] takes to find the newest of `n`
+/// records in a directory (one per `n` of `counts`), over `reps` calls each: the cost of
+/// finding the start point as retention grows. Records are real ones of a 64 MiB image with
+/// a 4,096-entry dirty block table.
+pub fn find_cost(counts: &[usize], reps: usize) -> Result<Vec<(usize, f64)>, String> {
+    use recovery::checkpoint::{CheckpointKind, CheckpointRecord, DirtyBlock};
+    let layout = recovery::image::Layout::new(recovery::image::Geometry {
+        block_size: 4096,
+        block_count: 16_384,
+        inode_count: 16_384,
+        image_id: 1,
+    })
+    .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for &n in counts {
+        let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let cdir = tmp.path().join(recovery::dir::CHECKPOINT_DIR);
+        std::fs::create_dir_all(&cdir).map_err(|e| e.to_string())?;
+        for i in 0..n as u64 {
+            let lsn = 10_000 * (i + 1);
+            let dirty = (0..4096u64).map(|b| DirtyBlock { block: 64 + b, rec_lsn: lsn - 4096 + b }).collect();
+            let r = CheckpointRecord {
+                seq: i + 1,
+                ..CheckpointRecord::new(&layout, CheckpointKind::Incremental, lsn, Vec::new(), dirty)
+            };
+            // Written directly, without the fsyncs of `checkpoint::write`: only reading them
+            // is measured.
+            let path = cdir.join(recovery::checkpoint::file_name(r.seq));
+            std::fs::write(&path, r.encode()).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        let mut us = Vec::with_capacity(reps);
+        for _ in 0..reps {
+            let t = Instant::now();
+            let (sel, _, _) = recovery::checkpoint::select(tmp.path(), &layout, 1).map_err(|e| e.to_string())?;
+            us.push(t.elapsed().as_secs_f64() * 1e6);
+            if sel.is_none_or(|s| s.index != 0) {
+                return Err(format!("{n} records: the newest was not chosen"));
             }
         }
-    }
-    Ok(serde_json::json!({
-        "schema": 1,
-        "experiment": "checkpoint-scope",
-        "preset": p.preset,
-        "seed": p.seed,
-        "cadence": label(p.every),
-        "every_txns": p.every,
-        "phase": p.phase,
-        "state": state_label(p.every, p.phase),
-        "txns": p.txns,
-        "cache": "warm",
-        "reps": reps,
-        "generation": {
-            "secs": p.gen_secs,
-            "includes": "the whole simulated run: journal, oracle, and writing and pruning checkpoints",
-            "settle_secs": p.settle_secs,
-            "checkpoints_written": g.checkpoints,
-            "last_checkpoint_lsn": g.last_checkpoint_lsn,
-            "torn_checkpoint": g.torn_checkpoint,
-            "journal_bytes": g.journal_bytes,
-            "records": g.records,
-            "segments": g.segments,
-            "durable_lsn": g.durable_lsn,
-            "last_surviving_lsn": g.last_surviving_lsn,
-            "txns_committed": g.txns_committed,
-            "txns_aborted": g.txns_aborted,
-            "txns_in_flight": g.txns_in_flight,
-        },
-        "checkpoints_on_disk": disk,
-        "checkpoints_unchanged_by_recovery": p.checkpoints_unchanged(),
-        "checkpoint_used": ck.map(|c| serde_json::json!({
-            "seq": c.seq,
-            "kind": c.kind,
-            "lsn": c.lsn,
-            "min_lsn": c.min_lsn,
-            "chain": c.chain,
-            "chain_len": c.chain.len(),
-            "chain_file_bytes": chain_file_bytes,
-            "blocks_restored": c.blocks_restored,
-            "blocks_skipped_revoked": c.blocks_skipped_revoked,
-            "journal_bytes_skipped": c.journal_bytes_skipped,
-            "records_skipped": c.records_skipped,
-        })),
-        "checkpoints_rejected": m.with.checkpoints_rejected.iter()
-            .map(|r| format!("{}: {}", r.path.display(), r.reason)).collect::<Vec<_>>(),
-        "scope": s,
-        "segments_read": { "with": m.without.segments.saturating_sub(s.unread.segments), "without": m.without.segments },
-        // The report counts every segment found, read or not.
-        "report_segments": { "with": m.with.segments, "without": m.without.segments },
-        "bytes_scanned": { "with": m.with.bytes_scanned, "without": m.without.bytes_scanned },
-        "lsn_range": { "with": m.with.lsn_range, "without": m.without.lsn_range },
-        "txn_outcomes": { "with": m.with.txns, "without": m.without.txns },
-        "workers": m.with.parallel.workers,
-        "scan_mode": { "with": m.with.parallel.scan, "without": m.without.parallel.scan },
-        "replay_mode": { "with": m.with.parallel.replay, "without": m.without.parallel.replay },
-        "verified": true,
-        "with_secs_median": with_med,
-        "without_secs_median": without_med,
-        "with_secs": m.with_secs,
-        "without_secs": m.without_secs,
-        "time_ratio_with_over_without": with_med / without_med,
-        "phase_ms_median": { "with": m.with_phase_ms, "without": m.without_phase_ms },
-    }))
-}
-
-/// Median timing of writing one full checkpoint of an image with one compression.
-pub struct Creation {
-    /// Compression.
-    pub compression: Compression,
-    /// Blocks written.
-    pub blocks: u64,
-    /// Raw bytes of those blocks.
-    pub raw_bytes: u64,
-    /// File length.
-    pub file_bytes: u64,
-    /// Seconds per write, in run order.
-    pub secs: Vec<f64>,
-}
-
-/// Times [`recovery::checkpoint::write`] of a full checkpoint of every block of the recovered
-/// image in `dir`, `reps` times per compression (taking turns), each into a fresh directory
-/// under `scratch`. The file is fsynced and renamed as always, so the time includes the disk.
-pub fn creation(
-    dir: &Path,
-    scratch: &Path,
-    compressions: &[Compression],
-    reps: usize,
-) -> Result<Vec<Creation>, String> {
-    let image_path = dir.join(recovery::dir::IMAGE_FILE);
-    let layout = recovery::image::Layout::read_from(&image_path).map_err(|e| e.to_string())?;
-    let image = std::fs::read(&image_path).map_err(|e| format!("{}: {e}", image_path.display()))?;
-    let mut out: Vec<Creation> = compressions
-        .iter()
-        .map(|&c| Creation { compression: c, blocks: 0, raw_bytes: 0, file_bytes: 0, secs: Vec::new() })
-        .collect();
-    // A write at LSN 1 with no open transactions: the LSN is metadata only and does not change
-    // the work; every block, because which blocks are in revoked state is the journal's to say
-    // and this measures the write itself.
-    let spec = |compression| recovery::checkpoint::Spec {
-        kind: CheckpointKind::Full,
-        lsn: 1,
-        min_lsn: 2,
-        open_txns: Vec::new(),
-        parent: None,
-        compression,
-        blocks: (0..layout.block_count()).collect(),
-        dropped: Vec::new(),
-        excluded: Vec::new(),
-    };
-    for _ in 0..reps {
-        for c in &mut out {
-            let tmp = tempfile::tempdir_in(scratch).map_err(|e| e.to_string())?;
-            let s = spec(c.compression);
-            let t = Instant::now();
-            let w = recovery::checkpoint::write(tmp.path(), &layout, &image, &s).map_err(|e| e.to_string())?;
-            c.secs.push(t.elapsed().as_secs_f64());
-            c.blocks = w.manifest.blocks;
-            c.raw_bytes = w.manifest.raw_bytes();
-            c.file_bytes = w.file_bytes;
-        }
+        out.push((n, crate::median(&mut us)));
     }
     Ok(out)
-}
-
-/// One NDJSON line for a compression's creation cost; `source` names the crash state the
-/// image came from.
-pub fn creation_record(c: &Creation, source: &str, memcpy_bytes_per_s: f64) -> serde_json::Value {
-    let med = crate::median(&mut c.secs.clone());
-    let raw_bps = c.raw_bytes as f64 / med;
-    serde_json::json!({
-        "schema": 1,
-        "experiment": "checkpoint-create",
-        "kind": CheckpointKind::Full,
-        "compression": c.compression,
-        "source": source,
-        "blocks": c.blocks,
-        "raw_bytes": c.raw_bytes,
-        "file_bytes": c.file_bytes,
-        "compression_ratio": c.raw_bytes as f64 / c.file_bytes.max(1) as f64,
-        "reps": c.secs.len(),
-        "secs_median": med,
-        "secs": c.secs,
-        "raw_bytes_per_s": raw_bps,
-        "ratio_vs_memcpy": raw_bps / memcpy_bytes_per_s,
-        "includes": "compression (parallel chunks), write, fsync, rename, directory fsync",
-    })
 }
 
 #[cfg(test)]
@@ -772,17 +589,18 @@ mod tests {
     fn small_preset_round_trip() {
         let p = prepare("small", 3, Some(50), Phase::After, None, None).expect("generate");
         assert!(p.summary.checkpoints > 0);
-        let m = measure(&p, 1).expect("measure");
-        let s = scope_of(&p, &m.with, &m.without).expect("scope");
-        assert!(s.unread_agrees_with_report);
-        assert!(m.with.checkpoint.is_some());
-        assert!(s.records_not_replayed > 0.0 && s.records_not_replayed <= 1.0);
+        assert!(p.summary.writer.checkpoint_secs.is_some(), "the writer's checkpoints are timed");
+        for cache in [Cache::Warm, Cache::Cold] {
+            let m = measure(&p, 1, cache).expect("measure");
+            let s = scope(&p, &m.with, &m.without);
+            assert!(m.with.checkpoint.is_some());
+            assert!(s.records_read < s.records_total, "{s:?}");
+            assert!(s.records_not_replayed > 0.0 && s.records_not_replayed <= 1.0, "{s:?}");
+            assert!(s.distance_bytes > 0 && s.distance_bytes < s.journal_bytes, "{s:?}");
+        }
         assert!(p.checkpoints_unchanged());
-        let disk = p.on_disk().expect("manifests");
-        assert!(disk.total.count > 0 && disk.unreadable.is_empty());
-        let scratch = tempfile::tempdir().expect("scratch");
-        let c = creation(&p.dir, scratch.path(), &[Compression::Lz4], 1).expect("creation");
-        assert_eq!(c[0].secs.len(), 1);
-        assert!(c[0].raw_bytes > 0);
+        let f = find_cost(&[1, 4], 3).expect("find");
+        assert_eq!(f.len(), 2);
+        assert!(f.iter().all(|&(_, us)| us > 0.0));
     }
 }

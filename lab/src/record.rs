@@ -55,6 +55,10 @@ pub struct Record {
     pub cache: Cache,
     /// Wall times of each repetition, milliseconds, in the order taken.
     pub samples_ms: Vec<f64>,
+    /// Wall times of the same-run baseline this record's ratios compare against, taken in
+    /// turn with `samples_ms` (e.g. recovery without checkpoints), when there is one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub baseline_samples_ms: Vec<f64>,
     /// What was measured.
     pub metrics: BTreeMap<String, Metric>,
     /// Ceilings measured in the same run (memcpy, sequential read), for ratios.
@@ -72,6 +76,7 @@ impl Record {
             seed,
             cache: Cache { state: "n/a".into(), resident_min: None, resident_max: None },
             samples_ms: Vec::new(),
+            baseline_samples_ms: Vec::new(),
             metrics: BTreeMap::new(),
             ceilings: BTreeMap::new(),
         }

@@ -65,7 +65,7 @@ const QUICK: Plan = Plan {
     io_journal_bytes: 64 << 20,
     io_records: &["4K"],
     cadences: &[12_000, 3_000, 750],
-    crashes: &[bench::checkpoint::Phase::After],
+    crashes: &[bench::checkpoint::Phase::After, bench::checkpoint::Phase::Before],
 };
 
 const FULL: Plan = Plan {
@@ -363,38 +363,84 @@ fn checkpoint(
     sink: &mut Sink,
     log: &mut dyn FnMut(&str),
 ) -> Result<(), String> {
-    use bench::checkpoint::Phase;
+    use bench::checkpoint::{Cache as C, Phase};
     let before = if plan.crashes.contains(&Phase::Before) {
         Some(bench::checkpoint::phase_txns("default", o.seed, Some(work))?.before)
     } else {
         None
     };
     let default_every = bench::checkpoint::default_cadence_txns();
+    // The writer without checkpoints, for what checkpoints add to its work.
+    log("checkpoint: the writer without checkpoints");
+    let none = bench::checkpoint::prepare("default", o.seed, None, Phase::After, None, Some(work))?;
+    let base_blocks = (none.summary.writer.background_blocks + none.summary.writer.other_blocks) as f64;
+    drop(none);
     for &every in plan.cadences {
         for &crash in plan.crashes {
             let txns = if crash == Phase::Before { before } else { None };
             log(&format!("checkpoint: every {every}, crash {}", crash.name()));
             let p = bench::checkpoint::prepare("default", o.seed, Some(every), crash, txns, Some(work))?;
-            let m = bench::checkpoint::measure(&p, plan.reps)?;
-            let s = bench::checkpoint::scope_of(&p, &m.with, &m.without)?;
-            let mut r = Record::new("checkpoint", &bench::checkpoint::state_label(Some(every), crash), o.seed)
-                .param("every_txns", every)
-                .param("crash", crash.name())
-                .param("txns", p.txns)
-                .param("default_cadence", default_every == Some(every));
-            r.cache = warm_cache(&[residency_of(&p.dir)]);
-            let mut all = m.with_secs.clone();
-            all.extend(&m.without_secs);
-            r.samples_ms = ms(&m.with_secs);
-            let (with, without) = (m.with_median(), m.without_median());
-            r.metric("time_with_ms", with * 1e3, "ms");
-            r.metric("time_without_ms", without * 1e3, "ms");
-            r.metric("time_ratio", with / without, "x");
-            r.metric("bytes_skipped", s.bytes_not_read, "fraction");
-            r.metric("records_skipped", s.records_not_replayed, "fraction");
-            r.metric("chain_len", m.with.checkpoint.as_ref().map_or(0, |c| c.chain.len()) as f64, "count");
-            sink.push(&r)?;
+            let g = &p.summary;
+            for cache in [C::Warm, C::Cold] {
+                let m = bench::checkpoint::measure(&p, plan.reps, cache)?;
+                let s = bench::checkpoint::scope(&p, &m.with, &m.without);
+                let label = format!("{} {}", bench::checkpoint::state_label(Some(every), crash), cache.name());
+                let mut r = Record::new("checkpoint", &label, o.seed)
+                    .param("every_txns", every)
+                    .param("crash", crash.name())
+                    .param("txns", p.txns)
+                    .param("style", "incremental")
+                    .param("default_cadence", default_every == Some(every));
+                let (lo, hi) =
+                    m.resident.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
+                r.cache = Cache { state: cache.name().into(), resident_min: Some(lo), resident_max: Some(hi) };
+                r.samples_ms = ms(&m.with_secs);
+                r.baseline_samples_ms = ms(&m.without_secs);
+                let (with, without) = (m.with_median(), m.without_median());
+                r.metric("time_with_ms", with * 1e3, "ms");
+                r.metric("time_without_ms", without * 1e3, "ms");
+                r.metric("time_ratio", with / without, "x");
+                r.metric("bytes_skipped", s.bytes_not_read, "fraction");
+                r.metric("records_skipped", s.records_not_replayed, "fraction");
+                r.metric("distance_bytes", s.distance_bytes as f64, "bytes");
+                r.metric("journal_bytes", s.journal_bytes as f64, "bytes");
+                r.metric("blocks_written_with", s.blocks_written_with as f64, "count");
+                r.metric("blocks_written_without", s.blocks_written_without as f64, "count");
+                r.metric("find_ms", s.find_ms, "ms");
+                r.metric("checkpoints_written", g.checkpoints as f64, "count");
+                r.metric(
+                    "redo_lag_records",
+                    g.last_checkpoint_lsn.saturating_sub(g.last_checkpoint_redo_start) as f64,
+                    "count",
+                );
+                r.metric("dirty_at_checkpoint", g.writer.last_checkpoint_dirty as f64, "count");
+                r.metric("writer_checkpoint_blocks", g.writer.checkpoint_blocks as f64, "count");
+                r.metric("writer_background_blocks", g.writer.background_blocks as f64, "count");
+                r.metric(
+                    "writer_extra_blocks",
+                    (g.writer.background_blocks + g.writer.other_blocks + g.writer.checkpoint_blocks) as f64
+                        - base_blocks,
+                    "count",
+                );
+                if let Some(secs) = g.writer.checkpoint_secs {
+                    r.metric("writer_checkpoint_ms", secs * 1e3, "ms");
+                }
+                log(&format!(
+                    "checkpoint: {label}: {:.1} ms with, {:.1} ms without ({:.2}x); {:.1}% of the journal not read",
+                    with * 1e3,
+                    without * 1e3,
+                    with / without,
+                    s.bytes_not_read * 100.0
+                ));
+                sink.push(&r)?;
+            }
         }
+    }
+    log("checkpoint: finding the newest record among 1 to 1,024");
+    for (n, us) in bench::checkpoint::find_cost(&[1, 64, 1024], 51)? {
+        let mut r = Record::new("checkpoint-find", &format!("{n} records"), o.seed).param("records", n);
+        r.metric("find_us", us, "us");
+        sink.push(&r)?;
     }
     Ok(())
 }

@@ -87,6 +87,11 @@ pub struct TxnEntry {
     /// In a partial (per-chunk) analysis: the record count its COMMIT or ABORT claimed,
     /// checked when chunks are merged.
     claimed: Option<u32>,
+    /// It may have begun before the checkpoint's redo start (see [`StartFilter::truncated`]):
+    /// its record count is not checked, and it must have ended by the checkpoint's LSN.
+    truncated: bool,
+    /// LSN of its first record read (for the error when a truncated one never ended).
+    first_seen: u64,
 }
 
 impl TxnEntry {
@@ -100,6 +105,8 @@ impl TxnEntry {
             reads: Vec::new(),
             undo: Vec::new(),
             claimed: None,
+            truncated: false,
+            first_seen: 0,
         }
     }
 }
@@ -154,9 +161,9 @@ pub struct RecordCounts {
     pub compensation: u64,
     /// Optional records of unknown type.
     pub optional: u64,
-    /// Records at or below the checkpoint's LSN of transactions not open then: their effects
-    /// are in the checkpoint, so they are read but neither redone nor undone.
-    pub before_checkpoint: u64,
+    /// Records read but not analysed: before the start point (in the first journal block
+    /// read), or covered by the snapshot a rebuild restored.
+    pub before_start: u64,
 }
 
 /// Checks a record against the layout; `Some(reason)` when it cannot be applied.
@@ -223,26 +230,60 @@ pub fn target_block(layout: &Layout, rec: &Record<'_>) -> Option<u64> {
     }
 }
 
-/// The checkpoint recovery starts from, as analysis and redo need it.
+/// Where recovery starts, and what that start point makes unnecessary, as analysis and redo
+/// need it.
+///
+/// From a **checkpoint record** (`dirty` is its dirty block table): records below `start` (the
+/// redo start) are not read; records at or below the checkpoint's LSN of transactions not
+/// open then are analysed (their transaction may have begun before `start`, so its record
+/// count is not checked) but redone only when their block is in the table with a `rec_lsn` at
+/// or below them: otherwise the home copy already holds them.
+///
+/// From a **snapshot** (`dirty` is `None`): records at or below the snapshot's LSN of
+/// transactions not open then are ignored entirely (the restored snapshot holds their
+/// effects), as are records below `start` (its `min_lsn`).
 #[derive(Debug, Clone, Default)]
-pub struct CheckpointFilter {
-    /// The checkpoint's LSN.
+pub struct StartFilter {
+    /// The checkpoint record or snapshot the start point comes from.
+    pub source: std::path::PathBuf,
+    /// Its LSN.
     pub lsn: u64,
+    /// The first LSN recovery needs.
+    pub start: u64,
     /// Transactions open at that LSN.
     pub open: FxHashSet<u64>,
+    /// The dirty block table (block to `rec_lsn`) of a checkpoint record; `None` for a
+    /// snapshot.
+    pub dirty: Option<FxHashMap<u64, u64>>,
 }
 
-impl CheckpointFilter {
-    /// Whether the checkpoint already holds this record's effect.
-    pub fn covers(&self, txid: u64, lsn: u64) -> bool {
-        lsn <= self.lsn && !self.open.contains(&txid)
+impl StartFilter {
+    /// Whether the record is not analysed at all: below the start, or (snapshot) covered by
+    /// the restored image.
+    pub fn ignores(&self, txid: u64, lsn: u64) -> bool {
+        lsn < self.start || self.dirty.is_none() && lsn <= self.lsn && !self.open.contains(&txid)
+    }
+
+    /// Whether the record's transaction may have begun before the start point (checkpoint
+    /// record only): it ended by the checkpoint's LSN, and only a suffix of it is read.
+    pub fn truncated(&self, txid: u64, lsn: u64) -> bool {
+        self.dirty.is_some() && lsn <= self.lsn && !self.open.contains(&txid)
+    }
+
+    /// Whether the home copy of `block` already holds this change (checkpoint record only),
+    /// so redo need not apply it.
+    pub fn home(&self, txid: u64, lsn: u64, block: u64) -> bool {
+        match &self.dirty {
+            Some(d) => lsn <= self.lsn && !self.open.contains(&txid) && d.get(&block).is_none_or(|&r| lsn < r),
+            None => false,
+        }
     }
 }
 
 /// Builds the transaction table during the first scan.
 pub struct Analyzer<'a> {
     layout: &'a Layout,
-    checkpoint: Option<std::sync::Arc<CheckpointFilter>>,
+    start: Option<std::sync::Arc<StartFilter>>,
     journal: &'a Journal,
     mode: RecoveryMode,
     steal: bool,
@@ -270,14 +311,15 @@ impl RecordCounts {
         self.aborts += o.aborts;
         self.compensation += o.compensation;
         self.optional += o.optional;
-        self.before_checkpoint += o.before_checkpoint;
+        self.before_start += o.before_start;
     }
 }
 
 /// The finished analysis.
 pub struct Analysis {
-    /// The checkpoint recovery started from, if any.
-    pub checkpoint: Option<std::sync::Arc<CheckpointFilter>>,
+    /// Where recovery started (a checkpoint record or a snapshot), if not at the journal's
+    /// beginning.
+    pub start: Option<std::sync::Arc<StartFilter>>,
     /// The transaction table (after a parallel scan: without the transactions it resolved
     /// within one chunk, which [`count`](Self::count) still counts).
     pub txns: FxHashMap<u64, TxnEntry>,
@@ -320,8 +362,8 @@ impl Analysis {
         self.revoked.get(&block).is_some_and(|&r| lsn < r)
     }
 
-    /// Whether redo applies the records of transaction `txid` (records the checkpoint covers
-    /// never reach redo: see [`covered`](Self::covered)).
+    /// Whether redo applies the records of transaction `txid` (records the start point makes
+    /// unnecessary never reach redo: see [`home`](Self::home)).
     pub fn redo_applies(&self, txid: u64) -> bool {
         if self.steal {
             // Repeat history: winners, losers and compensation records alike.
@@ -331,9 +373,10 @@ impl Analysis {
         }
     }
 
-    /// Whether the checkpoint recovery started from already holds this record's effect.
-    pub fn covered(&self, txid: u64, lsn: u64) -> bool {
-        self.checkpoint.as_ref().is_some_and(|c| c.covers(txid, lsn))
+    /// Whether the start point makes this change to `block` unnecessary to redo: a snapshot
+    /// holds it, or the checkpoint record says the home copy does.
+    pub fn home(&self, txid: u64, lsn: u64, block: u64) -> bool {
+        self.start.as_ref().is_some_and(|c| c.ignores(txid, lsn) || c.home(txid, lsn, block))
     }
 
     /// Whether transaction `txid` committed.
@@ -366,7 +409,7 @@ impl<'a> Analyzer<'a> {
     pub fn new(layout: &'a Layout, journal: &'a Journal, mode: RecoveryMode) -> Self {
         Analyzer {
             layout,
-            checkpoint: None,
+            start: None,
             journal,
             mode,
             steal: journal.steal(),
@@ -381,15 +424,20 @@ impl<'a> Analyzer<'a> {
         }
     }
 
-    /// Starts from `checkpoint`: records it covers are counted and otherwise ignored.
-    pub fn with_checkpoint(mut self, checkpoint: Option<std::sync::Arc<CheckpointFilter>>) -> Self {
-        self.checkpoint = checkpoint;
+    /// Starts from `start` (see [`StartFilter`]).
+    pub fn with_start(mut self, start: Option<std::sync::Arc<StartFilter>>) -> Self {
+        self.start = start;
         self
     }
 
-    /// Whether the checkpoint this analysis starts from covers the record.
-    pub fn covered(&self, h: &RecordHeader) -> bool {
-        self.checkpoint.as_ref().is_some_and(|c| c.covers(h.txid, h.lsn))
+    /// Whether the start point makes analysis skip the record (counted in `before_start`).
+    pub fn ignores(&self, h: &RecordHeader) -> bool {
+        self.start.as_ref().is_some_and(|c| c.ignores(h.txid, h.lsn))
+    }
+
+    /// Whether the start point makes redo of this change to `block` unnecessary.
+    pub fn home(&self, h: &RecordHeader, block: u64) -> bool {
+        self.start.as_ref().is_some_and(|c| c.home(h.txid, h.lsn, block))
     }
 
     /// An analysis of one chunk of the journal, to be merged in order with [`absorb`](Self::absorb).
@@ -456,7 +504,7 @@ impl<'a> Analyzer<'a> {
                     a.reads.extend_from_slice(&b.reads);
                     match b.claimed {
                         Some(claimed) => {
-                            if claimed != a.records {
+                            if claimed != a.records && !a.truncated {
                                 return false;
                             }
                             a.outcome = b.outcome;
@@ -466,7 +514,7 @@ impl<'a> Analyzer<'a> {
                     }
                 }
                 None => {
-                    if b.claimed.is_some_and(|c| c != b.records) {
+                    if b.claimed.is_some_and(|c| c != b.records) && !b.truncated {
                         return false;
                     }
                     self.txns.insert(txid, b);
@@ -501,8 +549,8 @@ impl<'a> Analyzer<'a> {
 
     /// Takes one record, in LSN order.
     pub fn visit(&mut self, ctx: &RecordCtx, h: &RecordHeader, rec: &Record<'_>) -> Result<()> {
-        if self.covered(h) {
-            self.counts.before_checkpoint += 1;
+        if self.ignores(h) {
+            self.counts.before_start += 1;
             return Ok(());
         }
         let c = &mut self.counts;
@@ -526,7 +574,9 @@ impl<'a> Analyzer<'a> {
         if let Some(reason) = invalid_reason(self.layout, self.steal, rec) {
             return self.reject(ctx, h, reason, true);
         }
-        let entry = self.txns.entry(h.txid).or_insert_with(TxnEntry::new);
+        let truncated = self.start.as_ref().is_some_and(|c| c.truncated(h.txid, h.lsn));
+        let entry =
+            self.txns.entry(h.txid).or_insert_with(|| TxnEntry { truncated, first_seen: h.lsn, ..TxnEntry::new() });
         if matches!(entry.outcome, TxnOutcome::Committed | TxnOutcome::Aborted) {
             // A stray record after the end: skipped; the transaction's outcome stands (its
             // records up to the end matched the count its end record claimed).
@@ -541,7 +591,7 @@ impl<'a> Analyzer<'a> {
                 }
                 if self.partial {
                     entry.claimed = Some(records);
-                } else if records != entry.records {
+                } else if records != entry.records && !entry.truncated {
                     let reason = format!(
                         "transaction {} ends claiming {records} records, the journal holds {}",
                         h.txid, entry.records
@@ -552,7 +602,7 @@ impl<'a> Analyzer<'a> {
                     if matches!(rec, Record::Commit { .. }) { TxnOutcome::Committed } else { TxnOutcome::Aborted };
                 // Only losers are undone; a finished transaction's locations are not needed.
                 entry.undo = Vec::new();
-                if self.partial && entry.records == records {
+                if self.partial && entry.records == records && !entry.truncated {
                     // Begun and ended here (in a valid journal; a duplicate id elsewhere is
                     // caught when chunks merge): keep only what `finish` needs.
                     if let Some(t) = self.txns.remove(&h.txid) {
@@ -607,6 +657,25 @@ impl<'a> Analyzer<'a> {
         let mut revoked: FxHashMap<u64, u64> = FxHashMap::default();
         let mut reads: Vec<(u64, UndoLoc)> = Vec::new();
         let mut undo = Vec::new();
+        if let Some(start) = &self.start {
+            let unfinished = self
+                .txns
+                .iter()
+                .filter(|(_, t)| t.truncated && !matches!(t.outcome, TxnOutcome::Committed | TxnOutcome::Aborted))
+                .min_by_key(|(_, t)| t.first_seen);
+            if let Some((id, t)) = unfinished {
+                return Err(Error::Checkpoint {
+                    path: start.source.clone(),
+                    offset: None,
+                    reason: format!(
+                        "transaction {id} logged LSN {} at or before the checkpoint's LSN {} but is not among its \
+                         open transactions, and the journal holds no end for it by then: the journal lost records \
+                         the checkpoint saw durable, or the record is wrong",
+                        t.first_seen, start.lsn
+                    ),
+                });
+            }
+        }
         for t in self.txns.values() {
             let redone = steal || t.outcome == TxnOutcome::Committed;
             if redone {
@@ -672,7 +741,7 @@ impl<'a> Analyzer<'a> {
             .chain(done.committed.iter().copied());
         let committed = TxnSet::build(committed_ids.clone(), committed_ids.count());
         Ok(Analysis {
-            checkpoint: self.checkpoint,
+            start: self.start,
             committed,
             done_committed: done.committed.len() as u64,
             done_aborted: done.aborted,

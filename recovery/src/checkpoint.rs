@@ -1,71 +1,81 @@
-//! Checkpoints: the committed image state as of an LSN, so recovery replays only the journal
-//! after it.
+//! Checkpoint records: a small file saying how far the home image is durable, so recovery
+//! replays only the journal after a point and restores nothing.
 //!
-//! A checkpoint at LSN `C` holds block images of the committed state at `C` (transaction
-//! consistent: changes of transactions still open at `C` are not in it), the ids of the
-//! transactions open at `C`, and `min_lsn`, the first LSN recovery still needs (the first
-//! record of the oldest transaction open at `C`, or `C + 1`). Recovery restores the chain's
-//! blocks, then scans the journal from `min_lsn`, ignoring records at or below `C` of
-//! transactions that were not open at `C` (their effects are in the checkpoint), and redoes
-//! and undoes the rest as usual.
+//! The writer makes the image durable and the record says so (ARIES's fuzzy checkpoint with a
+//! dirty block table; jbd2's checkpoint that advances the log tail). A record taken at LSN `C`
+//! (every record up to `C` was durable when it was written) holds:
 //!
-//! Kinds:
-//! - **full**: every block except blocks in revoked state at `C` (freed by a committed
-//!   transaction and not logged since: the running system may write them without logging, so
-//!   only the home image knows their content);
-//! - **incremental**: the blocks whose content changed since its parent (or that entered the
-//!   chain's set), and the blocks that left it (`dropped`); chained to a full one;
-//! - **metadata**: the metadata region (superblock, bitmaps, orphan list) plus any data block
-//!   whose home copy was not durable at `C`; blocks not in it are durable at `C` in the image;
-//! - **emergency**: a full checkpoint written on demand (after a recovery, before a shutdown),
-//!   lz4-compressed by default because speed matters more than size then.
+//! - the **dirty block table**: every block whose home copy lacked some change at `C`, with
+//!   its `rec_lsn`, the LSN of the oldest such change. A block not in the table held every
+//!   change up to `C` at home;
+//! - the **open transactions** at `C`, each with the LSN of its first record: recovery must see
+//!   them whole, to redo the ones that commit later and (steal) to undo the losers, whose
+//!   changes may be home;
+//! - the **redo start** `R`: the smallest of every `rec_lsn`, every open transaction's first
+//!   LSN and `C + 1`. Recovery reads the journal from `R` on, nothing before it.
 //!
-//! File: `MAGIC (8) | manifest length (u32 LE) | crc32c of the manifest (u32 LE) | manifest
-//! (JSON) | chunk data`. Each chunk holds whole blocks, compressed on its own; the manifest
-//! records each chunk's blocks, stored and raw length and crc32c, and a crc32c over all chunk
-//! data. Files are written atomically (temporary file, fsync, rename, directory fsync); a
-//! temporary file left by a crash is ignored and removed by the next write.
+//! Redo from `R` applies a record at LSN `L <= C` of a transaction not open at `C` only when its
+//! block is in the table with `rec_lsn <= L`: otherwise the home copy already holds it. Records
+//! after `C`, and records of the open transactions, follow the usual redo rules.
+//!
+//! Kinds say how the writer took it, not what the record holds (every kind holds the same
+//! fields): **full** (sharp: every dirty block written back and the image synced first, so
+//! the table is empty or nearly), **incremental** (fuzzy: no forced write-back, the default),
+//! **metadata** (the metadata region written back sharply, data blocks fuzzy) and
+//! **emergency** (sharp, on demand and at clean shutdown).
+//!
+//! File `DIR/checkpoints/ckpt-<seq as 16 hex digits>.fcr`, little-endian:
+//!
+//! ```text
+//! 0   8  magic "FRCKREC1"        40  8  image_id
+//! 8   4  version (1)             48  4  image block size
+//! 12  4  kind (0..=3)            52  4  reserved (0)
+//! 16  8  seq                     56  8  image block count
+//! 24  8  lsn (C)                 64  8  created, ms since the Unix epoch
+//! 32  8  redo start (R)          72  4  open transactions N    76  4  dirty blocks M
+//! 80  16 x N  (txid, first LSN), ascending by txid
+//! ..  16 x M  (block, rec_lsn), ascending by block
+//! end 4  crc32c of everything before it
+//! ```
+//!
+//! Written atomically (temporary file, fsync, rename, directory fsync). Recovery lists the
+//! directory and reads the newest record only; a record that fails validation is passed over
+//! (and named) for the next older one.
 
-use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::Write;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use rayon::prelude::*;
-
-use crate::dir::fsync_dir;
-use crate::dir::CHECKPOINT_DIR;
+use crate::dir::{fsync_dir, CHECKPOINT_DIR};
 use crate::error::{Error, Result};
 use crate::image::Layout;
 
 /// File magic.
-pub const MAGIC: &[u8; 8] = b"FRCKPT01";
-/// Format version in the manifest.
+pub const MAGIC: &[u8; 8] = b"FRCKREC1";
+/// Format version.
 pub const VERSION: u32 = 1;
-/// Raw bytes per chunk (whole blocks; at least one block).
-pub const CHUNK_BYTES: usize = 1 << 20;
-/// Checkpoints kept by default.
+/// Records kept by default.
 pub const RETAIN_DEFAULT: usize = 64;
-/// Largest manifest accepted (a corrupt length must not allocate gigabytes).
-const MANIFEST_MAX: u32 = 256 << 20;
+/// Bytes before the tables.
+pub const HEADER_LEN: usize = 80;
+/// Largest record file accepted: a corrupt count must not allocate gigabytes. A table entry
+/// per block of a 2^24-block image fits.
+pub const RECORD_BYTES_MAX: u64 = 16 << 24;
 
-/// What a checkpoint holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// How the writer took a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CheckpointKind {
-    /// Every block but those in revoked state.
+    /// Sharp: every dirty block written back and the image synced before the record.
     Full,
-    /// Changes since the parent.
+    /// Fuzzy: no forced write-back; the record carries the dirty block table.
     Incremental,
-    /// The metadata region and the data blocks not durable at its LSN.
+    /// The metadata region written back sharply, data blocks fuzzy.
     Metadata,
-    /// A full checkpoint written on demand.
+    /// Sharp, on demand (after a recovery, at a clean shutdown).
     Emergency,
 }
 
 impl CheckpointKind {
-    /// Every kind.
+    /// Every kind, in code order.
     pub const ALL: [CheckpointKind; 4] =
         [CheckpointKind::Full, CheckpointKind::Incremental, CheckpointKind::Metadata, CheckpointKind::Emergency];
 
@@ -77,6 +87,20 @@ impl CheckpointKind {
             CheckpointKind::Metadata => "metadata",
             CheckpointKind::Emergency => "emergency",
         }
+    }
+
+    fn code(self) -> u32 {
+        match self {
+            CheckpointKind::Full => 0,
+            CheckpointKind::Incremental => 1,
+            CheckpointKind::Metadata => 2,
+            CheckpointKind::Emergency => 3,
+        }
+    }
+
+    /// Whether the writer wrote every dirty block back before the record.
+    pub fn sharp(self) -> bool {
+        matches!(self, CheckpointKind::Full | CheckpointKind::Emergency)
     }
 }
 
@@ -95,191 +119,232 @@ impl std::str::FromStr for CheckpointKind {
     }
 }
 
-/// Chunk compression.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Compression {
-    /// zstd level 1.
-    #[default]
-    Zstd,
-    /// lz4 (block format, size-prefixed).
-    Lz4,
-    /// Stored as is.
-    None,
+/// A transaction open at the checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct OpenTxn {
+    /// Its id.
+    pub txid: u64,
+    /// LSN of its first record.
+    pub first_lsn: u64,
 }
 
-impl Compression {
-    /// Every compression.
-    pub const ALL: [Compression; 3] = [Compression::Zstd, Compression::Lz4, Compression::None];
-
-    /// Command-line name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Compression::Zstd => "zstd",
-            Compression::Lz4 => "lz4",
-            Compression::None => "none",
-        }
-    }
-
-    fn compress(self, raw: &[u8]) -> std::io::Result<Vec<u8>> {
-        match self {
-            Compression::Zstd => zstd::bulk::compress(raw, 1),
-            Compression::Lz4 => Ok(lz4_flex::compress_prepend_size(raw)),
-            Compression::None => Ok(raw.to_vec()),
-        }
-    }
-
-    fn decompress(self, stored: &[u8], raw_len: usize) -> std::result::Result<Vec<u8>, String> {
-        let out = match self {
-            Compression::Zstd => zstd::bulk::decompress(stored, raw_len).map_err(|e| e.to_string())?,
-            Compression::Lz4 => {
-                // The size prefix is data: check it against the manifest before trusting it
-                // with an allocation.
-                let (prefix, body) = stored.split_at_checked(4).ok_or("shorter than its size prefix")?;
-                let declared = u32::from_le_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
-                if declared != raw_len {
-                    return Err(format!("size prefix {declared} disagrees with the manifest's {raw_len}"));
-                }
-                lz4_flex::decompress(body, raw_len).map_err(|e| e.to_string())?
-            }
-            Compression::None => stored.to_vec(),
-        };
-        if out.len() != raw_len {
-            return Err(format!("decompressed to {} bytes, the manifest says {raw_len}", out.len()));
-        }
-        Ok(out)
-    }
+/// A block whose home copy lacked some change at the checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct DirtyBlock {
+    /// The image block.
+    pub block: u64,
+    /// LSN of its oldest change not yet home.
+    pub rec_lsn: u64,
 }
 
-impl std::fmt::Display for Compression {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for Compression {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Compression::ALL
-            .into_iter()
-            .find(|c| c.name() == s)
-            .ok_or_else(|| Error::Config(format!("unknown compression `{s}` (expected zstd, lz4 or none)")))
-    }
-}
-
-/// One chunk of block images.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ChunkMeta {
-    /// Blocks held, as `(first, count)` runs in ascending order.
-    pub runs: Vec<(u64, u64)>,
-    /// Offset of the chunk's stored bytes from the start of the data section.
-    pub offset: u64,
-    /// Stored (compressed) length.
-    pub stored: u64,
-    /// Raw length (blocks x block size).
-    pub raw: u64,
-    /// crc32c of the stored bytes.
-    pub crc: u32,
-}
-
-/// Everything about a checkpoint but its block images.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Manifest {
-    /// Format version.
-    pub version: u32,
-    /// Sequence number (also in the file name); increases with every checkpoint.
+/// A checkpoint record.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CheckpointRecord {
+    /// Sequence number (also in the file name); increases with every record written.
     pub seq: u64,
-    /// Kind.
+    /// How the writer took it.
     pub kind: CheckpointKind,
-    /// The LSN the state is as of (`C`).
+    /// `C`: every journal record up to here was durable when the record was written.
     pub lsn: u64,
-    /// First LSN recovery needs from the journal.
-    pub min_lsn: u64,
-    /// Transactions open at `C`.
-    pub open_txns: Vec<u64>,
-    /// The checkpoint this one is a delta of (incremental only).
-    pub parent: Option<u64>,
-    /// Image identity.
+    /// `R`: where recovery starts reading the journal.
+    pub redo_start: u64,
+    /// The image's identity.
     pub image_id: u64,
-    /// Image block size.
+    /// The image's block size.
     pub block_size: u32,
-    /// Image blocks.
+    /// The image's block count.
     pub block_count: u64,
-    /// Chunk compression.
-    pub compression: Compression,
-    /// Blocks that leave the chain's set here (incremental only).
-    pub dropped: Vec<u64>,
-    /// Data blocks in revoked state at `C`, as `(first, count)` runs: left out of this and
-    /// any later checkpoint until the journal logs them again.
-    pub excluded: Vec<(u64, u64)>,
-    /// The chunks, in data order.
-    pub chunks: Vec<ChunkMeta>,
-    /// Bytes of the data section.
-    pub data_bytes: u64,
-    /// crc32c of the whole data section.
-    pub data_crc: u32,
-    /// Blocks held.
-    pub blocks: u64,
     /// Wall-clock creation time, milliseconds since the Unix epoch (informative).
     pub created_unix_ms: u64,
+    /// Transactions open at `C`, ascending by id.
+    pub open: Vec<OpenTxn>,
+    /// The dirty block table, ascending by block.
+    pub dirty: Vec<DirtyBlock>,
 }
 
-impl Manifest {
-    /// Raw bytes of the blocks held.
-    pub fn raw_bytes(&self) -> u64 {
-        self.chunks.iter().map(|c| c.raw).sum()
+impl CheckpointRecord {
+    /// A record for `layout`'s image at `lsn`, with `redo_start` computed from the tables (the
+    /// smallest `rec_lsn`, first LSN of an open transaction, or `lsn + 1`). The tables are
+    /// sorted here; `seq` is set when the record is written.
+    pub fn new(
+        layout: &Layout,
+        kind: CheckpointKind,
+        lsn: u64,
+        mut open: Vec<OpenTxn>,
+        mut dirty: Vec<DirtyBlock>,
+    ) -> CheckpointRecord {
+        open.sort_unstable_by_key(|t| t.txid);
+        dirty.sort_unstable_by_key(|d| d.block);
+        let redo_start = open
+            .iter()
+            .map(|t| t.first_lsn)
+            .chain(dirty.iter().map(|d| d.rec_lsn))
+            .fold(lsn.saturating_add(1), u64::min);
+        CheckpointRecord {
+            seq: 0,
+            kind,
+            lsn,
+            redo_start,
+            image_id: layout.geometry.image_id,
+            block_size: layout.geometry.block_size,
+            block_count: layout.block_count(),
+            created_unix_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            open,
+            dirty,
+        }
+    }
+
+    /// The record's bytes, checksum included.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(HEADER_LEN + 16 * (self.open.len() + self.dirty.len()) + 4);
+        b.extend_from_slice(MAGIC);
+        b.extend_from_slice(&VERSION.to_le_bytes());
+        b.extend_from_slice(&self.kind.code().to_le_bytes());
+        for v in [self.seq, self.lsn, self.redo_start, self.image_id] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        b.extend_from_slice(&self.block_size.to_le_bytes());
+        b.extend_from_slice(&0u32.to_le_bytes());
+        b.extend_from_slice(&self.block_count.to_le_bytes());
+        b.extend_from_slice(&self.created_unix_ms.to_le_bytes());
+        b.extend_from_slice(&(self.open.len() as u32).to_le_bytes());
+        b.extend_from_slice(&(self.dirty.len() as u32).to_le_bytes());
+        for t in &self.open {
+            b.extend_from_slice(&t.txid.to_le_bytes());
+            b.extend_from_slice(&t.first_lsn.to_le_bytes());
+        }
+        for d in &self.dirty {
+            b.extend_from_slice(&d.block.to_le_bytes());
+            b.extend_from_slice(&d.rec_lsn.to_le_bytes());
+        }
+        let crc = crc32c::crc32c(&b);
+        b.extend_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    /// Decodes and checks a record's bytes: magic, checksum, version, length, kind, and the
+    /// tables' order and coherence with `lsn` and `redo_start`. On failure: the offset of the
+    /// problem and why.
+    pub fn decode(bytes: &[u8]) -> std::result::Result<CheckpointRecord, (u64, String)> {
+        let bad = |at: usize, why: &str| Err((at as u64, why.to_string()));
+        if bytes.len() < HEADER_LEN + 4 {
+            return bad(0, "shorter than a checkpoint record");
+        }
+        if &bytes[..8] != MAGIC {
+            return bad(0, "bad magic");
+        }
+        let body = &bytes[..bytes.len() - 4];
+        let stored = u32_at(bytes, bytes.len() - 4);
+        let computed = crc32c::crc32c(body);
+        if stored != computed {
+            return Err((
+                (bytes.len() - 4) as u64,
+                format!("checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"),
+            ));
+        }
+        if u32_at(bytes, 8) != VERSION {
+            return bad(8, "unsupported version");
+        }
+        let kind = match u32_at(bytes, 12) {
+            0 => CheckpointKind::Full,
+            1 => CheckpointKind::Incremental,
+            2 => CheckpointKind::Metadata,
+            3 => CheckpointKind::Emergency,
+            _ => return bad(12, "unknown kind"),
+        };
+        if u32_at(bytes, 52) != 0 {
+            return bad(52, "reserved field is not zero");
+        }
+        let n_open = u32_at(bytes, 72) as usize;
+        let n_dirty = u32_at(bytes, 76) as usize;
+        if (HEADER_LEN as u64 + 16 * (n_open as u64 + n_dirty as u64) + 4) != bytes.len() as u64 {
+            return bad(72, "table counts disagree with the file length");
+        }
+        let r = CheckpointRecord {
+            seq: u64_at(bytes, 16),
+            kind,
+            lsn: u64_at(bytes, 24),
+            redo_start: u64_at(bytes, 32),
+            image_id: u64_at(bytes, 40),
+            block_size: u32_at(bytes, 48),
+            block_count: u64_at(bytes, 56),
+            created_unix_ms: u64_at(bytes, 64),
+            open: (0..n_open)
+                .map(|i| {
+                    let at = HEADER_LEN + 16 * i;
+                    OpenTxn { txid: u64_at(bytes, at), first_lsn: u64_at(bytes, at + 8) }
+                })
+                .collect(),
+            dirty: (0..n_dirty)
+                .map(|i| {
+                    let at = HEADER_LEN + 16 * (n_open + i);
+                    DirtyBlock { block: u64_at(bytes, at), rec_lsn: u64_at(bytes, at + 8) }
+                })
+                .collect(),
+        };
+        if r.redo_start == 0 || r.redo_start > r.lsn.saturating_add(1) {
+            return bad(32, "redo start is not in 1..=lsn+1");
+        }
+        let open_at = |i: usize| HEADER_LEN + 16 * i;
+        for (i, t) in r.open.iter().enumerate() {
+            if t.txid == 0 || i > 0 && r.open[i - 1].txid >= t.txid {
+                return bad(open_at(i), "open transactions are not ascending, nonzero ids");
+            }
+            if t.first_lsn < r.redo_start || t.first_lsn > r.lsn {
+                return bad(open_at(i) + 8, "an open transaction's first LSN is outside redo start..=lsn");
+            }
+        }
+        let dirty_at = |i: usize| HEADER_LEN + 16 * (n_open + i);
+        for (i, d) in r.dirty.iter().enumerate() {
+            if d.block >= r.block_count || i > 0 && r.dirty[i - 1].block >= d.block {
+                return bad(dirty_at(i), "dirty blocks are not ascending or lie outside the image");
+            }
+            if d.rec_lsn < r.redo_start || d.rec_lsn > r.lsn {
+                return bad(dirty_at(i) + 8, "a dirty block's rec_lsn is outside redo start..=lsn");
+            }
+        }
+        let smallest = r.open.iter().map(|t| t.first_lsn).chain(r.dirty.iter().map(|d| d.rec_lsn)).min();
+        if smallest.unwrap_or(r.lsn.saturating_add(1)).min(r.lsn.saturating_add(1)) != r.redo_start {
+            return bad(32, "redo start is not the smallest LSN the tables need");
+        }
+        Ok(r)
+    }
+
+    /// The dirty block table as a map, for lookups during redo.
+    pub fn dirty_map(&self) -> rustc_hash::FxHashMap<u64, u64> {
+        self.dirty.iter().map(|d| (d.block, d.rec_lsn)).collect()
     }
 }
 
-/// What to write.
-#[derive(Debug, Clone)]
-pub struct Spec {
-    /// Kind.
-    pub kind: CheckpointKind,
-    /// `C`.
-    pub lsn: u64,
-    /// First LSN recovery needs.
-    pub min_lsn: u64,
-    /// Transactions open at `C`.
-    pub open_txns: Vec<u64>,
-    /// Parent (incremental only).
-    pub parent: Option<u64>,
-    /// Compression.
-    pub compression: Compression,
-    /// Blocks to store, ascending.
-    pub blocks: Vec<u64>,
-    /// Blocks leaving the chain's set (incremental only), ascending.
-    pub dropped: Vec<u64>,
-    /// Data blocks in revoked state at `C`, ascending.
-    pub excluded: Vec<u64>,
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(a)
 }
 
-/// A checkpoint written.
-#[derive(Debug, Clone)]
-pub struct Written {
-    /// Its file.
-    pub path: PathBuf,
-    /// Its manifest.
-    pub manifest: Manifest,
-    /// File length.
-    pub file_bytes: u64,
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(a)
 }
 
-/// File name of checkpoint `seq`.
+/// File name of record `seq`.
 pub fn file_name(seq: u64) -> String {
-    format!("ckpt-{seq:016x}.fcp")
+    format!("ckpt-{seq:016x}.fcr")
 }
 
 fn parse_file_name(name: &str) -> Option<u64> {
-    let hex = name.strip_prefix("ckpt-")?.strip_suffix(".fcp")?;
+    let hex = name.strip_prefix("ckpt-")?.strip_suffix(".fcr")?;
     if hex.len() != 16 {
         return None;
     }
     u64::from_str_radix(hex, 16).ok()
 }
 
-/// Checkpoint files of `dir` (a recovery directory), ascending by sequence number. Temporary
-/// files are not listed.
+/// Checkpoint record files of `dir` (a recovery directory), ascending by sequence number.
+/// Temporary files are not listed.
 pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     let cdir = dir.join(CHECKPOINT_DIR);
     let entries = match std::fs::read_dir(&cdir) {
@@ -298,245 +363,10 @@ pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     Ok(v)
 }
 
-fn runs_of(blocks: &[u64]) -> Vec<(u64, u64)> {
-    let mut runs: Vec<(u64, u64)> = Vec::new();
-    for &b in blocks {
-        match runs.last_mut() {
-            Some((first, count)) if *first + *count == b => *count += 1,
-            _ => runs.push((b, 1)),
-        }
-    }
-    runs
-}
-
-/// The blocks of `(first, count)` runs.
-pub fn blocks_of(runs: &[(u64, u64)]) -> impl Iterator<Item = u64> + '_ {
-    runs.iter().flat_map(|&(first, count)| first..first + count)
-}
-
-/// A chunk ready to write: its block runs, stored bytes and raw length.
-type CompressedChunk = (Vec<(u64, u64)>, Vec<u8>, u64);
-
-/// Writes a checkpoint of `spec.blocks` of `image` (the whole image's bytes) into `dir`
-/// atomically, with the next sequence number. Chunks are compressed in parallel.
-pub fn write(dir: &Path, layout: &Layout, image: &[u8], spec: &Spec) -> Result<Written> {
-    let bs = layout.block_size();
-    if image.len() as u64 != layout.image_len() {
-        return Err(Error::Config(format!(
-            "checkpoint source is {} bytes, the image is {}",
-            image.len(),
-            layout.image_len()
-        )));
-    }
-    if spec.blocks.windows(2).any(|w| w[0] >= w[1]) || spec.blocks.last().is_some_and(|&b| b >= layout.block_count()) {
-        return Err(Error::Config("checkpoint blocks must be ascending and inside the image".into()));
-    }
-    let cdir = dir.join(CHECKPOINT_DIR);
-    if !cdir.is_dir() {
-        std::fs::create_dir_all(&cdir).map_err(|e| Error::io(&cdir, "create checkpoint directory", e))?;
-        // The directory entry must be durable before anything (journal recycling) relies on
-        // what it will hold.
-        fsync_dir(dir)?;
-    }
-    remove_temporaries(&cdir)?;
-    let seq = list(dir)?.last().map_or(1, |(s, _)| s + 1);
-    let per_chunk = (CHUNK_BYTES / bs).max(1);
-    let groups: Vec<&[u64]> = spec.blocks.chunks(per_chunk).collect();
-    let compressed: Vec<std::io::Result<CompressedChunk>> = groups
-        .par_iter()
-        .map(|g| {
-            let mut raw = Vec::with_capacity(g.len() * bs);
-            for &b in *g {
-                raw.extend_from_slice(&image[b as usize * bs..(b as usize + 1) * bs]);
-            }
-            let stored = spec.compression.compress(&raw)?;
-            Ok((runs_of(g), stored, raw.len() as u64))
-        })
-        .collect();
-    let mut chunks = Vec::with_capacity(compressed.len());
-    let mut data: Vec<Vec<u8>> = Vec::with_capacity(compressed.len());
-    let mut offset = 0u64;
-    let mut data_crc = 0u32;
-    for c in compressed {
-        let (runs, stored, raw) = c.map_err(|e| Error::io(&cdir, "compress checkpoint chunk", e))?;
-        let crc = crc32c::crc32c(&stored);
-        data_crc = crc32c::crc32c_append(data_crc, &stored);
-        chunks.push(ChunkMeta { runs, offset, stored: stored.len() as u64, raw, crc });
-        offset += stored.len() as u64;
-        data.push(stored);
-    }
-    let manifest = Manifest {
-        version: VERSION,
-        seq,
-        kind: spec.kind,
-        lsn: spec.lsn,
-        min_lsn: spec.min_lsn,
-        open_txns: spec.open_txns.clone(),
-        parent: spec.parent,
-        image_id: layout.geometry.image_id,
-        block_size: layout.geometry.block_size,
-        block_count: layout.block_count(),
-        compression: spec.compression,
-        dropped: spec.dropped.clone(),
-        excluded: runs_of(&spec.excluded),
-        chunks,
-        data_bytes: offset,
-        data_crc,
-        blocks: spec.blocks.len() as u64,
-        created_unix_ms: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64),
-    };
-    let json =
-        serde_json::to_vec(&manifest).map_err(|e| Error::io(&cdir, "encode manifest", std::io::Error::other(e)))?;
-    let path = cdir.join(file_name(seq));
-    let tmp = cdir.join(format!("{}.tmp", file_name(seq)));
-    let write_all = || -> std::io::Result<u64> {
-        let mut f = std::io::BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
-        f.write_all(MAGIC)?;
-        f.write_all(&(json.len() as u32).to_le_bytes())?;
-        f.write_all(&crc32c::crc32c(&json).to_le_bytes())?;
-        f.write_all(&json)?;
-        for d in &data {
-            f.write_all(d)?;
-        }
-        let f = f.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()?;
-        Ok(16 + json.len() as u64 + offset)
-    };
-    let file_bytes = write_all().map_err(|e| Error::io(&tmp, "write checkpoint", e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, "rename checkpoint into place", e))?;
-    fsync_dir(&cdir)?;
-    Ok(Written { path, manifest, file_bytes })
-}
-
-/// Writes the first `len` bytes of a checkpoint's temporary file and stops: what a crash in
-/// the middle of writing one leaves behind (used by the generator and tests).
-pub fn write_torn(dir: &Path, seq: u64, len: usize) -> Result<PathBuf> {
-    let cdir = dir.join(CHECKPOINT_DIR);
-    std::fs::create_dir_all(&cdir).map_err(|e| Error::io(&cdir, "create checkpoint directory", e))?;
-    let tmp = cdir.join(format!("{}.tmp", file_name(seq)));
-    let mut bytes = MAGIC.to_vec();
-    bytes.resize(len.max(MAGIC.len()), 0xA5);
-    std::fs::write(&tmp, &bytes[..len]).map_err(|e| Error::io(&tmp, "write checkpoint", e))?;
-    Ok(tmp)
-}
-
-fn remove_temporaries(cdir: &Path) -> Result<()> {
-    let entries = std::fs::read_dir(cdir).map_err(|e| Error::io(cdir, "list checkpoint directory", e))?;
-    for e in entries.flatten() {
-        if e.file_name().to_str().is_some_and(|n| n.starts_with("ckpt-") && n.ends_with(".tmp")) {
-            let p = e.path();
-            std::fs::remove_file(&p).map_err(|e| Error::io(&p, "remove torn checkpoint", e))?;
-        }
-    }
-    Ok(())
-}
-
-/// A chunk's stored bytes; only for a manifest [`check_tables`] accepted against `data`.
-fn chunk_bytes<'d>(data: &'d [u8], c: &ChunkMeta) -> &'d [u8] {
-    let start = usize::try_from(c.offset).unwrap_or(usize::MAX);
-    let end = usize::try_from(c.offset.saturating_add(c.stored)).unwrap_or(usize::MAX);
-    data.get(start..end).unwrap_or(&[])
-}
-
-/// Checks a manifest's tables against each other and the image geometry, with arithmetic
-/// that cannot overflow: chunks contiguous and inside `data_bytes`, each at most one chunk's
-/// worth of raw blocks, runs non-empty, ascending and disjoint across the whole checkpoint,
-/// raw lengths equal to blocks x block size, block counts inside the image, and LSNs
-/// coherent. On failure: the chunk concerned (if one) and why.
-fn check_tables(m: &Manifest) -> std::result::Result<(), (Option<usize>, String)> {
-    let bs = u64::from(m.block_size);
-    if bs == 0 || !bs.is_power_of_two() {
-        return Err((None, format!("block size {bs} is not a power of two")));
-    }
-    if m.min_lsn > m.lsn.saturating_add(1) || (m.open_txns.is_empty() != (m.min_lsn == m.lsn.saturating_add(1))) {
-        return Err((
-            None,
-            format!("min LSN {} does not fit LSN {} and {} open transactions", m.min_lsn, m.lsn, m.open_txns.len()),
-        ));
-    }
-    let raw_max = (CHUNK_BYTES as u64).max(bs);
-    let mut next_offset = 0u64;
-    let mut next_block = 0u64;
-    let mut blocks = 0u64;
-    for (i, c) in m.chunks.iter().enumerate() {
-        let bad = |why: &str| Err((Some(i), format!("chunk {i}: {why}")));
-        if c.offset != next_offset {
-            return bad("not where the previous chunk ends");
-        }
-        next_offset = match c.offset.checked_add(c.stored) {
-            Some(end) if end <= m.data_bytes => end,
-            _ => return bad("runs past the data section"),
-        };
-        let mut in_chunk = 0u64;
-        for &(first, count) in &c.runs {
-            let end = first.checked_add(count);
-            if count == 0 || first < next_block || end.is_none_or(|e| e > m.block_count) {
-                return bad("block runs are empty, out of order, overlapping or outside the image");
-            }
-            next_block = first + count;
-            in_chunk += count;
-        }
-        if in_chunk.checked_mul(bs) != Some(c.raw) || c.raw > raw_max || c.raw == 0 {
-            return bad("raw length disagrees with its blocks or exceeds a chunk");
-        }
-        blocks += in_chunk;
-    }
-    if next_offset != m.data_bytes || blocks != m.blocks {
-        return Err((None, "chunk table does not cover the data section or the block count".into()));
-    }
-    for list in [&m.dropped] {
-        if list.windows(2).any(|w| w[0] >= w[1]) || list.last().is_some_and(|&b| b >= m.block_count) {
-            return Err((None, "dropped blocks out of order or outside the image".into()));
-        }
-    }
-    let mut prev_end = 0u64;
-    for &(first, count) in &m.excluded {
-        if count == 0 || first < prev_end || first.checked_add(count).is_none_or(|e| e > m.block_count) {
-            return Err((None, "excluded block runs out of order or outside the image".into()));
-        }
-        prev_end = first + count;
-    }
-    Ok(())
-}
-
-/// A checkpoint's manifest, checked, and the chunks read so far (each checked against its
-/// own checksum when read).
-pub struct Loaded {
-    /// Its file.
-    pub path: PathBuf,
-    /// Its manifest.
-    pub manifest: Manifest,
-    data_at: u64,
-    chunks: Vec<Option<Vec<u8>>>,
-}
-
-impl Loaded {
-    /// Chunk `ci`'s stored bytes, if they were read.
-    pub fn chunk(&self, ci: usize) -> Option<&[u8]> {
-        self.chunks.get(ci).and_then(|c| c.as_deref())
-    }
-
-    /// Reads chunk `ci` from the file and checks its checksum.
-    fn read_chunk(&mut self, file: &File, ci: usize) -> std::result::Result<(), Rejected> {
-        let c = &self.manifest.chunks[ci];
-        let at = self.data_at + c.offset;
-        let mut buf = vec![0u8; c.stored as usize];
-        file.read_exact_at(&mut buf, at)
-            .map_err(|e| reject(&self.path, Some(at), format!("cannot read chunk {ci}: {e}")))?;
-        if crc32c::crc32c(&buf) != c.crc {
-            return Err(reject(&self.path, Some(at), "chunk checksum mismatch"));
-        }
-        self.chunks[ci] = Some(buf);
-        Ok(())
-    }
-}
-
-/// Why a checkpoint was not used.
+/// Why a checkpoint record was not used.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Rejected {
-    /// The checkpoint file.
+    /// The record file.
     pub path: PathBuf,
     /// Byte offset of the problem, when it is about the file's bytes.
     pub offset: Option<u64>,
@@ -548,352 +378,152 @@ fn reject(path: &Path, offset: Option<u64>, reason: impl Into<String>) -> Reject
     Rejected { path: path.to_path_buf(), offset, reason: reason.into() }
 }
 
-/// Reads `path` whole and checks everything that can be checked without other files: magic,
-/// manifest checksum and shape, file length, data checksum and every chunk's checksum.
-pub fn load(path: &Path) -> std::result::Result<Loaded, Rejected> {
-    let (mut loaded, file) = open_lazy(path)?;
-    let mut data = vec![0u8; loaded.manifest.data_bytes as usize];
-    let at = loaded.data_at;
-    file.read_exact_at(&mut data, at).map_err(|e| reject(path, Some(at), format!("cannot read data: {e}")))?;
-    let m = &loaded.manifest;
-    if crc32c::crc32c(&data) != m.data_crc {
-        // Name the first damaged chunk when there is one (the table is consistent by now).
-        let bad = m.chunks.iter().find(|c| crc32c::crc32c(chunk_bytes(&data, c)) != c.crc);
-        return Err(reject(path, Some(at + bad.map_or(0, |c| c.offset)), "data checksum mismatch"));
+/// Reads and checks the record at `path` (everything [`CheckpointRecord::decode`] checks,
+/// its sequence number against the file name, and its image against `layout`).
+pub fn read(path: &Path, layout: &Layout) -> std::result::Result<CheckpointRecord, Rejected> {
+    let len = std::fs::metadata(path).map_err(|e| reject(path, None, format!("cannot read: {e}")))?.len();
+    if len > RECORD_BYTES_MAX {
+        return Err(reject(path, None, format!("{len} bytes, more than any checkpoint record")));
     }
-    if let Some(c) = m.chunks.iter().find(|c| crc32c::crc32c(chunk_bytes(&data, c)) != c.crc) {
-        return Err(reject(path, Some(at + c.offset), "chunk checksum mismatch"));
+    let bytes = std::fs::read(path).map_err(|e| reject(path, None, format!("cannot read: {e}")))?;
+    let r = CheckpointRecord::decode(&bytes).map_err(|(at, why)| reject(path, Some(at), why))?;
+    let name_seq = path.file_name().and_then(|n| n.to_str()).and_then(parse_file_name);
+    if name_seq != Some(r.seq) {
+        return Err(reject(path, Some(16), format!("record says checkpoint {}, the file name differs", r.seq)));
     }
-    loaded.chunks = m.chunks.iter().map(|c| Some(chunk_bytes(&data, c).to_vec())).collect();
-    Ok(loaded)
+    if r.image_id != layout.geometry.image_id
+        || r.block_size != layout.geometry.block_size
+        || r.block_count != layout.block_count()
+    {
+        return Err(reject(path, Some(40), "belongs to another image (identity or geometry differs)"));
+    }
+    Ok(r)
 }
 
-/// Reads and checks a checkpoint file's header and manifest (magic, length bound, checksum,
-/// version). Returns the manifest and where the data section starts.
-fn read_head(file: &File, path: &Path) -> std::result::Result<(Manifest, u64), Rejected> {
-    let mut head = [0u8; 16];
-    file.read_exact_at(&mut head, 0).map_err(|_| reject(path, Some(0), "shorter than a header"))?;
-    if &head[..8] != MAGIC {
-        return Err(reject(path, Some(0), "bad magic"));
-    }
-    let mlen = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
-    if mlen > MANIFEST_MAX {
-        return Err(reject(path, Some(8), "manifest length out of range"));
-    }
-    let mut json = vec![0u8; mlen as usize];
-    file.read_exact_at(&mut json, 16).map_err(|_| reject(path, Some(16), "manifest runs past the end of the file"))?;
-    if crc32c::crc32c(&json) != u32::from_le_bytes([head[12], head[13], head[14], head[15]]) {
-        return Err(reject(path, Some(16), "manifest checksum mismatch"));
-    }
-    let manifest: Manifest =
-        serde_json::from_slice(&json).map_err(|e| reject(path, Some(16), format!("manifest does not parse: {e}")))?;
-    if manifest.version != VERSION {
-        return Err(reject(path, Some(16), format!("unsupported version {}", manifest.version)));
-    }
-    Ok((manifest, 16 + u64::from(mlen)))
+/// A record written.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// Its file.
+    pub path: PathBuf,
+    /// The record, with its sequence number.
+    pub record: CheckpointRecord,
+    /// File length.
+    pub file_bytes: u64,
 }
 
-/// Reads and checks `path`'s manifest (header, tables, file length) without its data; chunks
-/// are read, and checked, when a chain needs them.
-fn open_lazy(path: &Path) -> std::result::Result<(Loaded, File), Rejected> {
-    let file = File::open(path).map_err(|e| reject(path, None, format!("cannot read: {e}")))?;
-    let (manifest, data_at) = read_head(&file, path)?;
-    let len = file.metadata().map_err(|e| reject(path, None, format!("cannot stat: {e}")))?.len();
-    let want = data_at.saturating_add(manifest.data_bytes);
-    if len != want {
-        return Err(reject(path, Some(len.min(want)), format!("file is {len} bytes, the manifest says {want}")));
+/// Writes `record` into `dir` atomically with the next sequence number (after the newest
+/// record present), and removes any temporary file a crash left.
+pub fn write(dir: &Path, mut record: CheckpointRecord) -> Result<Written> {
+    let cdir = dir.join(CHECKPOINT_DIR);
+    if !cdir.is_dir() {
+        std::fs::create_dir_all(&cdir).map_err(|e| Error::io(&cdir, "create checkpoint directory", e))?;
+        // The directory entry must be durable before anything (journal recycling) relies on
+        // what it will hold.
+        fsync_dir(dir)?;
     }
-    check_tables(&manifest).map_err(|(chunk, why)| {
-        let at = chunk.and_then(|i| manifest.chunks.get(i)).map_or(16, |c| data_at.saturating_add(c.offset));
-        reject(path, Some(at), why)
-    })?;
-    let chunks = vec![None; manifest.chunks.len()];
-    Ok((Loaded { path: path.to_path_buf(), manifest, data_at, chunks }, file))
+    remove_temporaries(&cdir)?;
+    record.seq = list(dir)?.last().map_or(1, |(s, _)| s + 1);
+    let bytes = record.encode();
+    let path = cdir.join(file_name(record.seq));
+    let tmp = cdir.join(format!("{}.tmp", file_name(record.seq)));
+    let write = || -> std::io::Result<()> {
+        let f = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut &f, &bytes)?;
+        f.sync_all()
+    };
+    write().map_err(|e| Error::io(&tmp, "write checkpoint record", e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, "rename checkpoint record into place", e))?;
+    fsync_dir(&cdir)?;
+    Ok(Written { path, file_bytes: bytes.len() as u64, record })
 }
 
-/// A chain of checkpoints, root (full, metadata or emergency) first, ending at the one
-/// recovery starts from.
-pub struct Chain {
-    /// Members, root first.
-    pub members: Vec<Loaded>,
-    /// For each block the chain restores: (member, chunk) holding its newest image.
-    pub sources: BTreeMap<u64, (usize, usize)>,
+/// Writes the first `len` bytes of `record`'s encoding as the next record's temporary file and
+/// stops: what a crash in the middle of writing one leaves (the generator and tests use it).
+pub fn write_torn(dir: &Path, record: &CheckpointRecord, len: usize) -> Result<PathBuf> {
+    let cdir = dir.join(CHECKPOINT_DIR);
+    std::fs::create_dir_all(&cdir).map_err(|e| Error::io(&cdir, "create checkpoint directory", e))?;
+    let seq = list(dir)?.last().map_or(1, |(s, _)| s + 1);
+    let tmp = cdir.join(format!("{}.tmp", file_name(seq)));
+    let bytes = CheckpointRecord { seq, ..record.clone() }.encode();
+    std::fs::write(&tmp, &bytes[..len.min(bytes.len())]).map_err(|e| Error::io(&tmp, "write checkpoint record", e))?;
+    Ok(tmp)
 }
 
-impl Chain {
-    /// The checkpoint recovery starts from.
-    pub fn head(&self) -> &Manifest {
-        // A chain always has at least its root.
-        &self.members[self.members.len() - 1].manifest
-    }
-
-    /// Sequence numbers, root first.
-    pub fn seqs(&self) -> Vec<u64> {
-        self.members.iter().map(|m| m.manifest.seq).collect()
-    }
-}
-
-/// Builds the chain ending at `head` from `all` (sequence -> path): reads and checks each
-/// member's manifest (checksum, tables, file length, the image's geometry, parent order),
-/// then reads and checks (crc32c) every chunk that holds some block's newest image. Chunks a
-/// later member replaced are not read; [`load`] checks a whole file.
-pub fn chain(layout: &Layout, all: &BTreeMap<u64, PathBuf>, head: u64) -> std::result::Result<Chain, Rejected> {
-    let mut members: Vec<Loaded> = Vec::new();
-    let mut files: Vec<File> = Vec::new();
-    let mut next = Some(head);
-    while let Some(seq) = next {
-        let Some(path) = all.get(&seq) else {
-            let child = members.last().map_or_else(PathBuf::new, |m| m.path.clone());
-            return Err(reject(&child, None, format!("its parent checkpoint {seq} is missing")));
-        };
-        let (l, file) = open_lazy(path)?;
-        files.push(file);
-        let m = &l.manifest;
-        if m.seq != seq {
-            return Err(reject(path, Some(16), format!("manifest says checkpoint {}, the file name {seq}", m.seq)));
-        }
-        if m.image_id != layout.geometry.image_id
-            || m.block_size != layout.geometry.block_size
-            || m.block_count != layout.block_count()
-        {
-            return Err(reject(path, Some(16), "belongs to another image (identity or geometry differs)"));
-        }
-        if let Some(child) = members.last() {
-            if m.lsn > child.manifest.lsn || m.seq >= child.manifest.seq {
-                return Err(reject(&child.path, Some(16), "its parent is not older than itself"));
-            }
-        }
-        next = match m.kind {
-            CheckpointKind::Incremental => match m.parent {
-                Some(p) => Some(p),
-                None => return Err(reject(path, Some(16), "incremental checkpoint without a parent")),
-            },
-            _ => None,
-        };
-        members.push(l);
-    }
-    members.reverse();
-    files.reverse();
-    let mut sources: BTreeMap<u64, (usize, usize)> = BTreeMap::new();
-    for (mi, m) in members.iter().enumerate() {
-        for b in &m.manifest.dropped {
-            sources.remove(b);
-        }
-        for (ci, c) in m.manifest.chunks.iter().enumerate() {
-            for b in blocks_of(&c.runs) {
-                sources.insert(b, (mi, ci));
-            }
-        }
-    }
-    // Only chunks holding some block's newest image are read: an older member's chunks that
-    // later members replaced are never needed, and reading and checking them would cost more
-    // than the journal they save on a long chain of near-full incrementals.
-    let needed: std::collections::BTreeSet<(usize, usize)> = sources.values().copied().collect();
-    for &(mi, ci) in &needed {
-        members[mi].read_chunk(&files[mi], ci)?;
-    }
-    Ok(Chain { members, sources })
-}
-
-/// What restoring a chain did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct RestoreStats {
-    /// Blocks written to the image (those whose content differed).
-    pub blocks: u64,
-    /// Blocks the image already held with the checkpoint's content.
-    pub unchanged: u64,
-    /// Blocks the chain holds that a later committed revoke made the home copy's business.
-    pub skipped_revoked: u64,
-    /// Chunks decompressed.
-    pub chunks: u64,
-}
-
-/// Writes the chain's blocks into `image` (positioned writes), except those `skip` names.
-/// Chunks are decompressed in parallel on the rayon pool.
-pub fn restore(
-    chain: &Chain,
-    image: &File,
-    image_path: &Path,
-    layout: &Layout,
-    skip: &(dyn Fn(u64) -> bool + Sync),
-    progress: &crate::progress::Tracker<'_>,
-) -> Result<RestoreStats> {
-    let bs = layout.block_size();
-    let work: Vec<(usize, usize)> = chain
-        .members
-        .iter()
-        .enumerate()
-        .flat_map(|(mi, m)| (0..m.manifest.chunks.len()).map(move |ci| (mi, ci)))
-        // Only chunks that are some block's newest image are worth decompressing.
-        .filter(|&(mi, ci)| {
-            blocks_of(&chain.members[mi].manifest.chunks[ci].runs).any(|b| chain.sources.get(&b) == Some(&(mi, ci)))
-        })
-        .collect();
-    let results: Vec<Result<(u64, u64, u64)>> = work
-        .par_iter()
-        .map(|&(mi, ci)| {
-            if progress.cancelled() {
-                return Err(Error::WorkerStopped);
-            }
-            let m = &chain.members[mi];
-            let c = &m.manifest.chunks[ci];
-            let stored = m.chunk(ci).unwrap_or(&[]);
-            let raw = m.manifest.compression.decompress(stored, c.raw as usize).map_err(|reason| {
-                Error::Checkpoint { path: m.path.clone(), offset: None, reason: format!("chunk {ci}: {reason}") }
-            })?;
-            // Most blocks of a crash image already hold their checkpoint content (the system
-            // wrote them back before the crash): reading and comparing is far cheaper than
-            // writing, dirtying and later flushing them.
-            let mut current = vec![0u8; c.raw as usize];
-            let mut at = 0usize;
-            for &(first, count) in &c.runs {
-                let n = count as usize * bs;
-                image
-                    .read_exact_at(&mut current[at..at + n], first * bs as u64)
-                    .map_err(|e| Error::io(image_path, "read image block", e))?;
-                at += n;
-            }
-            let (mut written, mut skipped, mut same) = (0, 0, 0);
-            for (i, b) in blocks_of(&c.runs).enumerate() {
-                if chain.sources.get(&b) != Some(&(mi, ci)) {
-                    continue;
-                }
-                if skip(b) {
-                    skipped += 1;
-                    continue;
-                }
-                let want = &raw[i * bs..(i + 1) * bs];
-                if current[i * bs..(i + 1) * bs] == *want {
-                    same += 1;
-                    continue;
-                }
-                image
-                    .write_all_at(want, b * bs as u64)
-                    .map_err(|e| Error::io(image_path, "restore checkpoint block", e))?;
-                written += 1;
-            }
-            progress.add(0, written + skipped + same, (written + skipped + same) * bs as u64);
-            Ok((written, skipped, same))
-        })
-        .collect();
-    let mut stats = RestoreStats { chunks: work.len() as u64, ..RestoreStats::default() };
-    for r in results {
-        let (w, s, same) = r?;
-        stats.blocks += w;
-        stats.skipped_revoked += s;
-        stats.unchanged += same;
-    }
-    Ok(stats)
-}
-
-/// Reconstructs the image bytes the chain holds into `out` (a whole image's bytes; blocks the
-/// chain does not hold are left alone). Used to compute incremental checkpoints.
-pub fn materialize(chain: &Chain, layout: &Layout, out: &mut [u8]) -> Result<()> {
-    let bs = layout.block_size();
-    for (mi, m) in chain.members.iter().enumerate() {
-        for (ci, c) in m.manifest.chunks.iter().enumerate() {
-            let stored = m.chunk(ci).unwrap_or(&[]);
-            let raw = m.manifest.compression.decompress(stored, c.raw as usize).map_err(|reason| {
-                Error::Checkpoint { path: m.path.clone(), offset: None, reason: format!("chunk {ci}: {reason}") }
-            })?;
-            for (i, b) in blocks_of(&c.runs).enumerate() {
-                if chain.sources.get(&b) == Some(&(mi, ci)) {
-                    out[b as usize * bs..(b as usize + 1) * bs].copy_from_slice(&raw[i * bs..(i + 1) * bs]);
-                }
-            }
+fn remove_temporaries(cdir: &Path) -> Result<()> {
+    let entries = std::fs::read_dir(cdir).map_err(|e| Error::io(cdir, "list checkpoint directory", e))?;
+    for e in entries.flatten() {
+        if e.file_name().to_str().is_some_and(|n| n.starts_with("ckpt-") && n.ends_with(".tmp")) {
+            let p = e.path();
+            std::fs::remove_file(&p).map_err(|e| Error::io(&p, "remove torn checkpoint record", e))?;
         }
     }
     Ok(())
 }
 
-/// Chooses the newest checkpoint whose chain validates and whose `min_lsn` the journal still
-/// reaches (`journal_first_lsn`: the first LSN of the oldest segment present). Returns it
-/// with every newer checkpoint passed over and why.
-pub fn select(dir: &Path, layout: &Layout, journal_first_lsn: u64) -> Result<(Option<Chain>, Vec<Rejected>)> {
-    let all: BTreeMap<u64, PathBuf> = list(dir)?.into_iter().collect();
+/// The record recovery starts from.
+#[derive(Debug, Clone)]
+pub struct Selected {
+    /// Its file.
+    pub path: PathBuf,
+    /// The record.
+    pub record: CheckpointRecord,
+    /// Its place among the record files present, newest first (0: the newest; 1: one newer
+    /// record was passed over; ...).
+    pub index: usize,
+}
+
+/// Chooses the newest record that validates and whose redo start the journal still reaches
+/// (`journal_first_lsn`: the first LSN of the oldest segment present), reading records newest
+/// first and stopping at the first good one. Returns it with every newer record passed over
+/// and why, and the number of record files present.
+pub fn select(dir: &Path, layout: &Layout, journal_first_lsn: u64) -> Result<(Option<Selected>, Vec<Rejected>, usize)> {
+    let all = list(dir)?;
     let mut rejected = Vec::new();
-    for &seq in all.keys().rev() {
-        match chain(layout, &all, seq) {
-            Ok(c) => {
-                let h = c.head();
-                if h.min_lsn < journal_first_lsn {
-                    rejected.push(reject(
-                        &all[&seq],
-                        None,
-                        format!("needs the journal from LSN {}, but it starts at LSN {journal_first_lsn}", h.min_lsn),
-                    ));
-                    continue;
-                }
-                return Ok((Some(c), rejected));
-            }
-            Err(r) => {
-                // Name the checkpoint recovery tried, and the member that failed.
-                let reason = if r.path == all[&seq] {
-                    r.reason
-                } else {
-                    format!("its chain member {} is unusable: {}", r.path.display(), r.reason)
-                };
-                rejected.push(Rejected { path: all[&seq].clone(), offset: r.offset, reason });
-            }
+    for (index, (_, path)) in all.iter().rev().enumerate() {
+        match read(path, layout) {
+            Ok(record) if record.redo_start < journal_first_lsn => rejected.push(reject(
+                path,
+                None,
+                format!("needs the journal from LSN {}, but it starts at LSN {journal_first_lsn}", record.redo_start),
+            )),
+            Ok(record) => return Ok((Some(Selected { path: path.clone(), record, index }), rejected, all.len())),
+            Err(r) => rejected.push(r),
         }
     }
-    Ok((None, rejected))
+    Ok((None, rejected, all.len()))
 }
 
 /// What retention removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Pruned {
-    /// Checkpoint files removed.
+    /// Record files removed.
     pub checkpoints: Vec<PathBuf>,
     /// Journal segments removed (only when asked to recycle).
     pub segments: Vec<PathBuf>,
 }
 
-/// Keeps the newest `retain` checkpoints and every checkpoint a kept one's chain depends on;
-/// removes the rest. With `recycle_journal`, also removes journal segments wholly before the
-/// oldest `min_lsn` any kept checkpoint needs, when every kept chain validates. A kept
-/// checkpoint whose manifest cannot be read keeps everything older than itself (it may depend
-/// on any of it) and stops recycling.
+/// Keeps the newest `retain` records and removes the rest. With `recycle_journal`, also removes
+/// the journal segments wholly before the oldest redo start of a kept record, when every kept
+/// record validates (one that does not might be all a later recovery has, so it keeps the
+/// whole journal).
 pub fn prune(dir: &Path, retain: usize, recycle_journal: bool) -> Result<Pruned> {
     if retain == 0 {
         return Err(Error::Config("retention must keep at least one checkpoint".into()));
     }
     let all = list(dir)?;
-    let manifests: BTreeMap<u64, Option<Manifest>> = all.iter().map(|(seq, p)| (*seq, read_manifest(p).ok())).collect();
-    let mut keep: std::collections::BTreeSet<u64> = all.iter().rev().take(retain).map(|(s, _)| *s).collect();
-    let mut frontier: Vec<u64> = keep.iter().copied().collect();
-    // A kept checkpoint whose manifest cannot be read may depend on anything older.
-    let mut keep_below = 0u64;
-    while let Some(seq) = frontier.pop() {
-        match manifests.get(&seq) {
-            Some(Some(m)) => {
-                if let Some(p) = m.parent {
-                    if keep.insert(p) {
-                        frontier.push(p);
-                    }
-                }
-            }
-            _ => keep_below = keep_below.max(seq),
-        }
-    }
     let mut out = Pruned::default();
-    for (seq, path) in &all {
-        if !keep.contains(seq) && *seq >= keep_below {
-            std::fs::remove_file(path).map_err(|e| Error::io(path, "remove old checkpoint", e))?;
-            out.checkpoints.push(path.clone());
-        }
+    let drop = all.len().saturating_sub(retain);
+    for (_, path) in &all[..drop] {
+        std::fs::remove_file(path).map_err(|e| Error::io(path, "remove old checkpoint record", e))?;
+        out.checkpoints.push(path.clone());
     }
     if !out.checkpoints.is_empty() {
         fsync_dir(&dir.join(CHECKPOINT_DIR))?;
     }
-    if recycle_journal && keep_below == 0 {
-        // Only what every kept checkpoint, fully validated, can do without: one that fails
-        // validation might be all recovery has later, so it pins the whole journal.
+    if recycle_journal {
         let layout = Layout::read_from(&dir.join(crate::dir::IMAGE_FILE))?;
-        let kept: BTreeMap<u64, PathBuf> = list(dir)?.into_iter().collect();
-        let floor = kept
-            .keys()
-            .try_fold(u64::MAX, |acc, &seq| chain(&layout, &kept, seq).ok().map(|c| acc.min(c.head().min_lsn)));
+        let floor =
+            all[drop..].iter().try_fold(u64::MAX, |acc, (_, p)| read(p, &layout).ok().map(|r| acc.min(r.redo_start)));
         if let Some(floor) = floor.filter(|&f| f != u64::MAX) {
             out.segments = recycle_segments(dir, floor)?;
         }
@@ -901,15 +531,10 @@ pub fn prune(dir: &Path, retain: usize, recycle_journal: bool) -> Result<Pruned>
     Ok(out)
 }
 
-/// Reads only a checkpoint's manifest (magic, length, checksum and version checked).
-pub fn read_manifest(path: &Path) -> std::result::Result<Manifest, Rejected> {
-    let file = File::open(path).map_err(|e| reject(path, None, format!("cannot read: {e}")))?;
-    read_head(&file, path).map(|(m, _)| m)
-}
-
 /// Removes journal segments all of whose records lie below `floor`: every segment followed
 /// by one that starts at or below `floor`.
 fn recycle_segments(dir: &Path, floor: u64) -> Result<Vec<PathBuf>> {
+    use std::os::unix::fs::FileExt;
     let jdir = dir.join(crate::dir::JOURNAL_DIR);
     let mut segs: Vec<(u64, PathBuf)> = Vec::new();
     let entries = std::fs::read_dir(&jdir).map_err(|e| Error::io(&jdir, "list journal directory", e))?;
@@ -922,7 +547,7 @@ fn recycle_segments(dir: &Path, floor: u64) -> Result<Vec<PathBuf>> {
     let mut first_lsns = Vec::with_capacity(segs.len());
     for (_, p) in &segs {
         let mut head = vec![0u8; crate::format::segment::SEGMENT_HEADER_LEN];
-        let ok = File::open(p).and_then(|f| f.read_exact_at(&mut head, 0)).is_ok();
+        let ok = std::fs::File::open(p).and_then(|f| f.read_exact_at(&mut head, 0)).is_ok();
         first_lsns
             .push(ok.then(|| crate::format::segment::SegmentHeader::decode(&head).ok()).flatten().map(|h| h.first_lsn));
     }
@@ -942,4 +567,102 @@ fn recycle_segments(dir: &Path, floor: u64) -> Result<Vec<PathBuf>> {
         fsync_dir(&jdir)?;
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::Geometry;
+
+    fn layout() -> Layout {
+        Layout::new(Geometry { block_size: 4096, block_count: 1024, inode_count: 64, image_id: 7 }).expect("layout")
+    }
+
+    fn sample() -> CheckpointRecord {
+        CheckpointRecord::new(
+            &layout(),
+            CheckpointKind::Incremental,
+            500,
+            vec![OpenTxn { txid: 9, first_lsn: 420 }, OpenTxn { txid: 4, first_lsn: 470 }],
+            vec![DirtyBlock { block: 300, rec_lsn: 450 }, DirtyBlock { block: 12, rec_lsn: 401 }],
+        )
+    }
+
+    #[test]
+    fn redo_start_is_the_smallest_needed_lsn_and_tables_are_sorted() {
+        let r = sample();
+        assert_eq!(r.redo_start, 401);
+        assert_eq!(r.open[0].txid, 4);
+        assert_eq!(r.dirty[0].block, 12);
+        let empty = CheckpointRecord::new(&layout(), CheckpointKind::Full, 500, Vec::new(), Vec::new());
+        assert_eq!(empty.redo_start, 501);
+    }
+
+    #[test]
+    fn encode_decode_round_trip_and_every_byte_is_checked() {
+        let r = sample();
+        let bytes = r.encode();
+        assert_eq!(bytes.len(), HEADER_LEN + 16 * 4 + 4);
+        assert_eq!(CheckpointRecord::decode(&bytes).expect("decodes"), r);
+        for i in 0..bytes.len() {
+            for bit in [0x01u8, 0x80] {
+                let mut b = bytes.clone();
+                b[i] ^= bit;
+                assert!(CheckpointRecord::decode(&b).is_err(), "flip of bit {bit:#x} at byte {i} accepted");
+            }
+        }
+        for len in 0..bytes.len() {
+            assert!(CheckpointRecord::decode(&bytes[..len]).is_err(), "truncated to {len} accepted");
+        }
+    }
+
+    #[test]
+    fn incoherent_tables_are_refused_even_with_a_good_checksum() {
+        let reseal = |r: &CheckpointRecord| {
+            let mut b = r.encode();
+            let n = b.len() - 4;
+            let crc = crc32c::crc32c(&b[..n]);
+            b[n..].copy_from_slice(&crc.to_le_bytes());
+            b
+        };
+        let mut r = sample();
+        r.redo_start = 402;
+        assert!(CheckpointRecord::decode(&reseal(&r)).is_err(), "redo start above a rec_lsn");
+        let mut r = sample();
+        r.dirty[0].rec_lsn = 600;
+        assert!(CheckpointRecord::decode(&reseal(&r)).is_err(), "rec_lsn after the checkpoint");
+        let mut r = sample();
+        r.dirty.swap(0, 1);
+        assert!(CheckpointRecord::decode(&reseal(&r)).is_err(), "unsorted table");
+        let mut r = sample();
+        r.dirty[1].block = 5000;
+        assert!(CheckpointRecord::decode(&reseal(&r)).is_err(), "block outside the image");
+    }
+
+    #[test]
+    fn select_reads_the_newest_valid_record_and_names_the_ones_passed_over() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let l = layout();
+        for lsn in [100, 200, 300] {
+            write(tmp.path(), CheckpointRecord::new(&l, CheckpointKind::Full, lsn, Vec::new(), Vec::new()))
+                .expect("write");
+        }
+        let (s, rejected, files) = select(tmp.path(), &l, 1).expect("select");
+        let s = s.expect("one chosen");
+        assert_eq!((s.record.lsn, s.index, rejected.len(), files), (300, 0, 0, 3));
+        let newest = list(tmp.path()).expect("list").pop().expect("newest").1;
+        let mut b = std::fs::read(&newest).expect("read");
+        b[30] ^= 4;
+        std::fs::write(&newest, &b).expect("write");
+        let (s, rejected, _) = select(tmp.path(), &l, 1).expect("select");
+        assert_eq!(s.map(|s| (s.record.lsn, s.index)), Some((200, 1)));
+        assert_eq!(rejected[0].path, newest);
+        // A journal that no longer reaches a record's redo start rules it out.
+        let (s, rejected, _) = select(tmp.path(), &l, 250).expect("select");
+        assert!(s.is_none());
+        assert_eq!(rejected.len(), 3);
+        let pruned = prune(tmp.path(), 1, false).expect("prune");
+        assert_eq!(pruned.checkpoints.len(), 2);
+        assert_eq!(list(tmp.path()).expect("list").len(), 1);
+    }
 }

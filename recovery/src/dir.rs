@@ -3,7 +3,8 @@
 //! ```text
 //! DIR/image.img          the home location (see `image`)
 //! DIR/journal/seg-*.wal  journal segments (see `format`)
-//! DIR/checkpoints/ckpt-*.fcp  checkpoints (see `checkpoint`)
+//! DIR/checkpoints/ckpt-*.fcr  checkpoint records (see `checkpoint`)
+//! DIR/snapshots/snap-*.fcp    snapshots, a backup of the image (see `snapshot`)
 //! DIR/LOCK               exclusive lock held by a running recovery
 //! DIR/recovered.json     written after a successful recovery (see `marker`)
 //! DIR/recovering.json    the start point of a recovery in progress, when it must not change
@@ -30,6 +31,8 @@ pub const EXPECTED_FILE: &str = "expected.json";
 pub const EXPECTED_DIGESTS_FILE: &str = "expected.digests";
 /// The checkpoint directory.
 pub const CHECKPOINT_DIR: &str = "checkpoints";
+/// The snapshot directory.
+pub const SNAPSHOT_DIR: &str = "snapshots";
 /// The start point pinned by a recovery in progress.
 pub const RECOVERING_FILE: &str = "recovering.json";
 

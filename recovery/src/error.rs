@@ -177,8 +177,18 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
-    /// A checkpoint was asked of a directory whose image is not a recovered state.
-    #[error("{path}: not recovered since its journal last changed; run `fastrec recover` first (a checkpoint captures a recovered image)")]
+    /// A snapshot failed validation or could not be applied.
+    #[error("{}{}: {reason}", path.display(), offset.map_or(String::new(), |o| format!(" at offset {o}")))]
+    Snapshot {
+        /// The snapshot file.
+        path: PathBuf,
+        /// Offset of the problem, when it is about the file's bytes.
+        offset: Option<u64>,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A checkpoint or snapshot was asked of a directory whose image is not a recovered state.
+    #[error("{path}: not recovered since its journal last changed; run `fastrec recover` first (a checkpoint or snapshot of this directory records a recovered image)")]
     NotRecovered {
         /// The directory.
         path: PathBuf,
@@ -248,6 +258,7 @@ impl Error {
             Error::Locked { .. } => "locked",
             Error::DirectIoUnsupported { .. } => "direct-io-unsupported",
             Error::Checkpoint { .. } => "checkpoint",
+            Error::Snapshot { .. } => "snapshot",
             Error::NotRecovered { .. } => "not-recovered",
             Error::JournalStartsLate { .. } => "journal-starts-late",
             Error::Config(_) => "config",

@@ -62,6 +62,13 @@ pub struct Journal {
     recent: Mutex<std::collections::VecDeque<SegmentBytes>>,
     /// Where the time of each segment read through the backend is recorded, if anywhere.
     pub read_times: Option<std::sync::Arc<crate::progress::Recorder>>,
+    /// Where every pass begins decoding the first segment: a journal block boundary (its first
+    /// data block unless [`start_at`](Self::start_at) moved it).
+    pub start_offset: u64,
+    /// LSN of the first record at or after `start_offset`.
+    pub start_lsn: u64,
+    /// The LSN [`seek_start`](Self::seek_start) moves to, once asked.
+    seek_lsn: Option<u64>,
 }
 
 /// Segments beyond the cache budget held anyway, most recent first.
@@ -196,6 +203,7 @@ impl Journal {
         let bytes = segments.iter().map(|s| s.len).sum();
         let resolved = crate::io::resolve(io, bytes, &segments[0].path)?;
         let cache = segments.iter().map(|_| Mutex::new(Cached::Empty)).collect();
+        let (start_offset, start_lsn) = (u64::from(segments[0].header.block_size), segments[0].header.first_lsn);
         Ok(Journal {
             dir: dir.to_path_buf(),
             segments,
@@ -207,18 +215,66 @@ impl Journal {
             cache_left: AtomicU64::new(io.cache_bytes),
             recent: Mutex::new(std::collections::VecDeque::with_capacity(RECENT_KEEP)),
             read_times: None,
+            start_offset,
+            start_lsn,
+            seek_lsn: None,
         })
     }
 
     /// Drops the segments wholly before `lsn` (every segment followed by one that starts at or
-    /// below it), so every pass begins at the segment holding `lsn`. Returns the bytes
-    /// dropped.
+    /// below it), without reading any, and notes `lsn` for [`seek_start`](Self::seek_start).
+    /// Returns the bytes dropped.
     pub fn start_at(&mut self, lsn: u64) -> u64 {
         let keep_from = self.segments.iter().rposition(|s| s.header.first_lsn <= lsn).unwrap_or(0);
         let dropped: u64 = self.segments[..keep_from].iter().map(|s| s.len).sum();
         self.segments.drain(..keep_from);
         self.cache.drain(..keep_from);
+        let meta = &self.segments[0];
+        (self.start_offset, self.start_lsn) = (u64::from(meta.header.block_size), meta.header.first_lsn);
+        self.seek_lsn = Some(lsn);
         dropped
+    }
+
+    /// Makes every pass begin at the record with LSN given to [`start_at`](Self::start_at) (or
+    /// a little before it): finds in the first segment the last journal block boundary where a
+    /// record at or below that LSN starts, by a binary search over block boundaries (each is a
+    /// resync point). Reads the first segment. Returns the first segment's bytes no pass reads.
+    pub fn seek_start(&mut self) -> Result<u64> {
+        let Some(lsn) = self.seek_lsn.take() else { return Ok(0) };
+        let meta = &self.segments[0];
+        let bs = u64::from(meta.header.block_size);
+        if meta.header.first_lsn >= lsn {
+            return Ok(0);
+        }
+        let bytes = self.load(0)?;
+        let (salt, block_size) = (meta.header.salt, meta.header.block_size);
+        let blocks = (bytes.len() as u64).div_ceil(bs);
+        // The LSN of the first record starting at or after block `k`, if one does.
+        let lsn_from = |k: u64| -> Option<u64> {
+            let dec = crate::format::fragment::SegmentDecoder::new(&bytes, block_size, salt);
+            let p = (k..blocks).find_map(|kk| dec.record_start_from((kk * bs) as usize))?;
+            let mut d = crate::format::fragment::SegmentDecoder::new(&bytes, block_size, salt);
+            d.seek(p, true);
+            match d.next_step() {
+                crate::format::fragment::Step::Record { bytes: rec, single, .. } => {
+                    crate::format::record::decode_header_with(rec, !single).ok().map(|(h, _)| h.lsn)
+                }
+                _ => None,
+            }
+        };
+        // Invariant: a record at or below `lsn` starts at or after block `lo`.
+        let (mut lo, mut hi) = (1u64, blocks);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            match lsn_from(mid) {
+                Some(l) if l <= lsn => lo = mid,
+                _ => hi = mid,
+            }
+        }
+        if let Some(l) = lsn_from(lo).filter(|&l| l <= lsn) {
+            (self.start_offset, self.start_lsn) = (lo * bs, l);
+        }
+        Ok(self.start_offset - bs)
     }
 
     /// Total bytes of the segment files recovery reads.

@@ -14,8 +14,10 @@
 //! - [`replay`]: redo, undo and orphan cleanup over a windowed block cache, then write-back.
 //! - [`progress`]: live progress (phases, rates, ETAs), cancellation, and the report's
 //!   statistics.
-//! - [`checkpoint`]: checkpoints of the committed state, so recovery replays only the journal
-//!   after them.
+//! - [`checkpoint`]: checkpoint records (how far the home image is durable, with the dirty
+//!   block table), so recovery reads and replays only the journal after a point.
+//! - [`snapshot`]: compressed copies of the image, a backup that rebuilds a lost image with
+//!   the journal after it.
 //! - [`recover`]: the pipeline that ties them together under an exclusive lock, and the
 //!   [`RecoveryReport`].
 //!
@@ -40,6 +42,7 @@ pub mod progress;
 pub mod recover;
 pub mod replay;
 pub mod scan;
+pub mod snapshot;
 pub mod topology;
 
 pub use error::{CorruptKind, Error, Result};

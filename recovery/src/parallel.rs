@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::analysis::{invalid_reason, target_block, Analysis, Analyzer, CheckpointFilter};
+use crate::analysis::{invalid_reason, target_block, Analysis, Analyzer, StartFilter};
 use crate::error::{CorruptKind, Error, Result};
 use crate::format::fragment::{SegmentDecoder, Step};
 use crate::format::record::{decode_body, decode_header_with, Record};
@@ -121,8 +121,11 @@ struct ChunkOut<'a> {
     last_lsn: u64,
     last_end: Option<usize>,
     optional: u64,
-    /// Records the checkpoint covers: scanned, but with no entry to route.
+    /// Records before the start point (or a snapshot covers): scanned, not analysed, with no
+    /// entry to route.
     covered: u64,
+    /// Records the checkpoint's dirty block table says are home: analysed, not routed.
+    home: u64,
     stop: Option<Stop>,
 }
 
@@ -131,7 +134,7 @@ fn plan_chunks(journal: &Journal, chunk_bytes: u64) -> Vec<Chunk> {
     for (si, meta) in journal.segments.iter().enumerate() {
         let bs = meta.header.block_size as u64;
         let step = (chunk_bytes / bs).max(1) * bs;
-        let mut at = bs;
+        let mut at = if si == 0 { journal.start_offset } else { bs };
         while at < meta.len {
             let end = (at + step).min(meta.len);
             chunks.push(Chunk { segment: si, start: at as usize, end: end as usize });
@@ -155,7 +158,7 @@ fn decode_chunk<'a>(
     layout: &'a Layout,
     journal: &'a Journal,
     chunk: &Chunk,
-    checkpoint: &Option<Arc<CheckpointFilter>>,
+    filter: &Option<Arc<StartFilter>>,
 ) -> Result<ChunkOut<'a>> {
     let meta = &journal.segments[chunk.segment];
     let bytes = journal.load(chunk.segment)?;
@@ -163,13 +166,14 @@ fn decode_chunk<'a>(
     // Fragments continuing a record that started before this chunk belong to the previous one.
     dec.seek(chunk.start, true);
     let mut out = ChunkOut {
-        analyzer: Analyzer::new_partial(layout, journal).with_checkpoint(checkpoint.clone()),
+        analyzer: Analyzer::new_partial(layout, journal).with_start(filter.clone()),
         entries: Vec::new(),
         first_lsn: None,
         last_lsn: 0,
         last_end: None,
         optional: 0,
         covered: 0,
+        home: 0,
         stop: None,
     };
     loop {
@@ -199,9 +203,18 @@ fn decode_chunk<'a>(
                 out.first_lsn.get_or_insert(h.lsn);
                 out.last_lsn = h.lsn;
                 out.last_end = Some(end);
-                if out.analyzer.covered(&h) {
-                    // The checkpoint holds its effect: nothing for replay to route.
+                if out.analyzer.ignores(&h) {
                     out.covered += 1;
+                    continue;
+                }
+                let kind = entry_kind(layout, &r);
+                let block = match kind {
+                    EntryKind::Change { block } | EntryKind::Copy { dst: block, .. } => Some(block),
+                    EntryKind::Other => None,
+                };
+                if block.is_some_and(|b| out.analyzer.home(&h, b)) {
+                    // The home copy holds it already: nothing for replay to route.
+                    out.home += 1;
                     continue;
                 }
                 out.entries.push(Entry {
@@ -209,7 +222,7 @@ fn decode_chunk<'a>(
                     txid: h.txid,
                     segment: chunk.segment as u32,
                     start: start as u64,
-                    kind: entry_kind(layout, &r),
+                    kind,
                 });
             }
             Step::End { offset } => {
@@ -279,6 +292,8 @@ pub struct Pass1<'a> {
     pub entries: Vec<Vec<Entry>>,
     /// Chunks decoded.
     pub chunks: usize,
+    /// Records left unrouted because the checkpoint's dirty block table says they are home.
+    pub home: u64,
 }
 
 /// Pass 1 in parallel. `Ok(None)` means "use the serial path" (see the module docs).
@@ -297,7 +312,7 @@ pub fn scan_parallel<'a>(
     mode: RecoveryMode,
     setup: &ParallelSetup,
     need_touched: bool,
-    checkpoint: Option<Arc<CheckpointFilter>>,
+    start: Option<Arc<StartFilter>>,
     progress: &Tracker<'_>,
 ) -> Result<Option<Pass1<'a>>> {
     if mode == RecoveryMode::SkipCorrupt {
@@ -310,8 +325,8 @@ pub fn scan_parallel<'a>(
         }
         let t = Instant::now();
         let c = &chunks[i];
-        let r = decode_chunk(layout, journal, c, &checkpoint);
-        let n = r.as_ref().map_or(0, |o| o.entries.len() as u64 + o.covered);
+        let r = decode_chunk(layout, journal, c, &start);
+        let n = r.as_ref().map_or(0, |o| o.entries.len() as u64 + o.covered + o.home);
         let w = w.min(setup.workers);
         progress.add_busy(w, t.elapsed());
         progress.add(w, n, (c.end - c.start) as u64);
@@ -323,13 +338,14 @@ pub fn scan_parallel<'a>(
     let mut merged: Option<Analyzer<'_>> = None;
     let mut outcome = ScanOutcome::default();
     let mut entries: Vec<Vec<Entry>> = Vec::new();
-    let mut expected = journal.segments.first().map_or(1, |s| s.header.first_lsn);
+    let mut expected = journal.start_lsn;
     let mut seg_end: FxHashMap<usize, u64> = FxHashMap::default();
     let mut done_segment: Option<usize> = None;
     let mut cut = false;
     let outs: Vec<ChunkOut<'_>> = outs.into_iter().collect::<Result<_>>()?;
     let txns_total: usize = outs.iter().map(|o| o.analyzer.txn_count()).sum();
     let mut next_segment = 0usize;
+    let mut home = 0u64;
     for (chunk, out) in chunks.iter().zip(outs) {
         let si = chunk.segment;
         // Segments with no chunk (header only) before this one: their first LSN must follow too.
@@ -361,12 +377,13 @@ pub fn scan_parallel<'a>(
             seg_end.insert(si, e as u64);
             outcome.end = Some((si, e as u64));
         }
-        outcome.records += out.entries.len() as u64 + out.covered;
+        outcome.records += out.entries.len() as u64 + out.covered + out.home;
+        home += out.home;
         outcome.optional_records += out.optional;
         entries.push(out.entries);
         let m = merged.get_or_insert_with(|| {
             // Every chunk, the first included, goes through `absorb`'s checks.
-            let mut empty = Analyzer::new_partial(layout, journal).with_checkpoint(checkpoint.clone());
+            let mut empty = Analyzer::new_partial(layout, journal).with_start(start.clone());
             empty.reserve_txns(txns_total);
             empty
         });
@@ -445,7 +462,7 @@ pub fn scan_parallel<'a>(
         blocks.dedup();
         analyzer.add_touched(blocks);
     }
-    Ok(Some(Pass1 { outcome, analyzer, entries, chunks: chunks.len() }))
+    Ok(Some(Pass1 { outcome, analyzer, entries, chunks: chunks.len(), home }))
 }
 
 /// Maps image blocks to partitions (one per worker): extents of neighbouring blocks are
@@ -813,7 +830,7 @@ fn worker_loop(
                     }
                     let bytes = exchange.wait(slot)?;
                     let (o, n) = (dst_offset as usize, len as usize);
-                    img.block_mut(dst, false)?[o..o + n].copy_from_slice(&bytes[..n]);
+                    img.write_bytes(dst, o, &bytes[..n])?;
                     stats.redo_applied += 1;
                 }
                 _ => {

@@ -29,14 +29,16 @@ pub const PROGRESS_SCHEMA: u32 = 1;
 pub enum Phase {
     /// Opening the segments, validating their headers, checking the marker.
     Locate,
-    /// Choosing the newest valid checkpoint chain (manifests and chunk tables verified).
+    /// Finding the start point: the newest valid checkpoint record (or, rebuilding from a
+    /// snapshot, the newest valid snapshot chain).
     LoadCheckpoint,
     /// Reading and decoding the journal up to its durable end; analysis runs inside it.
     Scan,
     /// Settling each transaction's outcome (and, in parallel, merging the chunks' tables).
     Analyze,
-    /// Writing the checkpoint chain's blocks that the image does not already hold.
-    RestoreCheckpoint,
+    /// Rebuilding from a snapshot (`--from-snapshot` only): writing the chain's blocks that the
+    /// image does not already hold.
+    RestoreSnapshot,
     /// Applying committed changes (in parallel replay, each worker also undoes its losers).
     Redo,
     /// Rolling back the changes of transactions in flight at the crash (steal only).
@@ -56,7 +58,7 @@ impl Phase {
         Phase::LoadCheckpoint,
         Phase::Scan,
         Phase::Analyze,
-        Phase::RestoreCheckpoint,
+        Phase::RestoreSnapshot,
         Phase::Redo,
         Phase::Undo,
         Phase::OrphanCleanup,
@@ -71,7 +73,7 @@ impl Phase {
             Phase::LoadCheckpoint => "load-checkpoint",
             Phase::Scan => "scan",
             Phase::Analyze => "analyze",
-            Phase::RestoreCheckpoint => "restore-checkpoint",
+            Phase::RestoreSnapshot => "restore-snapshot",
             Phase::Redo => "redo",
             Phase::Undo => "undo",
             Phase::OrphanCleanup => "orphan-cleanup",
@@ -87,7 +89,7 @@ impl Phase {
             Phase::LoadCheckpoint => "checkpoints",
             Phase::Scan | Phase::Flush => "bytes",
             Phase::Analyze => "transactions",
-            Phase::RestoreCheckpoint => "blocks",
+            Phase::RestoreSnapshot => "blocks",
             Phase::Redo | Phase::Undo => "records",
             Phase::OrphanCleanup => "bitmap-blocks",
             Phase::Done => "phases",

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::analysis::{Analysis, Analyzer, CheckpointFilter, InvalidNote, RecordCounts, TxnOutcome};
+use crate::analysis::{Analysis, Analyzer, InvalidNote, RecordCounts, StartFilter, TxnOutcome};
 use crate::checkpoint;
 use crate::dir::fsync_dir;
 use crate::dir::{IMAGE_FILE, JOURNAL_DIR, LOCK_FILE, MARKER_FILE, RECOVERING_FILE};
@@ -19,6 +19,7 @@ use crate::parallel::{self, DependencyStats, Executor, ParallelSetup};
 use crate::progress::{self, Latency, Monitor, Phase, PhaseStat, Tracker, WorkerStat};
 use crate::replay::{self, BlockCache, FaultPoint, ReplayStats};
 use crate::scan::{self, SkippedRange, TailCut};
+use crate::snapshot;
 use crate::topology::{PinMode, PinPlan, Topology};
 
 /// What recovery may do with damaged journal bytes. Each mode states exactly what it may
@@ -134,9 +135,13 @@ pub struct RecoverOptions {
     /// Compute the replay dependency graph's work and span (parallel replay only). Costs a
     /// hash lookup per operation on the routing thread. Default false.
     pub dependency_stats: bool,
-    /// Start from the newest valid checkpoint. Default true; false replays the whole journal
-    /// (which must then begin at its first segment).
+    /// Start from the newest valid checkpoint record. Default true; false replays the whole
+    /// journal (which must then begin at its first segment).
     pub use_checkpoints: bool,
+    /// Rebuild the image from the newest valid snapshot chain plus the journal after it (the
+    /// image may be missing or damaged), instead of starting from a checkpoint record. Default
+    /// false.
+    pub from_snapshot: bool,
 }
 
 impl Default for RecoverOptions {
@@ -159,6 +164,7 @@ impl Default for RecoverOptions {
             chunk_bytes: 1 << 20,
             dependency_stats: false,
             use_checkpoints: true,
+            from_snapshot: false,
         }
     }
 }
@@ -241,29 +247,67 @@ pub struct IoReport {
     pub resident_at_start: Residency,
 }
 
-/// The checkpoint a recovery started from, and what it saved.
+/// The checkpoint record a recovery started from, and what it saved.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct CheckpointUse {
-    /// The checkpoint (the chain's newest member).
+    /// Its sequence number.
+    pub seq: u64,
+    /// How the writer took it.
+    pub kind: checkpoint::CheckpointKind,
+    /// Its LSN (`C`).
+    pub lsn: u64,
+    /// Where recovery started reading the journal (`R`).
+    pub redo_start: u64,
+    /// Transactions open at `C`.
+    pub open_txns: u64,
+    /// Entries of its dirty block table.
+    pub dirty_blocks: u64,
+    /// Newer record files passed over (0: the newest was used).
+    pub fallbacks: u64,
+    /// Milliseconds spent finding and reading it (listing the directory, reading and checking
+    /// the records tried).
+    pub find_ms: f64,
+    /// Journal bytes recovery did not read: segments wholly before `R` and the first
+    /// segment's blocks before it.
+    pub journal_bytes_skipped: u64,
+    /// Records read (in the first journal block read) but before `R`.
+    pub records_before_start: u64,
+    /// Records between `R` and `C` that redo did not apply because the dirty block table says
+    /// the home copy held them.
+    pub records_home: u64,
+}
+
+/// The snapshot chain a rebuild (`--from-snapshot`) started from.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SnapshotUse {
+    /// The snapshot (the chain's newest member).
     pub seq: u64,
     /// Its kind.
-    pub kind: checkpoint::CheckpointKind,
+    pub kind: snapshot::SnapshotKind,
     /// The LSN its state is as of.
     pub lsn: u64,
-    /// First LSN recovery needed from the journal.
+    /// First LSN the rebuild needed from the journal.
     pub min_lsn: u64,
     /// Sequence numbers of the chain, root first.
     pub chain: Vec<u64>,
+    /// Whether the image file was missing or had no valid superblock, and was created from
+    /// the snapshot's.
+    pub image_created: bool,
     /// Blocks written to the image from the chain (those the image did not already hold).
     pub blocks_restored: u64,
-    /// Chain blocks the image already held with the checkpoint's content.
+    /// Chain blocks the image already held with the snapshot's content.
     pub blocks_unchanged: u64,
-    /// Chain blocks left to the home copy because a committed revoke after the checkpoint
-    /// freed them.
-    pub blocks_skipped_revoked: u64,
-    /// Journal bytes recovery did not read at all (segments wholly before `min_lsn`).
+    /// Blocks the snapshot left out (none for snapshots fastrec writes; the format allows
+    /// leaving out blocks in revoked state): their content is what the image file holds, or
+    /// zeros if it was created.
+    pub blocks_not_in_snapshot: u64,
+    /// Blocks a committed transaction freed (revoked) after the snapshot: their logged writes
+    /// below the revoke are not replayed (the block may have been reused without logging), so
+    /// they keep the snapshot's content, as a file system's free blocks may.
+    pub blocks_freed_since: u64,
+    /// Journal bytes the rebuild did not read.
     pub journal_bytes_skipped: u64,
-    /// Records read but neither redone nor undone because the checkpoint holds their effect.
+    /// Records read but not replayed because the snapshot holds their effect.
     pub records_skipped: u64,
 }
 
@@ -278,13 +322,15 @@ pub struct RecoveryReport {
     pub mode: RecoveryMode,
     /// How the journal was read.
     pub io: IoReport,
-    /// The checkpoint recovery started from, if any.
+    /// The checkpoint record recovery started from, if any.
     pub checkpoint: Option<CheckpointUse>,
+    /// The snapshot chain a rebuild started from (`--from-snapshot`).
+    pub snapshot: Option<SnapshotUse>,
     /// Blocks written from an interrupted recovery's doublewrite file, when this run only
     /// finished that one.
     pub resumed_from_doublewrite: Option<u64>,
-    /// Checkpoints newer than the one used (or all, when none was) that were passed over,
-    /// and why.
+    /// Checkpoint records (or, rebuilding, snapshots) newer than the one used (or all, when
+    /// none was) that were passed over, and why.
     pub checkpoints_rejected: Vec<checkpoint::Rejected>,
     /// Image access used.
     pub image_io: ImageIo,
@@ -380,15 +426,33 @@ impl std::fmt::Display for RecoveryReport {
         if let Some(c) = &self.checkpoint {
             writeln!(
                 f,
-                "  checkpoint {} {} at LSN {} (chain {:?}): {} blocks restored, {} already current; skipped {:.1} MiB of journal unread and {} records read but not replayed",
+                "  checkpoint {} {} at LSN {} ({} open transactions, {} dirty blocks; found in {:.2} ms{}): redo from LSN {}, {:.1} MiB of journal not read, {} records home already",
                 c.kind,
                 c.seq,
                 c.lsn,
-                c.chain,
-                c.blocks_restored,
-                c.blocks_unchanged,
+                c.open_txns,
+                c.dirty_blocks,
+                c.find_ms,
+                if c.fallbacks > 0 { format!(", {} newer passed over", c.fallbacks) } else { String::new() },
+                c.redo_start,
                 mib(c.journal_bytes_skipped),
-                c.records_skipped
+                c.records_home
+            )?;
+        }
+        if let Some(sn) = &self.snapshot {
+            writeln!(
+                f,
+                "  snapshot   {} {} at LSN {} (chain {:?}){}: {} blocks restored, {} already current, {} not in the snapshot, {} freed since; {:.1} MiB of journal not read",
+                sn.kind,
+                sn.seq,
+                sn.lsn,
+                sn.chain,
+                if sn.image_created { ", image created from it" } else { "" },
+                sn.blocks_restored,
+                sn.blocks_unchanged,
+                sn.blocks_not_in_snapshot,
+                sn.blocks_freed_since,
+                mib(sn.journal_bytes_skipped)
             )?;
         }
         for r in &self.checkpoints_rejected {
@@ -403,8 +467,8 @@ impl std::fmt::Display for RecoveryReport {
         let r = &self.replay;
         writeln!(
             f,
-            "  redo       {} applied, {} superseded by full-block writes, {} revoked, {} loser records not applied",
-            r.redo_applied, r.redo_skipped_superseded, r.redo_skipped_revoked, r.redo_skipped_losers
+            "  redo       {} applied, {} superseded by full-block writes, {} revoked, {} loser records not applied, {} home at the checkpoint",
+            r.redo_applied, r.redo_skipped_superseded, r.redo_skipped_revoked, r.redo_skipped_losers, r.redo_skipped_home
         )?;
         writeln!(f, "  undo       {} changes restored", r.undo_applied)?;
         writeln!(
@@ -513,15 +577,28 @@ fn journal_fingerprint(journal: &Journal) -> Vec<(String, u64, u64, u64)> {
 
 /// The start point a recovery chose, written before it changes the image when the journal
 /// has copies: a copy reads its source as redo reaches it, and a crashed run may already have
-/// written newer source content (or restored a checkpoint's), so the run that finishes the
-/// job must replay from the same place.
+/// written newer source content (or restored a snapshot's), so the run that finishes the job
+/// must replay from the same place.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Pin {
     version: u32,
     files: Vec<(String, u64, u64, u64)>,
-    /// `(seq, data crc)` of the checkpoint started from; `None`: the whole journal.
-    checkpoint: Option<(u64, u32)>,
+    start: PinnedStart,
 }
+
+/// Where a pinned recovery started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "from")]
+enum PinnedStart {
+    /// The journal's first record.
+    Journal,
+    /// Checkpoint record `seq`, whose bytes had crc32c `crc`.
+    Checkpoint { seq: u64, crc: u32 },
+    /// Snapshot chain ending at `seq`, whose data had crc32c `crc`.
+    Snapshot { seq: u64, crc: u32 },
+}
+
+const PIN_VERSION: u32 = 2;
 
 fn read_pin(path: &Path) -> Option<Pin> {
     let bytes = std::fs::read(path).ok()?;
@@ -619,12 +696,12 @@ fn check_dir(dir: &Path) -> Result<()> {
 }
 
 /// Opens the image and journal of `dir` without changing anything. A journal whose first
-/// segments are gone is accepted here when the directory has checkpoints (whether one covers
-/// them is decided by [`start_point`]).
+/// segments are gone is accepted here when the directory has checkpoint records or snapshots
+/// (whether one covers them is decided by [`start_point`]).
 pub fn open_dir(dir: &Path, mode: RecoveryMode, io: &IoOptions) -> Result<(Layout, Journal)> {
     check_dir(dir)?;
     let layout = Layout::read_from(&dir.join(IMAGE_FILE))?;
-    let late_start_ok = !checkpoint::list(dir)?.is_empty();
+    let late_start_ok = !checkpoint::list(dir)?.is_empty() || !snapshot::list(dir)?.is_empty();
     let journal = Journal::open(
         &dir.join(JOURNAL_DIR),
         layout.geometry.image_id,
@@ -636,103 +713,285 @@ pub fn open_dir(dir: &Path, mode: RecoveryMode, io: &IoOptions) -> Result<(Layou
     Ok((layout, journal))
 }
 
-/// Where recovery starts: the newest usable checkpoint chain (when `use_checkpoints`), the
-/// filter analysis applies for it, and the checkpoints passed over. Drops the journal
-/// segments the checkpoint makes unnecessary (their bytes are returned). Without a usable
-/// checkpoint the journal must begin at its first segment.
+/// Where recovery may start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartFrom {
+    /// The newest valid checkpoint record, else the journal's first record.
+    Checkpoint,
+    /// The journal's first record (checkpoint records ignored).
+    Journal,
+    /// The newest valid snapshot chain, restored into the image first.
+    Snapshot,
+}
+
+impl StartFrom {
+    /// What `opts` asks for.
+    pub fn of(opts: &RecoverOptions) -> StartFrom {
+        if opts.from_snapshot {
+            StartFrom::Snapshot
+        } else if opts.use_checkpoints {
+            StartFrom::Checkpoint
+        } else {
+            StartFrom::Journal
+        }
+    }
+}
+
+/// Where recovery starts (see [`start_point`]).
+pub struct StartPoint {
+    /// The checkpoint record recovery starts from.
+    pub checkpoint: Option<checkpoint::Selected>,
+    /// Checkpoint record files present (valid or not).
+    pub checkpoint_files: usize,
+    /// The snapshot chain a rebuild starts from.
+    pub snapshot: Option<snapshot::Chain>,
+    /// What analysis and redo skip because of it.
+    pub filter: Option<Arc<StartFilter>>,
+    /// Newer records (or snapshots) passed over, and why.
+    pub rejected: Vec<checkpoint::Rejected>,
+    /// Journal bytes no pass reads.
+    pub bytes_skipped: u64,
+    /// Milliseconds spent listing and reading records (or snapshot manifests) to choose one.
+    pub find_ms: f64,
+}
+
+impl StartPoint {
+    /// Where a pinned rerun must start again.
+    fn pinned(&self) -> PinnedStart {
+        if let Some(c) = &self.checkpoint {
+            PinnedStart::Checkpoint { seq: c.record.seq, crc: record_crc(&c.record) }
+        } else if let Some(ch) = &self.snapshot {
+            PinnedStart::Snapshot { seq: ch.head().seq, crc: ch.head().data_crc }
+        } else {
+            PinnedStart::Journal
+        }
+    }
+}
+
+fn record_crc(r: &checkpoint::CheckpointRecord) -> u32 {
+    let bytes = r.encode();
+    let n = bytes.len() - 4;
+    u32::from_le_bytes([bytes[n], bytes[n + 1], bytes[n + 2], bytes[n + 3]])
+}
+
+fn from_snapshot_rejected(r: snapshot::Rejected) -> checkpoint::Rejected {
+    checkpoint::Rejected { path: r.path, offset: r.offset, reason: r.reason }
+}
+
+/// The filter of a checkpoint record.
+fn checkpoint_filter(sel: &checkpoint::Selected) -> Arc<StartFilter> {
+    let r = &sel.record;
+    Arc::new(StartFilter {
+        source: sel.path.clone(),
+        lsn: r.lsn,
+        start: r.redo_start,
+        open: r.open.iter().map(|t| t.txid).collect(),
+        dirty: Some(r.dirty_map()),
+    })
+}
+
+/// The filter of a snapshot chain.
+fn snapshot_filter(chain: &snapshot::Chain) -> Arc<StartFilter> {
+    let head = chain.head();
+    Arc::new(StartFilter {
+        source: chain.members[chain.members.len() - 1].path.clone(),
+        lsn: head.lsn,
+        start: head.min_lsn,
+        open: head.open_txns.iter().copied().collect(),
+        dirty: None,
+    })
+}
+
+/// Where recovery starts: the newest valid checkpoint record (or, with [`StartFrom::Snapshot`],
+/// the newest valid snapshot chain), the filter analysis and redo apply for it, and the records
+/// passed over. Makes the journal begin there. Without a usable start point the journal must
+/// begin at its first segment.
 pub fn start_point(
     dir: &Path,
     layout: &Layout,
     journal: &mut Journal,
     mode: RecoveryMode,
-    use_checkpoints: bool,
+    from: StartFrom,
 ) -> Result<StartPoint> {
-    let first = &journal.segments[0];
-    let (chain, rejected) =
-        if use_checkpoints { checkpoint::select(dir, layout, first.header.first_lsn)? } else { (None, Vec::new()) };
-    let Some(chain) = chain else {
-        if first.header.segment_seq != 1 && mode == RecoveryMode::SkipCorrupt {
-            // Skip-corrupt goes on from what is left, and says what it lost.
-            let note = LocateNote {
-                path: first.path.clone(),
-                offset: 16,
-                kind: crate::error::CorruptKind::BadField(
-                    "segment_seq (the journal does not start at 1, and no valid checkpoint covers its start)",
-                ),
-                bytes: 0,
+    let first_lsn = journal.segments[0].header.first_lsn;
+    let checkpoint_files = if from == StartFrom::Snapshot { 0 } else { checkpoint::list(dir)?.len() };
+    let mut sp = StartPoint {
+        checkpoint: None,
+        checkpoint_files,
+        snapshot: None,
+        filter: None,
+        rejected: Vec::new(),
+        bytes_skipped: 0,
+        find_ms: 0.0,
+    };
+    let found = Instant::now();
+    match from {
+        StartFrom::Snapshot => {
+            let (chain, rejected) = snapshot::select(dir, layout, first_lsn)?;
+            sp.find_ms = found.elapsed().as_secs_f64() * 1e3;
+            sp.rejected = rejected.into_iter().map(from_snapshot_rejected).collect();
+            let Some(chain) = chain else {
+                let detail = if sp.rejected.is_empty() {
+                    "there are none".to_string()
+                } else {
+                    sp.rejected
+                        .iter()
+                        .map(|r| format!("{}: {}", r.path.display(), r.reason))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                };
+                return Err(Error::Snapshot {
+                    path: dir.join(crate::dir::SNAPSHOT_DIR),
+                    offset: None,
+                    reason: format!("no usable snapshot to rebuild from ({detail})"),
+                });
             };
-            journal.notes.push(note);
-        } else if first.header.segment_seq != 1 {
-            let detail = if !use_checkpoints {
-                "checkpoints ignored as asked".to_string()
-            } else if rejected.is_empty() {
-                "there are none".to_string()
-            } else {
-                rejected.iter().map(|r| format!("{}: {}", r.path.display(), r.reason)).collect::<Vec<_>>().join("; ")
-            };
-            return Err(Error::JournalStartsLate {
-                path: journal.dir.clone(),
-                first_lsn: first.header.first_lsn,
-                detail,
-            });
+            let filter = snapshot_filter(&chain);
+            sp.bytes_skipped = journal.start_at(filter.start);
+            sp.filter = Some(filter);
+            sp.snapshot = Some(chain);
+            return Ok(sp);
         }
-        return Ok(StartPoint { chain: None, filter: None, rejected, bytes_dropped: 0 });
-    };
-    let head = chain.head();
-    let filter = Arc::new(CheckpointFilter { lsn: head.lsn, open: head.open_txns.iter().copied().collect() });
-    let bytes_dropped = journal.start_at(head.min_lsn);
-    Ok(StartPoint { chain: Some(chain), filter: Some(filter), rejected, bytes_dropped })
+        StartFrom::Checkpoint => {
+            let (sel, rejected, _) = checkpoint::select(dir, layout, first_lsn)?;
+            sp.find_ms = found.elapsed().as_secs_f64() * 1e3;
+            sp.rejected = rejected;
+            if let Some(sel) = sel {
+                let filter = checkpoint_filter(&sel);
+                sp.bytes_skipped = journal.start_at(filter.start);
+                sp.filter = Some(filter);
+                sp.checkpoint = Some(sel);
+                return Ok(sp);
+            }
+        }
+        StartFrom::Journal => {}
+    }
+    let first = &journal.segments[0];
+    if first.header.segment_seq != 1 && mode == RecoveryMode::SkipCorrupt {
+        // Skip-corrupt goes on from what is left, and says what it lost.
+        let note = LocateNote {
+            path: first.path.clone(),
+            offset: 16,
+            kind: crate::error::CorruptKind::BadField(
+                "segment_seq (the journal does not start at 1, and no valid checkpoint covers its start)",
+            ),
+            bytes: 0,
+        };
+        journal.notes.push(note);
+    } else if first.header.segment_seq != 1 {
+        let detail = if from == StartFrom::Journal {
+            "checkpoints ignored as asked".to_string()
+        } else if sp.rejected.is_empty() {
+            "there are none".to_string()
+        } else {
+            sp.rejected.iter().map(|r| format!("{}: {}", r.path.display(), r.reason)).collect::<Vec<_>>().join("; ")
+        };
+        return Err(Error::JournalStartsLate { path: journal.dir.clone(), first_lsn: first.header.first_lsn, detail });
+    }
+    Ok(sp)
 }
 
-/// The start point an interrupted recovery pinned: checkpoint `seq`, whose data must still
-/// check out with crc `crc`.
-fn start_point_pinned(dir: &Path, layout: &Layout, journal: &mut Journal, seq: u64, crc: u32) -> Result<StartPoint> {
-    let all: std::collections::BTreeMap<u64, PathBuf> = checkpoint::list(dir)?.into_iter().collect();
-    let path =
-        all.get(&seq).cloned().unwrap_or_else(|| dir.join(crate::dir::CHECKPOINT_DIR).join(checkpoint::file_name(seq)));
-    let needed = |reason: String| {
-        Error::Checkpoint {
-        path: path.clone(),
+/// The start point an interrupted recovery pinned, which must still check out as the same.
+fn start_point_pinned(dir: &Path, layout: &Layout, journal: &mut Journal, pin: PinnedStart) -> Result<StartPoint> {
+    let first_lsn = journal.segments[0].header.first_lsn;
+    let needed = |path: PathBuf, reason: String| Error::Checkpoint {
+        path,
         offset: None,
-        reason: format!("an interrupted recovery started from this checkpoint and replayed copies, so finishing needs it, but {reason}"),
-    }
+        reason: format!(
+            "an interrupted recovery started from here and replayed copies, so finishing needs it, but {reason}"
+        ),
     };
-    let chain =
-        checkpoint::chain(layout, &all, seq).map_err(|r| needed(format!("{}: {}", r.path.display(), r.reason)))?;
-    let head = chain.head();
-    if head.data_crc != crc {
-        return Err(needed("it is not the same checkpoint any more".into()));
+    match pin {
+        PinnedStart::Journal => start_point(dir, layout, journal, RecoveryMode::TolerateTail, StartFrom::Journal),
+        PinnedStart::Checkpoint { seq, crc } => {
+            let path = dir.join(crate::dir::CHECKPOINT_DIR).join(checkpoint::file_name(seq));
+            let record = checkpoint::read(&path, layout).map_err(|r| needed(path.clone(), r.reason))?;
+            if record_crc(&record) != crc {
+                return Err(needed(path, "it is not the same checkpoint record any more".into()));
+            }
+            if record.redo_start < first_lsn {
+                return Err(needed(path, "the journal no longer reaches back to it".into()));
+            }
+            let sel = checkpoint::Selected { path, record, index: 0 };
+            let filter = checkpoint_filter(&sel);
+            let bytes_skipped = journal.start_at(filter.start);
+            Ok(StartPoint {
+                checkpoint: Some(sel),
+                checkpoint_files: checkpoint::list(dir)?.len(),
+                snapshot: None,
+                filter: Some(filter),
+                rejected: Vec::new(),
+                bytes_skipped,
+                find_ms: 0.0,
+            })
+        }
+        PinnedStart::Snapshot { seq, crc } => {
+            let all: std::collections::BTreeMap<u64, PathBuf> = snapshot::list(dir)?.into_iter().collect();
+            let path = all
+                .get(&seq)
+                .cloned()
+                .unwrap_or_else(|| dir.join(crate::dir::SNAPSHOT_DIR).join(snapshot::file_name(seq)));
+            let chain = snapshot::chain(layout, &all, seq)
+                .map_err(|r| needed(path.clone(), format!("{}: {}", r.path.display(), r.reason)))?;
+            if chain.head().data_crc != crc {
+                return Err(needed(path, "it is not the same snapshot any more".into()));
+            }
+            if chain.head().min_lsn < first_lsn {
+                return Err(needed(path, "the journal no longer reaches back to it".into()));
+            }
+            let filter = snapshot_filter(&chain);
+            let bytes_skipped = journal.start_at(filter.start);
+            Ok(StartPoint {
+                checkpoint: None,
+                checkpoint_files: checkpoint::list(dir)?.len(),
+                snapshot: Some(chain),
+                filter: Some(filter),
+                rejected: Vec::new(),
+                bytes_skipped,
+                find_ms: 0.0,
+            })
+        }
     }
-    if head.min_lsn < journal.segments[0].header.first_lsn {
-        return Err(needed("the journal no longer reaches back to it".into()));
-    }
-    let filter = Arc::new(CheckpointFilter { lsn: head.lsn, open: head.open_txns.iter().copied().collect() });
-    let bytes_dropped = journal.start_at(head.min_lsn);
-    Ok(StartPoint { chain: Some(chain), filter: Some(filter), rejected: Vec::new(), bytes_dropped })
 }
 
-/// See [`start_point`].
-pub struct StartPoint {
-    /// The checkpoint chain recovery starts from.
-    pub chain: Option<checkpoint::Chain>,
-    /// What analysis and redo skip because of it.
-    pub filter: Option<Arc<CheckpointFilter>>,
-    /// Newer checkpoints passed over, and why.
-    pub rejected: Vec<checkpoint::Rejected>,
-    /// Journal bytes before the checkpoint's first needed segment.
-    pub bytes_dropped: u64,
+/// Refuses to replay COPY records from a start point more than one checkpoint record older
+/// than the newest present. The writer may write a copy's source back with a change newer
+/// than the copy once the copy lies before the redo start of both of its two newest
+/// checkpoint records (DESIGN.md, "Logical operations"), so a replay from the newest or the
+/// one before reads every source as the copy did, and a replay from further back might not.
+fn check_copy_start(sp: &StartPoint, analysis: &Analysis, dir: &Path) -> Result<()> {
+    if analysis.counts.copies == 0 || sp.snapshot.is_some() {
+        return Ok(());
+    }
+    let back = sp.checkpoint.as_ref().map_or(sp.checkpoint_files, |c| c.index);
+    if back <= 1 {
+        return Ok(());
+    }
+    Err(Error::Checkpoint {
+        path: dir.join(crate::dir::CHECKPOINT_DIR),
+        offset: None,
+        reason: format!(
+            "the journal replayed holds {} COPY records, and recovery would start {back} checkpoint records before \
+             the newest one present ({}); the writer may have written copy sources back with changes newer than \
+             copies those records cover, so replaying them from here could give a wrong image. Repair the newer \
+             records, or rebuild from a snapshot with --from-snapshot",
+            analysis.counts.copies,
+            if sp.checkpoint.is_some() { "the newer ones failed validation" } else { "none was used" }
+        ),
+    })
 }
 
 /// Scans and analyses the journal of `dir` without touching the image (used by `inspect`),
-/// from the newest usable checkpoint as recovery would.
+/// from the newest usable checkpoint record as recovery would.
 pub fn analyze_dir(
     dir: &Path,
     mode: RecoveryMode,
     io: &IoOptions,
 ) -> Result<(Layout, Journal, scan::ScanOutcome, Analysis)> {
     let (layout, mut journal) = open_dir(dir, mode, io)?;
-    let start = start_point(dir, &layout, &mut journal, mode, true)?;
-    let mut analyzer = Analyzer::new(&layout, &journal, mode).with_checkpoint(start.filter);
+    let start = start_point(dir, &layout, &mut journal, mode, StartFrom::Checkpoint)?;
+    journal.seek_start()?;
+    let mut analyzer = Analyzer::new(&layout, &journal, mode).with_start(start.filter);
     let outcome = scan::scan(&journal, mode, |ctx, h, rec| analyzer.visit(ctx, h, rec))?;
     let analysis = analyzer.finish()?;
     Ok((layout, journal, outcome, analysis))
@@ -839,12 +1098,26 @@ fn recover_inner(
     opts.io.validate()?;
     let started = Instant::now();
     let mut timer = Timer { phases: Vec::new(), at: started };
-    // Check the directory holds an image before creating the lock file in it.
-    check_dir(dir)?;
-    let _lock = lock_dir(dir)?;
-    // Measured, not assumed, and before anything reads a segment header: what the page cache
-    // held decides whether this run read a disk.
-    let resident_at_start = crate::io::cache::residency_of_journal(&dir.join(JOURNAL_DIR));
+    let image_path = dir.join(IMAGE_FILE);
+    let _lock = if opts.from_snapshot {
+        // A rebuild may find no image at all: the snapshot's superblock makes one, under the
+        // lock.
+        match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(Error::io(dir, "open recovery directory", std::io::Error::other("not a directory"))),
+            Err(e) => return Err(Error::io(dir, "open recovery directory", e)),
+        }
+        lock_dir(dir)?
+    } else {
+        // Check the directory holds an image before creating the lock file in it.
+        check_dir(dir)?;
+        lock_dir(dir)?
+    };
+    let image_created = opts.from_snapshot && Layout::read_from(&image_path).is_err();
+    if image_created {
+        snapshot::create_image(dir, &image_path)?;
+        image_changed.set(true);
+    }
     let (layout, mut journal) = open_dir(dir, opts.mode, &opts.io)?;
     journal.read_times = Some(t.segment_read.clone());
     let marker_path = dir.join(MARKER_FILE);
@@ -859,9 +1132,10 @@ fn recover_inner(
             backend: journal.backend,
             buffer_bytes: opts.io.buffer_bytes,
             notes: journal.io_notes.clone(),
-            resident_at_start,
+            resident_at_start: Residency::default(),
         },
         checkpoint: None,
+        snapshot: None,
         resumed_from_doublewrite: None,
         checkpoints_rejected: Vec::new(),
         image_io: opts.image_io,
@@ -947,35 +1221,48 @@ fn recover_inner(
     }
 
     let pin_path = dir.join(RECOVERING_FILE);
-    let pinned = read_pin(&pin_path).filter(|p| p.files == fingerprint);
-    let checkpoint_files =
-        if opts.use_checkpoints || pinned.is_some() { checkpoint::list(dir)?.len() as u64 } else { 0 };
-    t.begin(Phase::LoadCheckpoint, checkpoint_files, 0);
-    let start = match &pinned {
-        Some(Pin { checkpoint: None, .. }) => start_point(dir, &layout, &mut journal, opts.mode, false)?,
-        Some(Pin { checkpoint: Some((seq, crc)), .. }) => start_point_pinned(dir, &layout, &mut journal, *seq, *crc)?,
-        None => start_point(dir, &layout, &mut journal, opts.mode, opts.use_checkpoints)?,
+    let pinned = read_pin(&pin_path).filter(|p| p.files == fingerprint && p.version == PIN_VERSION);
+    let from = StartFrom::of(opts);
+    let listed = match from {
+        StartFrom::Snapshot => snapshot::list(dir)?.len() as u64,
+        StartFrom::Checkpoint => checkpoint::list(dir)?.len() as u64,
+        StartFrom::Journal => 0,
     };
+    t.begin(Phase::LoadCheckpoint, listed, 0);
+    let mut start = match &pinned {
+        Some(p) => start_point_pinned(dir, &layout, &mut journal, p.start)?,
+        None => start_point(dir, &layout, &mut journal, opts.mode, from)?,
+    };
+    // Measured, not assumed, and before any pass reads a segment: what the page cache held of
+    // the segments this recovery reads decides whether it read a disk. (Only their header
+    // blocks have been read so far.)
+    let paths: Vec<&Path> = journal.segments.iter().map(|s| s.path.as_path()).collect();
+    report.io.resident_at_start = crate::io::cache::residency_all(&paths).unwrap_or_default();
+    start.bytes_skipped += journal.seek_start()?;
     if pinned.is_some() {
         report.parallel.warnings.push(
             "an interrupted recovery of this journal replayed copies: finishing from the start point it chose".into(),
         );
     }
-    report.checkpoints_rejected = start.rejected;
+    report.checkpoints_rejected = start.rejected.clone();
     report.segment_notes = journal.notes.clone();
     timer.lap("choose checkpoint");
-    match &start.chain {
-        Some(c) => t.note(format!("chain {:?}, {} rejected", c.seqs(), report.checkpoints_rejected.len())),
-        None if !opts.use_checkpoints => t.note("checkpoints ignored as asked"),
-        None if checkpoint_files == 0 => t.note("no checkpoints"),
-        None => t.note(format!("none of {checkpoint_files} usable")),
+    let tried = report.checkpoints_rejected.len() as u64;
+    match (&start.checkpoint, &start.snapshot) {
+        (Some(c), _) => t.note(format!("record {} (LSN {}), {tried} newer rejected", c.record.seq, c.record.lsn)),
+        (_, Some(c)) => t.note(format!("snapshot chain {:?}, {tried} rejected", c.seqs())),
+        _ if from == StartFrom::Journal => t.note("checkpoints ignored as asked"),
+        _ if listed == 0 => t.note("no checkpoints"),
+        _ => t.note(format!("none of {listed} usable")),
     }
-    let chain_len = start.chain.as_ref().map_or(0, |c| c.members.len() as u64);
-    t.finish(checkpoint_files, chain_len, 0);
-    t.check_cancel(dir, false)?;
+    let used = u64::from(start.checkpoint.is_some() || start.snapshot.is_some());
+    t.finish(listed, tried + used, 0);
+    t.check_cancel(dir, image_changed.get())?;
     let setup = parallel_setup(opts, &mut report.parallel)?;
-    let journal_bytes = journal.bytes();
-    // Scan position: bytes of the segments before each one.
+    // The first segment's blocks before the start point are not scanned.
+    let first_skip = journal.start_offset - u64::from(journal.segments[0].header.block_size);
+    let journal_bytes = journal.bytes() - first_skip;
+    // Scan position: bytes of the segments before each one, less the first one's skip.
     let seg_base: Vec<u64> = journal
         .segments
         .iter()
@@ -987,6 +1274,7 @@ fn recover_inner(
         .collect();
     t.begin(Phase::Scan, journal_bytes, setup.as_ref().map_or(0, |s| s.workers));
     let mut entries = None;
+    let mut home_unrouted = 0u64;
     let first = match &setup {
         Some(setup) if journal.bytes() > setup.chunk_bytes => {
             match parallel::scan_parallel(
@@ -1001,6 +1289,7 @@ fn recover_inner(
                 Some(p1) => {
                     report.parallel.scan = format!("parallel: {} chunks on {} workers", p1.chunks, setup.workers);
                     entries = Some(p1.entries);
+                    home_unrouted = p1.home;
                     Some((p1.outcome, p1.analyzer))
                 }
                 None => {
@@ -1021,12 +1310,12 @@ fn recover_inner(
     let (outcome, analyzer) = match first {
         Some(x) => x,
         None => {
-            let mut analyzer = Analyzer::new(&layout, &journal, opts.mode).with_checkpoint(start.filter.clone());
+            let mut analyzer = Analyzer::new(&layout, &journal, opts.mode).with_start(start.filter.clone());
             let mut n = 0u64;
             let outcome = scan::scan(&journal, opts.mode, |ctx, h, rec| {
                 n += 1;
                 if n.is_multiple_of(SCAN_PROGRESS_RECORDS) {
-                    t.set_main(n, seg_base[ctx.segment] + ctx.end);
+                    t.set_main(n, (seg_base[ctx.segment] + ctx.end).saturating_sub(first_skip));
                     t.check_cancel(dir, false)?;
                 }
                 analyzer.visit(ctx, h, rec)
@@ -1048,6 +1337,22 @@ fn recover_inner(
     t.finish(txns, txns, 0);
     // What the scan read must still be the journal before anything acts on it.
     journal.check_unchanged()?;
+    if pinned.is_none() {
+        check_copy_start(&start, &analysis, dir)?;
+    }
+    if let Some(c) = &start.checkpoint {
+        if outcome.last_lsn < c.record.lsn && opts.mode != RecoveryMode::SkipCorrupt {
+            return Err(Error::Checkpoint {
+                path: c.path.clone(),
+                offset: None,
+                reason: format!(
+                    "every record up to LSN {} was durable when this checkpoint was taken, but the journal's durable \
+                     end is LSN {}: records the checkpoint relies on are lost",
+                    c.record.lsn, outcome.last_lsn
+                ),
+            });
+        }
+    }
     timer.lap("scan");
     t.check_cancel(dir, false)?;
     let parallel_replay = match (&setup, &entries) {
@@ -1069,11 +1374,7 @@ fn recover_inner(
     };
 
     if analysis.counts.copies > 0 {
-        let pin = Pin {
-            version: 1,
-            files: fingerprint.clone(),
-            checkpoint: start.chain.as_ref().map(|c| (c.head().seq, c.head().data_crc)),
-        };
+        let pin = Pin { version: PIN_VERSION, files: fingerprint.clone(), start: start.pinned() };
         write_json_atomic(&pin_path, &pin)?;
     }
     // From here on the image changes; a marker left from an earlier journal must not survive.
@@ -1082,40 +1383,40 @@ fn recover_inner(
         fsync_dir(dir)?;
         timer.lap("unmark");
     }
-    let image_path = dir.join(IMAGE_FILE);
     let image = OpenOptions::new()
         .read(true)
         .write(true)
         .open(&image_path)
         .map_err(|e| Error::io(&image_path, "open image for writing", e))?;
     let bs = layout.block_size();
-    if let Some(chain) = &start.chain {
-        t.begin(Phase::RestoreCheckpoint, chain.sources.len() as u64, 0);
+    if let Some(chain) = &start.snapshot {
+        t.begin(Phase::RestoreSnapshot, chain.sources.len() as u64, 0);
         image_changed.set(true);
-        // Blocks a committed revoke after the checkpoint freed may have been reused without
-        // logging: the home copy, not the checkpoint, has them.
-        let restored =
-            checkpoint::restore(chain, &image, &image_path, &layout, &|b| analysis.revoked.contains_key(&b), t)?;
+        // Every block the chain holds: the image is lost or damaged, so its home copy is not
+        // to be trusted over the snapshot, not even for blocks freed since.
+        let restored = snapshot::restore(chain, &image, &image_path, &layout, &|_| false, t)?;
         let head = chain.head();
-        report.checkpoint = Some(CheckpointUse {
+        report.snapshot = Some(SnapshotUse {
             seq: head.seq,
             kind: head.kind,
             lsn: head.lsn,
             min_lsn: head.min_lsn,
             chain: chain.seqs(),
+            image_created,
             blocks_restored: restored.blocks,
             blocks_unchanged: restored.unchanged,
-            blocks_skipped_revoked: restored.skipped_revoked,
-            journal_bytes_skipped: start.bytes_dropped,
-            records_skipped: analysis.counts.before_checkpoint,
+            blocks_not_in_snapshot: head.excluded.iter().map(|r| r.1).sum(),
+            blocks_freed_since: analysis.revoked.len() as u64,
+            journal_bytes_skipped: start.bytes_skipped,
+            records_skipped: analysis.counts.before_start,
         });
-        timer.lap("load checkpoint");
+        timer.lap("restore snapshot");
         let n = restored.blocks + restored.unchanged + restored.skipped_revoked;
         t.note(format!("{} written, {} already current", restored.blocks, restored.unchanged));
         t.finish(n, n, n * bs as u64);
         t.check_cancel(dir, image_changed.get())?;
     } else {
-        t.skip(Phase::RestoreCheckpoint, "no checkpoint");
+        t.skip(Phase::RestoreSnapshot, "no snapshot: the image is the base");
     }
     let atomic = analysis.counts.copies > 0;
     let mut stats = ReplayStats::default();
@@ -1154,6 +1455,7 @@ fn recover_inner(
                         t,
                     )?;
                     stats = p2.stats;
+                    stats.redo_skipped_home += home_unrouted;
                     img.note_dirty(p2.dirty);
                     report.parallel.dependencies = p2.deps;
                     timer.lap("redo+undo");
@@ -1200,13 +1502,12 @@ fn recover_inner(
             if atomic {
                 t.note("through the doublewrite file");
             } else {
-                t.note("one msync: no progress until it returns");
+                t.note("one fdatasync: no progress until it returns");
             }
             if atomic {
                 img.commit(dir, &image, &image_path, dw_tag, outcome.last_lsn)?;
-            } else {
-                img.flush(&image_path)?;
             }
+            img.flush(&image, &image_path)?;
             1
         }
         ImageIo::Pwrite => {
@@ -1263,10 +1564,10 @@ fn recover_inner(
             t.finish(orphan_blocks, stats.orphans_freed, 0);
             t.begin(Phase::Flush, 0, 0);
             t.note("the blocks were written back in the redo phase; this is the fsync and the marker");
+            image.sync_data().map_err(|e| Error::io(&image_path, "fdatasync image", e))?;
             windows.len()
         }
     };
-    image.sync_all().map_err(|e| Error::io(&image_path, "fsync image", e))?;
     timer.lap("flush");
     if opts.fault == Some(FaultPoint::BeforeMarker) {
         return Err(Error::InjectedFault("before-marker"));
@@ -1292,6 +1593,21 @@ fn recover_inner(
         damaged: analysis.count(TxnOutcome::Damaged),
     };
     report.loser_allocations_freed = analysis.loser_allocs();
+    if let Some(c) = &start.checkpoint {
+        report.checkpoint = Some(CheckpointUse {
+            seq: c.record.seq,
+            kind: c.record.kind,
+            lsn: c.record.lsn,
+            redo_start: c.record.redo_start,
+            open_txns: c.record.open.len() as u64,
+            dirty_blocks: c.record.dirty.len() as u64,
+            fallbacks: c.index as u64,
+            find_ms: start.find_ms,
+            journal_bytes_skipped: start.bytes_skipped,
+            records_before_start: analysis.counts.before_start,
+            records_home: stats.redo_skipped_home,
+        });
+    }
     report.bytes_scanned = outcome.bytes;
     report.records_scanned = outcome.records;
     report.lsn_range = (outcome.first_lsn, outcome.last_lsn);
@@ -1335,13 +1651,13 @@ fn statistics(t: &Tracker<'_>) -> Statistics {
 /// Settings of [`checkpoint_dir`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CheckpointOptions {
-    /// What to write.
+    /// The kind to record. A recovered image is durable whole, so every kind gives the same
+    /// record (an empty dirty block table and no open transactions); the kind says why it
+    /// was taken.
     pub kind: checkpoint::CheckpointKind,
-    /// Compression; `None`: lz4 for emergency checkpoints (speed first), zstd otherwise.
-    pub compression: Option<checkpoint::Compression>,
-    /// Checkpoints to keep afterwards (chains they need are kept too). Default 64.
+    /// Records to keep afterwards. Default 64.
     pub retain: usize,
-    /// Also remove journal segments no kept checkpoint needs. Default false.
+    /// Also remove journal segments no kept record needs. Default false.
     pub recycle_journal: bool,
 }
 
@@ -1349,7 +1665,6 @@ impl Default for CheckpointOptions {
     fn default() -> Self {
         CheckpointOptions {
             kind: checkpoint::CheckpointKind::Full,
-            compression: None,
             retain: checkpoint::RETAIN_DEFAULT,
             recycle_journal: false,
         }
@@ -1359,27 +1674,13 @@ impl Default for CheckpointOptions {
 /// What [`checkpoint_dir`] wrote and removed.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct CheckpointReport {
-    /// The checkpoint file.
+    /// The record file.
     pub path: PathBuf,
-    /// Its manifest's essentials.
-    pub seq: u64,
-    /// Kind.
-    pub kind: checkpoint::CheckpointKind,
-    /// The LSN its state is as of.
-    pub lsn: u64,
-    /// Parent (incremental).
-    pub parent: Option<u64>,
-    /// Compression.
-    pub compression: checkpoint::Compression,
-    /// Blocks held.
-    pub blocks: u64,
-    /// Blocks left out because they are in revoked state (the home copy owns them).
-    pub excluded: u64,
-    /// Raw bytes of the blocks held.
-    pub raw_bytes: u64,
+    /// The record written.
+    pub record: checkpoint::CheckpointRecord,
     /// File length.
     pub file_bytes: u64,
-    /// Seconds spent writing it (compression, write, fsync).
+    /// Seconds spent (image fsync, record write and fsyncs).
     pub write_secs: f64,
     /// What retention removed.
     pub pruned: checkpoint::Pruned,
@@ -1387,9 +1688,117 @@ pub struct CheckpointReport {
 
 impl std::fmt::Display for CheckpointReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = &self.record;
         writeln!(
             f,
-            "checkpoint {} ({}{}) at LSN {}: {} blocks ({:.1} MiB raw, {:.1} MiB {}, ratio {:.2}), {} left to the image; written in {:.3} s",
+            "checkpoint {} ({}) at LSN {}: recovery will start at LSN {}; {} bytes, written in {:.3} s",
+            r.seq, r.kind, r.lsn, r.redo_start, self.file_bytes, self.write_secs
+        )?;
+        write!(f, "  file {}", self.path.display())?;
+        if !self.pruned.checkpoints.is_empty() || !self.pruned.segments.is_empty() {
+            write!(
+                f,
+                "\n  retention removed {} checkpoint records and {} journal segments",
+                self.pruned.checkpoints.len(),
+                self.pruned.segments.len()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The recovered directory's marker, or `NotRecovered` when the journal changed since.
+fn recovered_marker(dir: &Path, journal: &Journal) -> Result<Marker> {
+    let fingerprint = journal_fingerprint(journal);
+    read_marker(&dir.join(MARKER_FILE))
+        .filter(|m| m.files == fingerprint)
+        .ok_or_else(|| Error::NotRecovered { path: dir.to_path_buf() })
+}
+
+/// Writes a checkpoint record for a recovered directory: its image is the committed state as
+/// of the last LSN its recovery replayed, durable whole, so the record has no dirty blocks
+/// and no open transactions, and the next recovery starts after that LSN. Refuses a
+/// directory whose journal changed since its last recovery.
+pub fn checkpoint_dir(dir: &Path, o: &CheckpointOptions) -> Result<CheckpointReport> {
+    check_dir(dir)?;
+    let _lock = lock_dir(dir)?;
+    let (layout, journal) = open_dir(dir, RecoveryMode::TolerateTail, &IoOptions::default())?;
+    let marker = recovered_marker(dir, &journal)?;
+    drop(journal);
+    let t = Instant::now();
+    // Recovery synced the image; syncing again costs nothing then, and covers an image that
+    // was copied in by other means.
+    let image_path = dir.join(IMAGE_FILE);
+    File::open(&image_path).and_then(|f| f.sync_all()).map_err(|e| Error::io(&image_path, "fsync image", e))?;
+    let record = checkpoint::CheckpointRecord::new(&layout, o.kind, marker.last_lsn, Vec::new(), Vec::new());
+    let w = checkpoint::write(dir, record)?;
+    let write_secs = t.elapsed().as_secs_f64();
+    let pruned = checkpoint::prune(dir, o.retain, o.recycle_journal)?;
+    if !pruned.segments.is_empty() {
+        // The image is still the recovered state of what is left of the journal: say so, or
+        // the next checkpoint would be refused and the next recovery would redo the work.
+        let (_, rest) = open_dir(dir, RecoveryMode::TolerateTail, &IoOptions::default())?;
+        write_json_atomic(
+            &dir.join(MARKER_FILE),
+            &Marker { version: 1, files: journal_fingerprint(&rest), last_lsn: marker.last_lsn },
+        )?;
+    }
+    Ok(CheckpointReport { path: w.path, file_bytes: w.file_bytes, record: w.record, write_secs, pruned })
+}
+
+/// Settings of [`snapshot_dir`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotOptions {
+    /// What to write.
+    pub kind: snapshot::SnapshotKind,
+    /// Compression. Default zstd.
+    pub compression: snapshot::Compression,
+    /// Snapshots to keep afterwards (chains they need are kept too). Default 64.
+    pub retain: usize,
+}
+
+impl Default for SnapshotOptions {
+    fn default() -> Self {
+        SnapshotOptions {
+            kind: snapshot::SnapshotKind::Full,
+            compression: snapshot::Compression::Zstd,
+            retain: snapshot::RETAIN_DEFAULT,
+        }
+    }
+}
+
+/// What [`snapshot_dir`] wrote and removed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SnapshotReport {
+    /// The snapshot file.
+    pub path: PathBuf,
+    /// Its sequence number.
+    pub seq: u64,
+    /// Kind.
+    pub kind: snapshot::SnapshotKind,
+    /// The LSN its state is as of.
+    pub lsn: u64,
+    /// Parent (incremental).
+    pub parent: Option<u64>,
+    /// Compression.
+    pub compression: snapshot::Compression,
+    /// Blocks held.
+    pub blocks: u64,
+    /// Raw bytes of the blocks held.
+    pub raw_bytes: u64,
+    /// File length.
+    pub file_bytes: u64,
+    /// Seconds spent writing it (compression, write, fsync).
+    pub write_secs: f64,
+    /// What retention removed.
+    pub pruned: snapshot::Pruned,
+}
+
+impl std::fmt::Display for SnapshotReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "snapshot {} ({}{}) at LSN {}: {} blocks ({:.1} MiB raw, {:.1} MiB {}, ratio {:.2}); written in {:.3} s",
             self.seq,
             self.kind,
             self.parent.map_or(String::new(), |p| format!(", parent {p}")),
@@ -1399,152 +1808,75 @@ impl std::fmt::Display for CheckpointReport {
             self.file_bytes as f64 / (1 << 20) as f64,
             self.compression,
             self.raw_bytes as f64 / self.file_bytes.max(1) as f64,
-            self.excluded,
             self.write_secs
         )?;
         write!(f, "  file {}", self.path.display())?;
-        if !self.pruned.checkpoints.is_empty() || !self.pruned.segments.is_empty() {
-            write!(
-                f,
-                "\n  retention removed {} checkpoints and {} journal segments",
-                self.pruned.checkpoints.len(),
-                self.pruned.segments.len()
-            )?;
+        if !self.pruned.snapshots.is_empty() {
+            write!(f, "\n  retention removed {} snapshots", self.pruned.snapshots.len())?;
         }
         Ok(())
     }
 }
 
-/// Writes a checkpoint of a recovered directory's image, as of the last LSN its recovery
-/// replayed. Refuses a directory whose journal changed since its last recovery (the image is
-/// then not the committed state of any LSN).
-pub fn checkpoint_dir(dir: &Path, o: &CheckpointOptions) -> Result<CheckpointReport> {
-    use crate::format::record::{AllocTarget, Record};
-    use checkpoint::CheckpointKind as K;
+/// Writes a snapshot (a backup of the image, see [`crate::snapshot`]) of a recovered
+/// directory's image, as of the last LSN its recovery replayed. Refuses a directory whose
+/// journal changed since its last recovery (the image is then not the committed state of any
+/// LSN).
+pub fn snapshot_dir(dir: &Path, o: &SnapshotOptions) -> Result<SnapshotReport> {
+    use snapshot::SnapshotKind as K;
     check_dir(dir)?;
     let _lock = lock_dir(dir)?;
     let mode = RecoveryMode::TolerateTail;
-    let (layout, mut journal) = open_dir(dir, mode, &IoOptions::default())?;
-    let fingerprint = journal_fingerprint(&journal);
-    let marker = read_marker(&dir.join(MARKER_FILE))
-        .filter(|m| m.files == fingerprint)
-        .ok_or_else(|| Error::NotRecovered { path: dir.to_path_buf() })?;
+    let (layout, journal) = open_dir(dir, mode, &IoOptions::default())?;
+    let marker = recovered_marker(dir, &journal)?;
     let lsn = marker.last_lsn;
-    // Blocks in revoked state at `lsn`: freed by a committed transaction and not logged since,
-    // so the running system may write them without logging and a checkpoint must not restore
-    // them later. Found from the journal recovery read, plus those the checkpoint it started
-    // from already left out and the journal has not logged since.
-    let start = start_point(dir, &layout, &mut journal, mode, true)?;
-    let mut analyzer = Analyzer::new(&layout, &journal, mode).with_checkpoint(start.filter.clone());
-    let mut events: Vec<(u64, u64, u64, bool)> = Vec::new();
-    scan::scan(&journal, mode, |ctx, h, rec| {
-        analyzer.visit(ctx, h, rec)?;
-        if !analyzer.covered(h) {
-            let ev = match *rec {
-                Record::Write { block, .. } => Some((block, false)),
-                Record::Copy { dst, .. } => Some((dst, false)),
-                Record::Bitmap { target: AllocTarget::Block, index, set: true, .. } => Some((index, false)),
-                Record::Revoke { block } => Some((block, true)),
-                _ => None,
-            };
-            if let Some((b, revoke)) = ev {
-                events.push((h.txid, b, h.lsn, revoke));
-            }
-        }
-        Ok(())
-    })?;
-    let analysis = analyzer.finish()?;
+    let first_lsn = journal.segments[0].header.first_lsn;
+    let (prev, _) = snapshot::select(dir, &layout, first_lsn)?;
     let n = layout.block_count();
-    let data_start = layout.data_start();
-    let mut last_logged = vec![0u64; n as usize];
-    let mut last_revoke = vec![0u64; n as usize];
-    for &(txid, b, at, revoke) in &events {
-        if b < n && analysis.is_committed(txid) {
-            let slot = if revoke { &mut last_revoke[b as usize] } else { &mut last_logged[b as usize] };
-            *slot = (*slot).max(at);
-        }
-    }
-    let mut excluded = vec![false; n as usize];
-    if let Some(chain) = &start.chain {
-        for b in checkpoint::blocks_of(&chain.head().excluded) {
-            if let Some(x) = excluded.get_mut(b as usize) {
-                *x = true;
-            }
-        }
-    }
-    for b in data_start..n {
-        let i = b as usize;
-        if last_logged[i] > 0 {
-            excluded[i] = false;
-        }
-        if last_revoke[i] > last_logged[i] {
-            excluded[i] = true;
-        }
-    }
     let image_path = dir.join(IMAGE_FILE);
     let image = std::fs::read(&image_path).map_err(|e| Error::io(&image_path, "read image", e))?;
     let bs = layout.block_size();
     let blk = |buf: &[u8], b: u64| buf[b as usize * bs..(b as usize + 1) * bs].to_vec();
-    let (blocks, dropped, parent): (Vec<u64>, Vec<u64>, Option<u64>) = match o.kind {
-        K::Full | K::Emergency => ((0..n).filter(|&b| !excluded[b as usize]).collect(), Vec::new(), None),
-        K::Metadata => ((0..data_start).collect(), Vec::new(), None),
+    // Every block, freed ones included: a backup cannot know which of them the system
+    // reused without logging, so it keeps them all.
+    let (blocks, parent): (Vec<u64>, Option<u64>) = match o.kind {
+        K::Full => ((0..n).collect(), None),
         K::Incremental => {
-            let first_lsn = journal.segments.first().map_or(1, |s| s.header.first_lsn);
-            let (chain, _) = checkpoint::select(dir, &layout, first_lsn)?;
-            let Some(chain) = chain else {
+            let Some(chain) = &prev else {
                 return Err(Error::Config(
-                    "no valid checkpoint to chain an incremental one to; write a full one first".into(),
+                    "no valid snapshot to chain an incremental one to; write a full one first".into(),
                 ));
             };
             let mut held = vec![0u8; image.len()];
-            checkpoint::materialize(&chain, &layout, &mut held)?;
-            let blocks = (0..n)
-                .filter(|&b| {
-                    !excluded[b as usize] && (!chain.sources.contains_key(&b) || blk(&held, b) != blk(&image, b))
-                })
-                .collect();
-            let dropped = chain.sources.keys().copied().filter(|&b| excluded[b as usize]).collect();
-            (blocks, dropped, Some(chain.head().seq))
+            snapshot::materialize(chain, &layout, &mut held)?;
+            let blocks =
+                (0..n).filter(|&b| !chain.sources.contains_key(&b) || blk(&held, b) != blk(&image, b)).collect();
+            (blocks, Some(chain.head().seq))
         }
     };
-    let compression = o.compression.unwrap_or(if o.kind == K::Emergency {
-        checkpoint::Compression::Lz4
-    } else {
-        checkpoint::Compression::Zstd
-    });
-    let spec = checkpoint::Spec {
+    let spec = snapshot::Spec {
         kind: o.kind,
         lsn,
         min_lsn: lsn + 1,
         open_txns: Vec::new(),
         parent,
-        compression,
+        compression: o.compression,
         blocks,
-        dropped,
-        excluded: (0..n).filter(|&b| excluded[b as usize]).collect(),
+        dropped: Vec::new(),
+        excluded: Vec::new(),
     };
     let t = Instant::now();
-    let w = checkpoint::write(dir, &layout, &image, &spec)?;
+    let w = snapshot::write(dir, &layout, &image, &spec)?;
     let write_secs = t.elapsed().as_secs_f64();
-    let pruned = checkpoint::prune(dir, o.retain, o.recycle_journal)?;
-    if !pruned.segments.is_empty() {
-        // The image is still the recovered state of what is left of the journal: say so, or
-        // the next checkpoint would be refused and the next recovery would redo the work.
-        let (_, rest) = open_dir(dir, mode, &IoOptions::default())?;
-        write_json_atomic(
-            &dir.join(MARKER_FILE),
-            &Marker { version: 1, files: journal_fingerprint(&rest), last_lsn: lsn },
-        )?;
-    }
-    Ok(CheckpointReport {
+    let pruned = snapshot::prune(dir, o.retain)?;
+    Ok(SnapshotReport {
         path: w.path,
         seq: w.manifest.seq,
         kind: o.kind,
         lsn,
         parent,
-        compression,
+        compression: o.compression,
         blocks: w.manifest.blocks,
-        excluded: excluded.iter().filter(|&&x| x).count() as u64,
         raw_bytes: w.manifest.raw_bytes(),
         file_bytes: w.file_bytes,
         write_secs,

@@ -32,6 +32,8 @@ pub struct ReplayStats {
     pub redo_skipped_revoked: u64,
     /// Records of losers that no-steal redo did not apply.
     pub redo_skipped_losers: u64,
+    /// Records the checkpoint's dirty block table says the home copy already held.
+    pub redo_skipped_home: u64,
     /// Changes undo restored.
     pub undo_applied: u64,
     /// Inodes freed from the orphan list.
@@ -143,6 +145,18 @@ pub trait ImageBlocks {
     fn block_mut(&mut self, block: u64, overwrite: bool) -> Result<&mut [u8]>;
     /// The block for reading only.
     fn block(&mut self, block: u64) -> Result<&[u8]>;
+
+    /// Writes `bytes` at `offset` of `block`, unless the block already holds them: a write of
+    /// the bytes a block holds is a no-op, and skipping it keeps the block clean (no page
+    /// made dirty, nothing to flush), which is what a redo from a checkpoint mostly meets.
+    /// Returns whether the block changed.
+    fn write_bytes(&mut self, block: u64, offset: usize, bytes: &[u8]) -> Result<bool> {
+        if self.block(block)?[offset..offset + bytes.len()] == *bytes {
+            return Ok(false);
+        }
+        self.block_mut(block, false)?[offset..offset + bytes.len()].copy_from_slice(bytes);
+        Ok(true)
+    }
 }
 
 /// The image mapped shared and writable: changes go straight into the page cache, with no
@@ -223,9 +237,12 @@ impl MappedImage {
         self.dirty.len() as u64
     }
 
-    /// Writes every changed page to the file and waits for it (msync).
-    pub fn flush(&self, path: &Path) -> Result<()> {
-        self.map.flush().map_err(|e| Error::io(path, "msync image", e))
+    /// Makes every changed page durable: one `fdatasync` of the file. On Linux a page changed
+    /// through a shared mapping is a dirty page-cache page of the file (the first store marks
+    /// it), so `fdatasync` writes it like any other; an `msync` first would only add a second
+    /// device flush. The image's length never changes, so no metadata needs the full `fsync`.
+    pub fn flush(&self, image: &File, path: &Path) -> Result<()> {
+        image.sync_data().map_err(|e| Error::io(path, "fdatasync image", e))
     }
 
     /// For a private mapping: writes the changed blocks through the doublewrite file into
@@ -429,6 +446,9 @@ pub fn plan_windows(touched: &[u64], blocks_max: usize, layout: &Layout) -> Vec<
 
 fn set_bit(cache: &mut impl ImageBlocks, layout: &Layout, region: BitRegion, index: u64, value: bool) -> Result<()> {
     if let Some(p) = layout.bit(region, index) {
+        if (cache.block(p.block)?[p.byte] & p.mask != 0) == value {
+            return Ok(());
+        }
         let b = cache.block_mut(p.block, false)?;
         if value {
             b[p.byte] |= p.mask;
@@ -462,16 +482,23 @@ pub fn redo_record(
     if !owns(block) || analysis.rejected.contains(&h.lsn) || invalid_reason(layout, analysis.steal, rec).is_some() {
         return Ok(());
     }
-    if analysis.covered(h.txid, h.lsn) {
-        // Counted by analysis (`before_checkpoint`). The parallel scan routes no such record.
-        return Ok(());
+    if let Some(start) = &analysis.start {
+        // The parallel scan routes neither kind of record.
+        if start.ignores(h.txid, h.lsn) {
+            // Counted by analysis (`before_start`).
+            return Ok(());
+        }
+        if start.home(h.txid, h.lsn, block) {
+            stats.redo_skipped_home += 1;
+            return Ok(());
+        }
     }
     if !analysis.redo_applies(h.txid) {
         stats.redo_skipped_losers += 1;
         return Ok(());
     }
     match *rec {
-        Record::Write { block, offset, redo, full, .. } => {
+        Record::Write { block, offset, redo, .. } => {
             if analysis.revoked_at(block, h.lsn) {
                 stats.redo_skipped_revoked += 1;
                 return Ok(());
@@ -480,8 +507,7 @@ pub fn redo_record(
                 stats.redo_skipped_superseded += 1;
                 return Ok(());
             }
-            let b = cache.block_mut(block, full)?;
-            b[offset as usize..offset as usize + redo.len()].copy_from_slice(redo);
+            cache.write_bytes(block, offset as usize, redo)?;
         }
         Record::Copy { src, src_offset, dst, dst_offset, len, .. } => {
             if analysis.revoked_at(dst, h.lsn) {
@@ -494,7 +520,7 @@ pub fn redo_record(
             }
             let (so, d, n) = (src_offset as usize, dst_offset as usize, len as usize);
             let bytes = cache.block(src)?[so..so + n].to_vec();
-            cache.block_mut(dst, false)?[d..d + n].copy_from_slice(&bytes);
+            cache.write_bytes(dst, d, &bytes)?;
         }
         Record::Bitmap { target, index, set, .. } => set_bit(cache, layout, region_of(target), index, set)?,
         Record::Orphan { ino, add, .. } => set_bit(cache, layout, BitRegion::Orphans, ino, add)?,
@@ -544,13 +570,11 @@ pub fn undo_losers(
             continue;
         }
         match rec {
-            Record::Write { offset, undo: Some(undo), full, .. } => {
-                let b = cache.block_mut(block, full)?;
-                b[offset as usize..offset as usize + undo.len()].copy_from_slice(undo);
+            Record::Write { offset, undo: Some(undo), .. } => {
+                cache.write_bytes(block, offset as usize, undo)?;
             }
             Record::Copy { dst_offset, undo: Some(undo), .. } => {
-                let b = cache.block_mut(block, false)?;
-                b[dst_offset as usize..dst_offset as usize + undo.len()].copy_from_slice(undo);
+                cache.write_bytes(block, dst_offset as usize, undo)?;
             }
             Record::Bitmap { target, index, set, .. } => set_bit(cache, layout, region_of(target), index, !set)?,
             Record::Orphan { ino, add, .. } => set_bit(cache, layout, BitRegion::Orphans, ino, !add)?,

@@ -83,7 +83,7 @@ where
     F: FnMut(&RecordCtx, &RecordHeader, &Record<'_>) -> Result<()>,
 {
     let mut out = ScanOutcome::default();
-    let mut expected_lsn = journal.segments.first().map_or(1, |s| s.header.first_lsn);
+    let mut expected_lsn = journal.start_lsn;
     // After skip-corrupt passes over damage, the next record may be any later LSN.
     let mut allow_jump = false;
     'segments: for (si, meta) in journal.segments.iter().enumerate() {
@@ -115,6 +115,10 @@ where
         }
         let bytes = journal.load(si)?;
         let mut dec = SegmentDecoder::new(&bytes, meta.header.block_size, meta.header.salt);
+        if si == 0 && journal.start_offset > u64::from(meta.header.block_size) {
+            // Continuations of a record that began before the start point belong to it.
+            dec.seek(journal.start_offset as usize, true);
+        }
         let mut segment_end = meta.len;
         loop {
             let (offset, kind, record_level) = match dec.next_step() {
@@ -296,6 +300,9 @@ where
         let meta = &journal.segments[si];
         let bytes = journal.load(si)?;
         let mut dec = SegmentDecoder::new_trusted(&bytes, meta.header.block_size, meta.header.salt);
+        if si == 0 && journal.start_offset > u64::from(meta.header.block_size) {
+            dec.seek(journal.start_offset as usize, true);
+        }
         let changed = |offset: usize, kind| Error::Corrupt { path: meta.path.clone(), offset: offset as u64, kind };
         loop {
             match dec.next_step() {

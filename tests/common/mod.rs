@@ -14,7 +14,7 @@ pub fn generate(dir: &Path, p: &GenParams) -> GenSummary {
 
 /// Copies a crash state: image, oracle files, journal and checkpoints.
 pub fn copy_dir(from: &Path, to: &Path) {
-    for sub in ["journal", "checkpoints"] {
+    for sub in ["journal", "checkpoints", "snapshots"] {
         std::fs::create_dir_all(to.join(sub)).expect("mkdir");
         if let Ok(entries) = std::fs::read_dir(from.join(sub)) {
             for e in entries {

@@ -17,12 +17,22 @@
 //! - a block that has ever been a copy source is never freed and revoked, never reused by an
 //!   unlogged write, and a copy never reads a block whose committed revoke is not yet settled
 //!   (durable and written back);
-//! - a block that has been a copy source is never written back with a change newer than the
-//!   first copy that read it: the bytes a copy read that no logged change below it produced
-//!   must still be in the crash image.
+//! - a block that has been a copy source is written back with a change newer than a copy that
+//!   read it only once that copy lies before the redo start of the two newest checkpoint
+//!   records: recovery replays copies only from there on (it refuses to start further back
+//!   when the journal has copies), and the bytes a copy read that no logged change below it
+//!   produced must still be in the crash image when it does.
+//!
+//! The buffer pool keeps, per dirty block, the LSN of its oldest change not yet home
+//! (`rec_lsn`); a background writer writes back the oldest (or random) dirty blocks at a
+//! configurable pace, and checkpoints are taken as a running system takes them (see
+//! `recovery::checkpoint`): a record with the dirty block table and the open transactions,
+//! after writing back everything (sharp styles) or nothing (fuzzy).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::time::Instant;
 
 use recovery::dir::{IMAGE_FILE, JOURNAL_DIR, MANIFEST_FILE};
 use recovery::format::record::{AllocTarget, Record};
@@ -36,7 +46,9 @@ use crate::digest::{block_digests, image_digest, write_expected, write_json, Exp
 use crate::dist::AddressSampler;
 use crate::error::GenError;
 use crate::oracle::{Event, Oracle};
-use crate::params::{Cadence, CheckpointPlan, CheckpointStyle, CrashKind, GenParams, Policy, Preset};
+use crate::params::{
+    Cadence, CheckpointPlan, CheckpointStyle, CrashKind, GenParams, Policy, Preset, SnapshotPlan, Writeback,
+};
 use crate::rng::{derive, Filler, Rng};
 
 /// The deliberately produced hard cases, counted.
@@ -77,7 +89,7 @@ pub struct HardCases {
 }
 
 /// What [`generate`] produced.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GenSummary {
     /// The preset the parameters came from.
     pub preset: Option<Preset>,
@@ -120,15 +132,50 @@ pub struct GenSummary {
     pub expected_digest: String,
     /// The hard cases.
     pub hard_cases: HardCases,
-    /// Checkpoints written (before retention pruned any).
+    /// Checkpoint records written (before retention removed any).
     #[serde(default)]
     pub checkpoints: u64,
-    /// LSN of the newest checkpoint (0: none).
+    /// LSN of the newest checkpoint record (0: none).
     #[serde(default)]
     pub last_checkpoint_lsn: u64,
-    /// Whether a checkpoint was left half-written at the crash.
+    /// Redo start of the newest checkpoint record (0: none).
+    #[serde(default)]
+    pub last_checkpoint_redo_start: u64,
+    /// Journal position (bytes written, segment headers included) when the newest checkpoint
+    /// record was written (0: none).
+    #[serde(default)]
+    pub last_checkpoint_pos: u64,
+    /// Whether the crash came in the middle of a checkpoint (record half-written).
     #[serde(default)]
     pub torn_checkpoint: bool,
+    /// Snapshots written (before retention pruned any).
+    #[serde(default)]
+    pub snapshots: u64,
+    /// LSN of the newest snapshot (0: none).
+    #[serde(default)]
+    pub last_snapshot_lsn: u64,
+    /// What writing back and checkpointing cost the simulated writer.
+    #[serde(default)]
+    pub writer: WriterCost,
+}
+
+/// What the simulated writer spent on its buffer pool and checkpoints.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WriterCost {
+    /// Blocks the background writer wrote back.
+    pub background_blocks: u64,
+    /// Blocks checkpoints wrote back (sharp styles, and the metadata region).
+    pub checkpoint_blocks: u64,
+    /// Other write-backs: revoked blocks settled at a sync, losers' blocks flushed at the
+    /// crash, and scripted cases.
+    pub other_blocks: u64,
+    /// Dirty blocks at the newest checkpoint (its table's length).
+    pub last_checkpoint_dirty: u64,
+    /// With `real_image_io`: seconds spent in checkpoints (their write-back, the image sync,
+    /// the record's write and syncs), else `None` (nothing real to time).
+    pub checkpoint_secs: Option<f64>,
+    /// With `real_image_io`: seconds the background writer spent writing blocks back.
+    pub background_secs: Option<f64>,
 }
 
 impl std::fmt::Display for GenSummary {
@@ -259,6 +306,8 @@ const LOCK_RETRIES: usize = 8;
 const FORCE_RETRIES: usize = 64;
 /// Scripted transactions writing the hot block with overlapping partial ranges.
 const HOT_WRITES: u64 = 24;
+/// Dirty blocks the oldest-first background writer looks at per step before giving up.
+const WRITEBACK_LOOK: usize = 64;
 
 /// An operation of an open transaction. `before` holds the bytes a write or copy replaced.
 #[derive(Debug)]
@@ -389,24 +438,61 @@ struct Ckpt {
     /// Finished transactions and journal position at the last checkpoint.
     txns_at: u64,
     pos_at: u64,
-    /// Checkpoints written, and since the last full one.
+    /// Records written.
+    written: u64,
+    /// The newest record's LSN, redo start and journal position.
+    last_lsn: u64,
+    last_redo_start: u64,
+    last_pos: u64,
+    /// Redo starts of the two newest records, oldest first: a copy before both is covered
+    /// (recovery never replays it), so its source may go home with newer changes.
+    starts: VecDeque<u64>,
+    /// The crash came in the middle of a checkpoint.
+    torn: bool,
+}
+
+impl Ckpt {
+    /// Copies below this LSN are covered by the two newest checkpoint records.
+    fn cover_lsn(&self) -> u64 {
+        if self.starts.len() < 2 {
+            0
+        } else {
+            self.starts.iter().copied().min().unwrap_or(0)
+        }
+    }
+}
+
+/// The simulated system's snapshot state.
+#[derive(Default)]
+struct Snap {
+    /// Finished transactions and journal position at the last snapshot.
+    txns_at: u64,
+    pos_at: u64,
+    /// Snapshots written, and since the last full one.
     written: u64,
     since_full: u32,
-    /// The newest checkpoint (a possible parent) and the committed image it captured, with
-    /// the blocks its chain holds.
+    /// The newest snapshot (a possible parent) and the committed image it captured, with the
+    /// blocks its chain holds.
     parent: Option<u64>,
-    snapshot: Vec<u8>,
+    image: Vec<u8>,
     chain_set: Vec<bool>,
-    /// LSN of the newest checkpoint.
+    /// LSN of the newest snapshot.
     last_lsn: u64,
-    /// A checkpoint was left half-written at the crash.
-    torn: bool,
+}
+
+/// Why a block was written back (for [`WriterCost`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FlushCause {
+    Background,
+    Checkpoint,
+    Other,
 }
 
 struct Gen<'p> {
     p: &'p GenParams,
     dir: std::path::PathBuf,
     ckpt: Ckpt,
+    snap: Snap,
     layout: Layout,
     bs: usize,
     steal: bool,
@@ -428,13 +514,22 @@ struct Gen<'p> {
     touch_lsn: Vec<u64>,
     eligible: Vec<bool>,
     eligible_list: Vec<u64>,
+    /// Dirty blocks (changes not yet home), for random picks, and each one's place in it.
     dirty: Vec<u64>,
     dirty_pos: Vec<u32>,
+    /// Per block: LSN of its oldest change not yet home (0: clean), and the dirty blocks
+    /// ordered by it (the background writer's age order and the checkpoint's table).
+    rec_lsn: Vec<u64>,
+    dirty_order: BTreeSet<(u64, u64)>,
+    /// Per block: LSNs of the copies that read it, ascending.
+    reads: Vec<Vec<u64>>,
+    cost: WriterCost,
+    /// With `real_image_io`: the image file, written as blocks go home.
+    image_file: Option<std::fs::File>,
     /// Steal: blocks whose flushed change was aborted, with the aborted byte range.
     aborted_flushed: HashMap<u64, (u32, u32)>,
     /// Per block: LSN of the first COPY that read it (0: never a copy source). A copy source
-    /// is never freed, never reused unlogged, and never written back with a change newer than
-    /// this.
+    /// is never freed and never reused unlogged.
     first_read_lsn: Vec<u64>,
     /// Per block: revokes of committed transactions not yet settled by a sync (a copy must not
     /// read such a block).
@@ -536,6 +631,21 @@ impl<'p> Gen<'p> {
         let mut rng = Rng::new(derive(p.seed, 3));
         let filler = Filler::new(&mut rng);
         let (base, orphans) = build_base(&layout, &mut rng, &filler);
+        let image_file = if p.real_image_io {
+            let path = dir.join(IMAGE_FILE);
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)
+                .map_err(|e| GenError::io(&path, "create image", e))?;
+            f.write_all_at(&base, 0).map_err(|e| GenError::io(&path, "write image", e))?;
+            f.sync_all().map_err(|e| GenError::io(&path, "fsync image", e))?;
+            Some(f)
+        } else {
+            None
+        };
         let data_blocks = layout.block_count() - layout.data_start();
         let addr = AddressSampler::new(p.address, layout.data_start(), data_blocks, &mut rng);
         let hot_block = layout.data_start() + rng.below(data_blocks);
@@ -545,6 +655,7 @@ impl<'p> Gen<'p> {
             p,
             dir: dir.to_path_buf(),
             ckpt: Ckpt::default(),
+            snap: Snap::default(),
             bs: layout.block_size(),
             steal,
             addr,
@@ -565,6 +676,11 @@ impl<'p> Gen<'p> {
             eligible_list: Vec::new(),
             dirty: Vec::new(),
             dirty_pos: vec![u32::MAX; blocks],
+            rec_lsn: vec![0; blocks],
+            dirty_order: BTreeSet::new(),
+            reads: vec![Vec::new(); blocks],
+            cost: WriterCost::default(),
+            image_file,
             aborted_flushed: HashMap::new(),
             first_read_lsn: vec![0; blocks],
             unsettled_revokes: vec![0; blocks],
@@ -593,10 +709,20 @@ impl<'p> Gen<'p> {
 
     // ---- bookkeeping -------------------------------------------------------------------
 
-    fn mark_dirty(&mut self, b: u64) {
-        if self.dirty_pos[b as usize] == u32::MAX {
-            self.dirty_pos[b as usize] = self.dirty.len() as u32;
+    /// Block `b` holds a change at `lsn` that is not home yet.
+    fn mark_dirty(&mut self, b: u64, lsn: u64) {
+        let i = b as usize;
+        if self.dirty_pos[i] == u32::MAX {
+            self.dirty_pos[i] = self.dirty.len() as u32;
             self.dirty.push(b);
+        }
+        let old = self.rec_lsn[i];
+        if old == 0 || lsn < old {
+            if old != 0 {
+                self.dirty_order.remove(&(old, b));
+            }
+            self.rec_lsn[i] = lsn;
+            self.dirty_order.insert((lsn, b));
         }
     }
 
@@ -608,6 +734,10 @@ impl<'p> Gen<'p> {
                 self.dirty_pos[moved as usize] = pos;
             }
             self.dirty_pos[b as usize] = u32::MAX;
+        }
+        let old = std::mem::take(&mut self.rec_lsn[b as usize]);
+        if old != 0 {
+            self.dirty_order.remove(&(old, b));
         }
     }
 
@@ -708,7 +838,7 @@ impl<'p> Gen<'p> {
         self.touch_lsn[b] = a.lsn;
         self.eligible[b] = false;
         if self.steal {
-            self.mark_dirty(block);
+            self.mark_dirty(block, a.lsn);
         }
         Ok(a)
     }
@@ -737,12 +867,13 @@ impl<'p> Gen<'p> {
         if self.first_read_lsn[s] == 0 {
             self.first_read_lsn[s] = a.lsn;
         }
+        self.reads[s].push(a.lsn);
         self.eligible[s] = false;
         self.mem_lsn[d] = a.lsn;
         self.touch_lsn[d] = a.lsn;
         self.eligible[d] = false;
         if self.steal {
-            self.mark_dirty(dst);
+            self.mark_dirty(dst, a.lsn);
         }
         Ok(a)
     }
@@ -766,7 +897,7 @@ impl<'p> Gen<'p> {
         let bb = bit_block(&self.layout, region, index);
         self.mem_lsn[bb as usize] = a.lsn;
         if self.steal {
-            self.mark_dirty(bb);
+            self.mark_dirty(bb, a.lsn);
         }
         if region == BitRegion::Blocks && set {
             self.touch_lsn[index as usize] = a.lsn;
@@ -1109,12 +1240,12 @@ impl<'p> Gen<'p> {
                 let slot = &mut self.committed_lsn[b as usize];
                 *slot = (*slot).max(lsn);
                 if !self.steal {
-                    self.mark_dirty(b);
+                    self.mark_dirty(b, lsn);
                 }
             }
             for (b, r) in pc.revokes {
                 self.unsettled_revokes[b as usize] -= 1;
-                self.flush_block(b)?;
+                self.flush_block(b, FlushCause::Other)?;
                 if self.touch_lsn[b as usize] < r && !self.eligible[b as usize] {
                     self.eligible[b as usize] = true;
                     self.eligible_list.push(b);
@@ -1133,25 +1264,28 @@ impl<'p> Gen<'p> {
         }
     }
 
-    /// Whether a change newer than the first copy that read `b` would reach the image.
-    fn past_first_read(&self, b: u64) -> bool {
-        let first = self.first_read_lsn[b as usize];
-        first != 0 && self.flush_lsn(b) > first
+    /// Whether a write-back of `b` would put a change home that is newer than a copy which
+    /// read `b` and which recovery may still replay (not before the redo start of the two
+    /// newest checkpoint records).
+    fn past_uncovered_read(&self, b: u64) -> bool {
+        let reads = &self.reads[b as usize];
+        let first = reads.partition_point(|&l| l < self.ckpt.cover_lsn());
+        reads.get(first).is_some_and(|&l| self.flush_lsn(b) > l)
     }
 
     fn can_flush(&self, b: u64) -> bool {
-        self.flush_lsn(b) <= self.durable_lsn && !self.past_first_read(b)
+        self.flush_lsn(b) <= self.durable_lsn && !self.past_uncovered_read(b)
     }
 
     /// Writes block `b` back to the image: the in-memory content under steal, the durable
     /// committed content under no-steal. Refuses (as an invariant violation) anything newer
-    /// than the durable LSN, and a copy source's content with a change newer than the first
-    /// copy that read it.
-    fn flush_block(&mut self, b: u64) -> Result<(), GenError> {
+    /// than the durable LSN, and a copy source's content with a change newer than a copy
+    /// recovery may still replay.
+    fn flush_block(&mut self, b: u64, cause: FlushCause) -> Result<(), GenError> {
         let src_lsn = self.flush_lsn(b);
-        if self.past_first_read(b) {
+        if self.past_uncovered_read(b) {
             return Err(GenError::Invariant {
-                rule: "copy source written back with a change newer than its first read",
+                rule: "copy source written back with a change newer than an uncovered copy that read it",
                 index: b,
                 lsn: src_lsn,
                 durable_lsn: self.durable_lsn,
@@ -1169,13 +1303,22 @@ impl<'p> Gen<'p> {
         }
         let r = self.block_range(b);
         if self.steal {
-            self.disk[r.clone()].copy_from_slice(&self.mem[r]);
+            self.disk[r.clone()].copy_from_slice(&self.mem[r.clone()]);
         } else {
-            self.disk[r.clone()].copy_from_slice(&self.oracle.image()[r]);
+            self.disk[r.clone()].copy_from_slice(&self.oracle.image()[r.clone()]);
+        }
+        if let Some(f) = &self.image_file {
+            let path = self.dir.join(IMAGE_FILE);
+            f.write_all_at(&self.disk[r.clone()], r.start as u64).map_err(|e| GenError::io(&path, "write image", e))?;
         }
         self.disk_lsn[b as usize] = src_lsn;
         self.unmark_dirty(b);
         self.flushes += 1;
+        match cause {
+            FlushCause::Background => self.cost.background_blocks += 1,
+            FlushCause::Checkpoint => self.cost.checkpoint_blocks += 1,
+            FlushCause::Other => self.cost.other_blocks += 1,
+        }
         if self.steal {
             let owner = self.block_owner[b as usize];
             if owner != 0 {
@@ -1189,13 +1332,43 @@ impl<'p> Gen<'p> {
         Ok(())
     }
 
+    /// The background writer: `flush_rate` blocks per step on average, the oldest dirty ones
+    /// (or random ones) that write-ahead logging and the copy rule let go home.
     fn maybe_flush(&mut self) -> Result<(), GenError> {
-        if self.dirty.is_empty() || !self.rng.chance(self.p.flush_rate) {
+        let rate = self.p.flush_rate;
+        let mut n = rate.trunc() as u64 + u64::from(self.rng.chance(rate.fract()));
+        if n == 0 || self.dirty.is_empty() {
             return Ok(());
         }
-        let b = self.dirty[self.rng.below(self.dirty.len() as u64) as usize];
-        if self.can_flush(b) {
-            self.flush_block(b)?;
+        let timer = self.image_file.is_some().then(Instant::now);
+        match self.p.writeback {
+            Writeback::Random => {
+                while n > 0 && !self.dirty.is_empty() {
+                    let b = self.dirty[self.rng.below(self.dirty.len() as u64) as usize];
+                    if self.can_flush(b) {
+                        self.flush_block(b, FlushCause::Background)?;
+                    }
+                    n -= 1;
+                }
+            }
+            Writeback::Oldest => {
+                // Blocks whose newest change is not durable yet, or a copy source held back,
+                // are passed over; a bounded look keeps a step cheap.
+                let picks: Vec<u64> = self
+                    .dirty_order
+                    .iter()
+                    .take(WRITEBACK_LOOK)
+                    .map(|&(_, b)| b)
+                    .filter(|&b| self.can_flush(b))
+                    .take(n as usize)
+                    .collect();
+                for b in picks {
+                    self.flush_block(b, FlushCause::Background)?;
+                }
+            }
+        }
+        if let Some(t) = timer {
+            *self.cost.background_secs.get_or_insert(0.0) += t.elapsed().as_secs_f64();
         }
         Ok(())
     }
@@ -1289,7 +1462,7 @@ impl<'p> Gen<'p> {
         let (offset, len) = self.quarter_range();
         self.op_write(ta, Some(b), Some((offset, len)))?;
         self.sync()?;
-        self.flush_block(b)?;
+        self.flush_block(b, FlushCause::Other)?;
         self.abort(ta)?;
         let tc = self.start_txn();
         let off2 = offset + len / 2;
@@ -1363,27 +1536,99 @@ impl<'p> Gen<'p> {
         }
     }
 
-    // ---- checkpoints -------------------------------------------------------------------
+    // ---- checkpoints and snapshots ---------------------------------------------------------
+
+    fn due(every: Cadence, finished_since: u64, bytes_since: u64) -> bool {
+        match every {
+            Cadence::Txns(n) => finished_since >= n,
+            Cadence::Bytes(n) => bytes_since >= n,
+            Cadence::Interval { secs, txns_per_sec } => finished_since as f64 >= secs * txns_per_sec,
+        }
+    }
 
     fn maybe_checkpoint(&mut self) -> Result<(), GenError> {
-        let Some(plan) = self.p.checkpoints else { return Ok(()) };
         let finished = self.commits + self.aborts;
-        let due = match plan.every {
-            Cadence::Txns(n) => finished - self.ckpt.txns_at >= n,
-            Cadence::Bytes(n) => self.writer.position() - self.ckpt.pos_at >= n,
-            Cadence::Interval { secs, txns_per_sec } => (finished - self.ckpt.txns_at) as f64 >= secs * txns_per_sec,
-        };
-        if due {
-            self.checkpoint(&plan)?;
+        let pos = self.writer.position();
+        if let Some(plan) = self.p.checkpoints {
+            if Self::due(plan.every, finished - self.ckpt.txns_at, pos - self.ckpt.pos_at) {
+                self.checkpoint(&plan)?;
+            }
+        }
+        if let Some(plan) = self.p.snapshots {
+            if Self::due(plan.every, finished - self.snap.txns_at, pos - self.snap.pos_at) {
+                self.snapshot(&plan)?;
+            }
         }
         Ok(())
     }
 
-    /// Writes a checkpoint of the committed state as a running system would: after a sync,
-    /// from its committed image (the oracle's, which is the committed state by construction),
-    /// leaving out blocks in revoked state (the system may write those without logging).
+    /// Dirty blocks a checkpoint of `style` writes back before its record, in block order:
+    /// every one the rules let go home (sharp styles), the metadata region's (metadata), none
+    /// (incremental).
+    fn checkpoint_writeback(&self, style: CheckpointStyle) -> Vec<u64> {
+        let data_start = self.layout.data_start();
+        let mut v: Vec<u64> = match style {
+            CheckpointStyle::Incremental => return Vec::new(),
+            CheckpointStyle::Metadata => self.dirty.iter().copied().filter(|&b| b < data_start).collect(),
+            CheckpointStyle::Full | CheckpointStyle::Emergency => self.dirty.clone(),
+        };
+        v.retain(|&b| self.can_flush(b));
+        v.sort_unstable();
+        v
+    }
+
+    /// The record a checkpoint taken now writes: the dirty block table and the open
+    /// transactions, at the durable LSN.
+    fn checkpoint_record(&self, style: CheckpointStyle) -> recovery::checkpoint::CheckpointRecord {
+        use recovery::checkpoint::{CheckpointRecord, DirtyBlock, OpenTxn};
+        let open =
+            self.open.iter().filter_map(|t| t.first_lsn.map(|first_lsn| OpenTxn { txid: t.id, first_lsn })).collect();
+        let dirty = self.dirty_order.iter().map(|&(rec_lsn, block)| DirtyBlock { block, rec_lsn }).collect();
+        CheckpointRecord::new(&self.layout, style.kind(), self.durable_lsn, open, dirty)
+    }
+
+    /// Takes a checkpoint as a running system would: makes the journal durable, writes back
+    /// what the style asks (syncing the image after), then writes the record with the dirty
+    /// block table and the open transactions.
     fn checkpoint(&mut self, plan: &CheckpointPlan) -> Result<(), GenError> {
-        use recovery::checkpoint::{CheckpointKind, Spec};
+        self.sync()?;
+        let t = Instant::now();
+        for b in self.checkpoint_writeback(plan.style) {
+            self.flush_block(b, FlushCause::Checkpoint)?;
+        }
+        if plan.style != CheckpointStyle::Incremental {
+            if let Some(f) = &self.image_file {
+                let path = self.dir.join(IMAGE_FILE);
+                f.sync_data().map_err(|e| GenError::io(&path, "fsync image", e))?;
+            }
+        }
+        let record = self.checkpoint_record(plan.style);
+        self.cost.last_checkpoint_dirty = record.dirty.len() as u64;
+        let w = recovery::checkpoint::write(&self.dir, record)?;
+        recovery::checkpoint::prune(&self.dir, plan.retain, false)?;
+        if self.image_file.is_some() {
+            *self.cost.checkpoint_secs.get_or_insert(0.0) += t.elapsed().as_secs_f64();
+        }
+        let c = &mut self.ckpt;
+        c.written += 1;
+        c.last_lsn = w.record.lsn;
+        c.last_redo_start = w.record.redo_start;
+        c.last_pos = self.writer.position();
+        c.starts.push_back(w.record.redo_start);
+        if c.starts.len() > 2 {
+            c.starts.pop_front();
+        }
+        c.txns_at = self.commits + self.aborts;
+        c.pos_at = self.writer.position();
+        Ok(())
+    }
+
+    /// Writes a snapshot of the committed state as a running system would: after a sync,
+    /// from its committed image (the oracle's, which is the committed state by construction),
+    /// every block (a backup keeps freed blocks too: it cannot know which of them the system
+    /// reuses without logging).
+    fn snapshot(&mut self, plan: &SnapshotPlan) -> Result<(), GenError> {
+        use recovery::snapshot::{SnapshotKind, Spec};
         self.sync()?;
         let lsn = self.writer.next_lsn() - 1;
         let open_txns: Vec<u64> = self.open.iter().filter(|t| t.first_lsn.is_some()).map(|t| t.id).collect();
@@ -1394,69 +1639,47 @@ impl<'p> Gen<'p> {
         fn blk(buf: &[u8], b: usize, bs: usize) -> &[u8] {
             &buf[b * bs..(b + 1) * bs]
         }
-        let data_start = self.layout.data_start() as usize;
-        let incremental = plan.style == CheckpointStyle::Incremental
-            && self.ckpt.parent.is_some()
-            && self.ckpt.since_full + 1 < plan.full_every;
-        let (kind, blocks, dropped): (CheckpointKind, Vec<u64>, Vec<u64>) = match plan.style {
-            CheckpointStyle::Metadata => (
-                CheckpointKind::Metadata,
+        let incremental = self.snap.parent.is_some() && self.snap.since_full + 1 < plan.full_every;
+        let (kind, blocks): (SnapshotKind, Vec<u64>) = if incremental {
+            (
+                SnapshotKind::Incremental,
                 (0..n)
-                    .filter(|&b| b < data_start || (!self.eligible[b] && blk(&self.disk, b, bs) != blk(image, b, bs)))
+                    .filter(|&b| !self.snap.chain_set[b] || blk(&self.snap.image, b, bs) != blk(image, b, bs))
                     .map(|b| b as u64)
                     .collect(),
-                Vec::new(),
-            ),
-            _ if incremental => (
-                CheckpointKind::Incremental,
-                (0..n)
-                    .filter(|&b| {
-                        !self.eligible[b]
-                            && (!self.ckpt.chain_set[b] || blk(&self.ckpt.snapshot, b, bs) != blk(image, b, bs))
-                    })
-                    .map(|b| b as u64)
-                    .collect(),
-                (0..n).filter(|&b| self.ckpt.chain_set[b] && self.eligible[b]).map(|b| b as u64).collect(),
-            ),
-            _ => (CheckpointKind::Full, (0..n).filter(|&b| !self.eligible[b]).map(|b| b as u64).collect(), Vec::new()),
+            )
+        } else {
+            (SnapshotKind::Full, (0..n as u64).collect())
         };
         let spec = Spec {
             kind,
             lsn,
             min_lsn,
             open_txns,
-            parent: if kind == CheckpointKind::Incremental { self.ckpt.parent } else { None },
+            parent: if kind == SnapshotKind::Incremental { self.snap.parent } else { None },
             compression: plan.compression,
             blocks,
-            dropped,
-            excluded: (0..n).filter(|&b| self.eligible[b]).map(|b| b as u64).collect(),
+            dropped: Vec::new(),
+            excluded: Vec::new(),
         };
-        let w = recovery::checkpoint::write(&self.dir, &self.layout, image, &spec)?;
-        match kind {
-            CheckpointKind::Metadata => {}
-            _ => {
-                if kind == CheckpointKind::Incremental {
-                    self.ckpt.since_full += 1;
-                    for &b in &spec.dropped {
-                        self.ckpt.chain_set[b as usize] = false;
-                    }
-                } else {
-                    self.ckpt.since_full = 0;
-                    self.ckpt.chain_set = vec![false; n];
-                }
-                for &b in &spec.blocks {
-                    self.ckpt.chain_set[b as usize] = true;
-                }
-                self.ckpt.snapshot.clear();
-                self.ckpt.snapshot.extend_from_slice(image);
-                self.ckpt.parent = Some(w.manifest.seq);
-            }
+        let w = recovery::snapshot::write(&self.dir, &self.layout, image, &spec)?;
+        if kind == SnapshotKind::Incremental {
+            self.snap.since_full += 1;
+        } else {
+            self.snap.since_full = 0;
+            self.snap.chain_set = vec![false; n];
         }
-        self.ckpt.written += 1;
-        self.ckpt.last_lsn = lsn;
-        self.ckpt.txns_at = self.commits + self.aborts;
-        self.ckpt.pos_at = self.writer.position();
-        recovery::checkpoint::prune(&self.dir, plan.retain, false)?;
+        for &b in &spec.blocks {
+            self.snap.chain_set[b as usize] = true;
+        }
+        self.snap.image.clear();
+        self.snap.image.extend_from_slice(image);
+        self.snap.parent = Some(w.manifest.seq);
+        self.snap.written += 1;
+        self.snap.last_lsn = lsn;
+        self.snap.txns_at = self.commits + self.aborts;
+        self.snap.pos_at = self.writer.position();
+        recovery::snapshot::prune(&self.dir, plan.retain)?;
         Ok(())
     }
 
@@ -1467,11 +1690,20 @@ impl<'p> Gen<'p> {
     /// Stops with transactions in flight: a final sync, loser flushes (steal), then a tail
     /// of records that are written but not durable, and the crash position.
     fn crash_phase(&mut self) -> Result<Tail, GenError> {
-        if self.p.checkpoints.is_some_and(|p| p.torn_at_crash) {
-            // The next checkpoint was being written when the system crashed.
-            let next = recovery::checkpoint::list(&self.dir)?.last().map_or(1, |(s, _)| s + 1);
-            let len = 1 + self.rng.below(64 << 10) as usize;
-            recovery::checkpoint::write_torn(&self.dir, next, len)?;
+        if let Some(plan) = self.p.checkpoints.filter(|p| p.torn_at_crash) {
+            // The next checkpoint was under way when the system crashed: part of its
+            // write-back done (sharp styles), its record half-written.
+            self.sync()?;
+            let pending = self.checkpoint_writeback(plan.style);
+            for b in pending {
+                if self.rng.chance(0.5) && self.can_flush(b) {
+                    self.flush_block(b, FlushCause::Checkpoint)?;
+                }
+            }
+            let record = self.checkpoint_record(plan.style);
+            let full = record.encode().len();
+            let len = 1 + self.rng.below(full as u64 - 1) as usize;
+            recovery::checkpoint::write_torn(&self.dir, &record, len)?;
             self.ckpt.torn = true;
         }
         while self.open.len() < self.crash_open_needed() {
@@ -1515,7 +1747,7 @@ impl<'p> Gen<'p> {
                 let blocks: Vec<u64> = self.open[ti].ops.iter().filter_map(DoneOp::data_block).collect();
                 for b in blocks {
                     if (k == 0 || self.rng.chance(0.5)) && self.can_flush(b) {
-                        self.flush_block(b)?;
+                        self.flush_block(b, FlushCause::Other)?;
                     }
                 }
             }
@@ -1660,6 +1892,8 @@ impl<'p> Gen<'p> {
             flushes,
             syncs,
             ckpt,
+            snap,
+            cost,
             ..
         } = self;
         let journal_bytes_written = writer.position();
@@ -1726,7 +1960,12 @@ impl<'p> Gen<'p> {
             hard_cases: hard,
             checkpoints: ckpt.written,
             last_checkpoint_lsn: ckpt.last_lsn,
+            last_checkpoint_redo_start: ckpt.last_redo_start,
+            last_checkpoint_pos: ckpt.last_pos,
             torn_checkpoint: ckpt.torn,
+            snapshots: snap.written,
+            last_snapshot_lsn: snap.last_lsn,
+            writer: cost,
         };
         debug_assert_eq!(summary.txns_committed, result.committed_txns);
         if summary.txns_committed != result.committed_txns {
@@ -1763,10 +2002,10 @@ mod tests {
         let b = g.layout.data_start();
         assert!(g.op_write(ti, Some(b), None).expect("write"));
         assert!(!g.can_flush(b));
-        assert!(matches!(g.flush_block(b), Err(GenError::Invariant { rule: "wal", .. })));
+        assert!(matches!(g.flush_block(b, FlushCause::Other), Err(GenError::Invariant { rule: "wal", .. })));
         g.sync().expect("sync");
         assert!(g.can_flush(b));
-        g.flush_block(b).expect("flush after the sync");
+        g.flush_block(b, FlushCause::Other).expect("flush after the sync");
     }
 
     #[test]
@@ -1815,11 +2054,20 @@ mod tests {
             // source from the crash image when it replays the copy.
             assert!(!g.can_flush(src), "{policy}");
             assert!(
-                matches!(g.flush_block(src), Err(GenError::Invariant { rule, .. }) if rule.starts_with("copy source")),
+                matches!(g.flush_block(src, FlushCause::Other), Err(GenError::Invariant { rule, .. }) if rule.starts_with("copy source")),
                 "{policy}"
             );
             assert!(g.can_flush(dst), "{policy}: the destination flushes like any written block");
-            g.flush_block(dst).expect("flush destination");
+            g.flush_block(dst, FlushCause::Other).expect("flush destination");
+            // One checkpoint record whose redo start is past the copy is not enough (recovery
+            // may fall back to the one before); two are.
+            let plan = CheckpointPlan { style: CheckpointStyle::Incremental, ..CheckpointPlan::default() };
+            g.checkpoint(&plan).expect("checkpoint");
+            assert!(!g.can_flush(src), "{policy}: one covering record");
+            g.checkpoint(&plan).expect("checkpoint");
+            assert!(g.ckpt.cover_lsn() > g.first_read_lsn[src as usize], "{policy}: the copy is covered");
+            assert!(g.can_flush(src), "{policy}: two covering records");
+            g.flush_block(src, FlushCause::Other).expect("flush a covered copy's source");
             // Nor is the source ever freed or reused unlogged.
             let t3 = g.index_of(id2).expect("open");
             bit_put(&mut g.mem, &g.layout, BitRegion::Blocks, src, true);

@@ -65,4 +65,7 @@ pub use corrupt::{corrupt, CorruptTarget, Flip};
 pub use digest::{verify_dir, VerifyOutcome};
 pub use error::GenError;
 pub use generate::{generate, generate_with_expected_image, GenSummary, HardCases};
-pub use params::{AddressDist, Cadence, CheckpointPlan, CheckpointStyle, CrashKind, GenParams, OpMix, Policy, Preset};
+pub use params::{
+    AddressDist, Cadence, CheckpointPlan, CheckpointStyle, CrashKind, GenParams, OpMix, Policy, Preset, SnapshotPlan,
+    Writeback,
+};

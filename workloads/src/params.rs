@@ -111,8 +111,9 @@ pub enum Preset {
     /// Per-record work dominates: 16384 blocks of 4 KiB, many small partial writes (16-256
     /// bytes), no full-block writes, a fifth of the writes COPY records (16-256 bytes, reach
     /// 64); a journal of about 125 MiB (about a million records). Nearly every block becomes a
-    /// copy source early, and a copy source is never written back after a later change, so the
-    /// crash image stays close to the base image and recovery replays nearly every record.
+    /// copy source early, and without checkpoints a copy source is never written back after a
+    /// later change, so the crash image stays close to the base image and recovery replays
+    /// nearly every record.
     CpuBound,
     /// Bytes dominate: 16384 blocks of 4 KiB, full-block writes only, no COPY records; a
     /// journal of about 250 MiB.
@@ -245,9 +246,16 @@ pub struct GenParams {
     pub policy: Policy,
     /// Shape of the journal tail at the crash. Default torn.
     pub crash: CrashKind,
-    /// Probability, per operation step, that one random dirty block is written back to the
-    /// image (when write-ahead logging allows it). Default 0.3.
+    /// The background writer's pace: dirty blocks written back per operation step, on
+    /// average (the whole part every step, the fraction as a probability), when write-ahead
+    /// logging and the copy rule allow. Default 0.5 (a step changes at most one data block, so
+    /// the pool absorbs repeated changes to dirty blocks and stays well short of catching up:
+    /// on the `default` preset about a fifth of the image is dirty, and the oldest change not
+    /// yet home lags about a third of a default checkpoint interval); at most 64.
     pub flush_rate: f64,
+    /// Which dirty blocks the background writer writes back first. Default oldest (by the
+    /// LSN of their oldest change not yet home).
+    pub writeback: Writeback,
     /// Commits per journal sync (group commit). Default 1; minimum 1.
     pub sync_every: u32,
     /// Image block size in bytes (power of two, 512..=65536). Default 4096.
@@ -276,8 +284,39 @@ pub struct GenParams {
     /// Inclusive range of copy lengths in bytes. Default (16, 512); clamped to the block size;
     /// the minimum must be at least 1 and at most the maximum.
     pub copy_len: (u32, u32),
-    /// Checkpoints the simulated system writes as it runs. Default none.
+    /// Checkpoint records the simulated system writes as it runs. Default none.
     pub checkpoints: Option<CheckpointPlan>,
+    /// Snapshots (image backups) the simulated system writes as it runs. Default none.
+    pub snapshots: Option<SnapshotPlan>,
+    /// Write the image file as the simulated system runs (each write-back a positioned write,
+    /// each sharp checkpoint an fdatasync), so the summary can time what checkpoints cost the
+    /// writer. Default false: the image is written once at the crash (same bytes, faster).
+    pub real_image_io: bool,
+}
+
+/// Which dirty blocks the background writer writes back first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Writeback {
+    /// The block whose oldest change not yet home is oldest (age-based): keeps the
+    /// checkpoints' redo start moving. The default.
+    #[default]
+    Oldest,
+    /// A random dirty block.
+    Random,
+}
+
+impl Writeback {
+    /// Both orders.
+    pub const ALL: [Writeback; 2] = [Writeback::Oldest, Writeback::Random];
+
+    /// The kebab-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Writeback::Oldest => "oldest",
+            Writeback::Random => "random",
+        }
+    }
 }
 
 /// When a checkpoint is due.
@@ -339,26 +378,43 @@ impl std::str::FromStr for Cadence {
     }
 }
 
-/// Which checkpoints the simulated system writes.
+/// How the simulated system takes its checkpoints (see `recovery::checkpoint`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CheckpointStyle {
-    /// Every checkpoint full.
+    /// Sharp: write back every dirty block, sync the image, then the record.
     Full,
-    /// A full checkpoint every `full_every`, incrementals between.
+    /// Fuzzy: no forced write-back; the record carries the dirty block table.
     Incremental,
-    /// Metadata-only checkpoints.
+    /// The metadata region written back sharply, data blocks fuzzy.
     Metadata,
+    /// Sharp, as fast as the disk allows (written back in block order, one sync).
+    Emergency,
 }
 
-impl std::str::FromStr for CheckpointStyle {
-    type Err = GenError;
-    fn from_str(s: &str) -> Result<Self, GenError> {
-        match s {
-            "full" => Ok(CheckpointStyle::Full),
-            "incremental" => Ok(CheckpointStyle::Incremental),
-            "metadata" => Ok(CheckpointStyle::Metadata),
-            _ => Err(GenError::Params { what: "checkpoint type", value: s.to_string() }),
+impl CheckpointStyle {
+    /// Every style.
+    pub const ALL: [CheckpointStyle; 4] =
+        [CheckpointStyle::Full, CheckpointStyle::Incremental, CheckpointStyle::Metadata, CheckpointStyle::Emergency];
+
+    /// The kebab-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            CheckpointStyle::Full => "full",
+            CheckpointStyle::Incremental => "incremental",
+            CheckpointStyle::Metadata => "metadata",
+            CheckpointStyle::Emergency => "emergency",
+        }
+    }
+
+    /// The record kind this style writes.
+    pub fn kind(self) -> recovery::checkpoint::CheckpointKind {
+        use recovery::checkpoint::CheckpointKind as K;
+        match self {
+            CheckpointStyle::Full => K::Full,
+            CheckpointStyle::Incremental => K::Incremental,
+            CheckpointStyle::Metadata => K::Metadata,
+            CheckpointStyle::Emergency => K::Emergency,
         }
     }
 }
@@ -369,15 +425,12 @@ impl std::str::FromStr for CheckpointStyle {
 pub struct CheckpointPlan {
     /// When. Default every 5 simulated minutes at 10 transactions a second.
     pub every: Cadence,
-    /// Which kind. Default incremental.
+    /// How. Default incremental (fuzzy).
     pub style: CheckpointStyle,
-    /// With incremental checkpoints, every how many one is full. Default 8; minimum 1.
-    pub full_every: u32,
-    /// Compression. Default zstd.
-    pub compression: recovery::checkpoint::Compression,
-    /// Checkpoints kept (older ones are pruned, never breaking a kept chain). Default 64.
+    /// Records kept (older ones are removed). Default 64.
     pub retain: usize,
-    /// Leave a checkpoint half-written at the crash (a torn temporary file). Default true.
+    /// The crash comes in the middle of the next checkpoint: its write-back half done (sharp
+    /// styles) and its record half-written in a temporary file. Default true.
     pub torn_at_crash: bool,
 }
 
@@ -386,10 +439,43 @@ impl Default for CheckpointPlan {
         CheckpointPlan {
             every: Cadence::DEFAULT,
             style: CheckpointStyle::Incremental,
-            full_every: 8,
-            compression: recovery::checkpoint::Compression::Zstd,
             retain: recovery::checkpoint::RETAIN_DEFAULT,
             torn_at_crash: true,
+        }
+    }
+}
+
+/// How the simulated system takes snapshots (image backups; see `recovery::snapshot`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SnapshotPlan {
+    /// When. Default every 5 simulated minutes at 10 transactions a second.
+    pub every: Cadence,
+    /// A full snapshot every `full_every`, incrementals between (1: every one full). Default
+    /// 8; minimum 1.
+    pub full_every: u32,
+    /// Compression. Default zstd.
+    pub compression: recovery::snapshot::Compression,
+    /// Snapshots kept (older ones are pruned, never breaking a kept chain). Default 64.
+    pub retain: usize,
+}
+
+impl Default for SnapshotPlan {
+    fn default() -> Self {
+        SnapshotPlan {
+            every: Cadence::DEFAULT,
+            full_every: 8,
+            compression: recovery::snapshot::Compression::Zstd,
+            retain: recovery::snapshot::RETAIN_DEFAULT,
+        }
+    }
+}
+
+fn cadence_ok(c: &Cadence) -> bool {
+    match *c {
+        Cadence::Txns(n) | Cadence::Bytes(n) => n > 0,
+        Cadence::Interval { secs, txns_per_sec } => {
+            secs > 0.0 && txns_per_sec > 0.0 && (secs * txns_per_sec).is_finite() && secs * txns_per_sec >= 1.0
         }
     }
 }
@@ -409,7 +495,8 @@ impl Default for GenParams {
             inflight: 3,
             policy: Policy::NoSteal,
             crash: CrashKind::Torn,
-            flush_rate: 0.3,
+            flush_rate: 0.5,
+            writeback: Writeback::default(),
             sync_every: 1,
             block_size: 4096,
             block_count: 16_384,
@@ -422,6 +509,8 @@ impl Default for GenParams {
             deps_reach: 64,
             copy_len: (16, 512),
             checkpoints: None,
+            snapshots: None,
+            real_image_io: false,
         }
     }
 }
@@ -449,24 +538,28 @@ impl GenParams {
             return bad("deps_reach", self.deps_reach.to_string());
         }
         if let Some(c) = &self.checkpoints {
-            let ok = match c.every {
-                Cadence::Txns(n) | Cadence::Bytes(n) => n > 0,
-                Cadence::Interval { secs, txns_per_sec } => {
-                    secs > 0.0 && txns_per_sec > 0.0 && (secs * txns_per_sec).is_finite() && secs * txns_per_sec >= 1.0
-                }
-            };
-            if !ok {
+            if !cadence_ok(&c.every) {
                 return bad("checkpoints.every", format!("{:?}", c.every));
             }
-            if c.full_every == 0 || c.retain == 0 {
-                return bad("checkpoints", format!("full_every {} retain {}", c.full_every, c.retain));
+            if c.retain == 0 {
+                return bad("checkpoints.retain", c.retain.to_string());
             }
+        }
+        if let Some(c) = &self.snapshots {
+            if !cadence_ok(&c.every) {
+                return bad("snapshots.every", format!("{:?}", c.every));
+            }
+            if c.full_every == 0 || c.retain == 0 {
+                return bad("snapshots", format!("full_every {} retain {}", c.full_every, c.retain));
+            }
+        }
+        if !(0.0..=64.0).contains(&self.flush_rate) {
+            return bad("flush_rate", self.flush_rate.to_string());
         }
         for (what, p) in [
             ("full_block_fraction", self.full_block_fraction),
             ("deps_rate", self.deps_rate),
             ("abort_rate", self.abort_rate),
-            ("flush_rate", self.flush_rate),
             ("unlogged_write_rate", self.unlogged_write_rate),
         ] {
             if !unit(p) {
@@ -519,6 +612,8 @@ macro_rules! kebab_enum {
 kebab_enum!(Policy, "policy");
 kebab_enum!(CrashKind, "crash");
 kebab_enum!(Preset, "preset");
+kebab_enum!(Writeback, "writeback");
+kebab_enum!(CheckpointStyle, "checkpoint type");
 
 #[cfg(test)]
 mod tests {
