@@ -149,8 +149,8 @@ fn a_damaged_newest_record_falls_back_to_the_previous_one_and_is_named() {
         type Damage = Box<dyn Fn(&mut Vec<u8>)>;
         let damage: Vec<(&str, Damage)> = vec![
             ("bit flip in the header", Box::new(|b: &mut Vec<u8>| b[26] ^= 0x10)),
-            ("bit flip in the table", Box::new(|b: &mut Vec<u8>| b[len - 10] ^= 0x01)),
-            ("truncated", Box::new(|b: &mut Vec<u8>| b.truncate(len / 2))),
+            ("bit flip in the table", Box::new(move |b: &mut Vec<u8>| b[len - 10] ^= 0x01)),
+            ("truncated", Box::new(move |b: &mut Vec<u8>| b.truncate(len / 2))),
             ("zeroed", Box::new(|b: &mut Vec<u8>| b.iter_mut().for_each(|x| *x = 0))),
             ("empty", Box::new(|b: &mut Vec<u8>| b.clear())),
         ];

@@ -28,7 +28,7 @@ fn gen_inspect_verify_recover_verify() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("rolled back"), "{}", text(&o));
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).expect("report")).expect("json");
-    assert_eq!(json["schema"], 2);
+    assert_eq!(json["schema"], 3);
     assert!(json["records_scanned"].as_u64().expect("records") > 0);
     let o = fastrec(&["verify", d]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));

@@ -150,7 +150,7 @@ fn json_stream_has_every_phase_in_order_and_agrees_with_the_report() {
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{case}: not JSON ({e}): {l}")))
             .collect();
         let report: Value = serde_json::from_slice(&std::fs::read(&report_path).expect("report")).expect("json");
-        assert_eq!(report["schema"], 2);
+        assert_eq!(report["schema"], 3);
         check_stream(case, &events, &report);
         ticks += events.iter().filter(|e| e["event"] == "progress").count();
         assert!(matches_oracle(&dir), "{case}: recovered image differs from the oracle");

@@ -144,7 +144,8 @@ fn setup_record() -> Vec<u8> {
         .map(|i| DirtyBlock { block: i % layout.block_count(), rec_lsn: lsn - 5000 + i })
         .take(layout.block_count().min(4096) as usize)
         .collect();
-    CheckpointRecord { seq: 1, ..CheckpointRecord::new(&layout, CheckpointKind::Incremental, lsn, open, dirty) }.encode()
+    CheckpointRecord { seq: 1, ..CheckpointRecord::new(&layout, CheckpointKind::Incremental, lsn, open, dirty) }
+        .encode()
 }
 
 #[library_benchmark]

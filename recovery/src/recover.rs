@@ -206,7 +206,7 @@ pub struct TxnCounts {
 }
 
 /// Version of the [`RecoveryReport`] JSON (docs/REPORT.md describes it).
-pub const REPORT_SCHEMA: u32 = 2;
+pub const REPORT_SCHEMA: u32 = 3;
 
 /// Statistics of a recovery: per phase, per worker, and latency distributions.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]

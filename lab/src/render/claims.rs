@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use super::{fmt, Run};
+use super::{checkpoint_record_of_current_shape, fmt, Run, CHECKPOINT_FIND};
 use crate::record::Record;
 
 /// Scaling claims need at least this many CPUs.
@@ -12,6 +12,15 @@ pub const SCALING_MIN_CPUS: usize = 8;
 /// The default checkpoint cadence (transactions between checkpoints), unless a record says
 /// `default_cadence: true`.
 pub const DEFAULT_CADENCE_TXNS: f64 = 3000.0;
+/// Checkpoints must save at least this fraction of the scope (journal bytes not read, records
+/// not replayed) in the worst case.
+pub const CHECKPOINT_SCOPE_MIN: f64 = 0.8;
+/// ... and recovery with them must take at most this fraction of the time without.
+pub const CHECKPOINT_TIME_RATIO_MAX: f64 = 0.2;
+/// Finding the newest checkpoint record must take less than this many microseconds ...
+pub const CHECKPOINT_FIND_MAX_US: f64 = 1000.0;
+/// ... and with 1,024 records at most this many times what it takes with one.
+pub const CHECKPOINT_FIND_GROWTH_MAX: f64 = 2.0;
 /// The default progress interval, milliseconds.
 pub const DEFAULT_PROGRESS_INTERVAL_MS: f64 = 1000.0;
 
@@ -69,6 +78,8 @@ pub struct Claim {
     pub verdict: Verdict,
     /// Directory name of the run judged (`-` when none could).
     pub run: String,
+    /// The plot of that run that shows the measurement (`plots/<name>.svg`), if one does.
+    pub plot: Option<String>,
 }
 
 /// The claims, in the order of docs/LAB.md, each judged on the newest run (by `env.started`,
@@ -81,6 +92,7 @@ pub fn judge_claims(runs: &[Run]) -> Vec<Claim> {
         linear_scaling(&runs),
         mmap_3_5x(&runs),
         checkpoint_scope(&runs),
+        checkpoint_find(&runs),
         progress_subsecond(&runs),
     ]
 }
@@ -151,6 +163,7 @@ fn scaling_runs<'a>(
                 newest.env.cpus
             )),
             run: newest.dir_name.clone(),
+            plot: None,
         }));
     };
     Ok((newest, judged))
@@ -163,6 +176,7 @@ fn not_measurable(claim: &str, why: &str, conditions: &str) -> Claim {
         conditions: conditions.into(),
         verdict: Verdict::NotMeasurable(why.into()),
         run: "-".into(),
+        plot: None,
     }
 }
 
@@ -191,6 +205,7 @@ fn parallel_8x(runs: &[&Run]) -> Claim {
         conditions: format!("{base}; {}{}", machine(run), newer_note(run, newest, &measure)),
         verdict: if speedup >= 8.0 { Verdict::Holds } else { Verdict::DoesNotHold },
         run: run.dir_name.clone(),
+        plot: None,
     }
 }
 
@@ -281,6 +296,7 @@ fn linear_scaling(runs: &[&Run]) -> Claim {
         conditions,
         verdict: if all { Verdict::Holds } else { Verdict::DoesNotHold },
         run: run.dir_name.clone(),
+        plot: None,
     }
 }
 
@@ -360,7 +376,7 @@ fn mmap_3_5x(runs: &[&Run]) -> Claim {
             let _ = write!(conditions, ", {} journal", fmt::rparam(r, "journal_bytes"));
         }
     }
-    Claim { claim: CLAIM.into(), measured, conditions, verdict, run: run.dir_name.clone() }
+    Claim { claim: CLAIM.into(), measured, conditions, verdict, run: run.dir_name.clone(), plot: None }
 }
 
 /// The checkpoint records at the default cadence: those marked `default_cadence: true` if any
@@ -382,11 +398,146 @@ fn default_cadence(run: &Run) -> Vec<&Record> {
     v
 }
 
+const CHECKPOINT_CLAIM: &str = "80-95% less recovery scope via checkpoints";
+
 fn checkpoint_scope(runs: &[&Run]) -> Claim {
-    const CLAIM: &str = "80-95% less recovery scope via checkpoints";
+    // Judged on time as well as scope, on the newest run whose checkpoints are records; runs
+    // from before (checkpoints as image snapshots) only when there is none.
+    fn current(r: &Run) -> Vec<&Record> {
+        default_cadence(r).into_iter().filter(|r| checkpoint_record_of_current_shape(r)).collect()
+    }
+    if let Some(run) = runs.iter().copied().find(|r| !current(r).is_empty()) {
+        return checkpoint_scope_and_time(run, &current(run));
+    }
+    checkpoint_scope_legacy(runs)
+}
+
+fn crash_text(r: &Record) -> String {
+    format!("crash {}, {} cache", r.p_str("crash").unwrap_or("-"), r.cache.state)
+}
+
+/// `checkpoint` records of the current shape at the default cadence (`rs`, crash after, then
+/// before): the claim holds only if, in the worst case (the crash just before the next
+/// checkpoint is due), warm and cold, checkpoints skip at least 80% of the scope and recovery
+/// with them takes at most 0.2x the time without.
+fn checkpoint_scope_and_time(run: &Run, rs: &[&Record]) -> Claim {
+    let base = "checkpoint, `default` preset, checkpoint records at the default cadence; judged in the worst case, \
+                the crash just before the next checkpoint is due, with a warm and a cold cache: journal bytes not \
+                read and records not replayed both >= 80%, and recovery time with checkpoints <= 0.2x the time \
+                without (80% less), on the same crash image, recoveries taking turns";
+    let mut rs: Vec<&Record> = rs.to_vec();
+    rs.sort_by(|a, b| {
+        let crash = |r: &Record| ["after", "before"].iter().position(|c| Some(*c) == r.p_str("crash")).unwrap_or(2);
+        crash(a)
+            .cmp(&crash(b))
+            .then_with(|| cache_rank(&a.cache.state).cmp(&cache_rank(&b.cache.state)))
+            .then_with(|| a.label.cmp(&b.label))
+    });
+    let scope = |r: &Record| -> f64 {
+        match (r.get("bytes_skipped"), r.get("records_skipped")) {
+            (Some(b), Some(rec)) => b.min(rec),
+            _ => f64::NAN,
+        }
+    };
+    let ratio = |r: &Record| r.get("time_ratio").unwrap_or(f64::NAN);
+    let scope_ok = |r: &Record| scope(r) >= CHECKPOINT_SCOPE_MIN;
+    let time_ok = |r: &Record| ratio(r) <= CHECKPOINT_TIME_RATIO_MAX;
+    let worst: Vec<&Record> = rs.iter().copied().filter(|r| r.p_str("crash") == Some("before")).collect();
+
+    // What failed, first: the reader sees why before the numbers.
+    let mut findings: Vec<String> = Vec::new();
+    for r in &worst {
+        let (sc, t) = (scope(r), ratio(r));
+        if !scope_ok(r) {
+            findings.push(format!("{}: only {} less scope", crash_text(r), pct(sc)));
+        } else if t >= 1.0 {
+            findings.push(format!(
+                "{}: {} less scope but recovery got slower ({} the time without)",
+                crash_text(r),
+                pct(sc),
+                x(t)
+            ));
+        } else if !time_ok(r) {
+            findings.push(format!("{}: {} less scope but only {} less time", crash_text(r), pct(sc), pct(1.0 - t)));
+        }
+    }
+    let cells: Vec<String> = rs
+        .iter()
+        .map(|r| {
+            let f = |k: &str| r.get(k).map(pct).unwrap_or_else(|| "-".into());
+            let ms = |k: &str| r.get(k).map(|v| fmt::value(v, "ms")).unwrap_or_else(|| "-".into());
+            format!(
+                "{}: {} of journal bytes and {} of records skipped, time ratio {} ({} ms with, {} ms without)",
+                crash_text(r),
+                f("bytes_skipped"),
+                f("records_skipped"),
+                r.get("time_ratio").map(x).unwrap_or_else(|| "-".into()),
+                ms("time_with_ms"),
+                ms("time_without_ms")
+            )
+        })
+        .collect();
+    let mut measured = findings.join("; ");
+    if !measured.is_empty() {
+        measured.push_str(". ");
+    }
+    measured.push_str(&cells.join("; "));
+    let finds: Vec<f64> = rs.iter().filter_map(|r| r.get("find_ms")).filter(|v| v.is_finite()).collect();
+    if !finds.is_empty() {
+        let lo = finds.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = finds.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let range = if fmt::value(lo, "ms") == fmt::value(hi, "ms") {
+            fmt::value(lo, "ms")
+        } else {
+            format!("{}-{}", fmt::value(lo, "ms"), fmt::value(hi, "ms"))
+        };
+        let _ = write!(measured, "; finding and reading the checkpoint record took {range} ms");
+    }
+
+    let states: BTreeSet<&str> = worst.iter().map(|r| r.cache.state.as_str()).collect();
+    let missing: Vec<&str> = ["warm", "cold"].into_iter().filter(|c| !states.contains(c)).collect();
+    let all_ok = worst.iter().all(|r| scope_ok(r) && time_ok(r));
+    let verdict = if worst.is_empty() {
+        Verdict::NotMeasurable("no record of the crash just before a checkpoint is due at the default cadence".into())
+    } else if !all_ok {
+        Verdict::DoesNotHold
+    } else if !missing.is_empty() {
+        Verdict::NotMeasurable(format!(
+            "the worst case was not measured with a {} cache; it needs warm and cold",
+            missing.join(" or ")
+        ))
+    } else {
+        Verdict::Holds
+    };
+    let conditions = format!("{base}; checkpoint every {}; {}", cadences_text(&rs), machine(run));
+    Claim {
+        claim: CHECKPOINT_CLAIM.into(),
+        measured,
+        conditions,
+        verdict,
+        run: run.dir_name.clone(),
+        plot: Some("checkpoint".into()),
+    }
+}
+
+/// `3,000 transactions`: the cadences of `rs`.
+fn cadences_text(rs: &[&Record]) -> String {
+    let cadences: Vec<String> = rs
+        .iter()
+        .filter_map(|r| r.p_num("every_txns"))
+        .map(|v| fmt::grouped(v, 0))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    format!("{} transactions", if cadences.is_empty() { "-".to_string() } else { cadences.join(", ") })
+}
+
+/// Runs whose checkpoints were image snapshots: scope skipped, and recovery not slower.
+fn checkpoint_scope_legacy(runs: &[&Run]) -> Claim {
+    const CLAIM: &str = CHECKPOINT_CLAIM;
     let base = "checkpoint, `default` preset, default cadence; scope skipped = journal bytes not read and durable \
-                records not replayed, both >= 80% needed; time ratio = recovery with / without checkpoints on the \
-                same crash image (< 1 is faster)";
+                records not replayed, both >= 80% needed, and recovery not slower with checkpoints; time ratio = \
+                recovery with / without checkpoints on the same crash image (< 1 is faster)";
     let Some(run) = runs.iter().copied().find(|r| !default_cadence(r).is_empty()) else {
         let why = if runs.iter().any(|r| !of(r, "checkpoint").is_empty()) {
             "no checkpoint record at the default cadence (every 3,000 transactions, or `default_cadence: true`)"
@@ -396,9 +547,13 @@ fn checkpoint_scope(runs: &[&Run]) -> Claim {
         return not_measurable(CLAIM, why, base);
     };
     let rs = default_cadence(run);
-    let holds = |r: &Record| {
-        r.get("bytes_skipped").is_some_and(|v| v >= 0.8) && r.get("records_skipped").is_some_and(|v| v >= 0.8)
+    let scope_ok = |r: &Record| {
+        r.get("bytes_skipped").is_some_and(|v| v >= CHECKPOINT_SCOPE_MIN)
+            && r.get("records_skipped").is_some_and(|v| v >= CHECKPOINT_SCOPE_MIN)
     };
+    // Scope saved while recovery got slower saved nothing: it does not count.
+    let slower = |r: &Record| r.get("time_ratio").is_some_and(|t| t >= 1.0);
+    let holds = |r: &Record| scope_ok(r) && !slower(r);
     let describe = |r: &Record| -> String {
         let f = |k: &str| r.get(k).map(pct).unwrap_or_else(|| "-".into());
         format!(
@@ -409,7 +564,16 @@ fn checkpoint_scope(runs: &[&Run]) -> Claim {
             r.get("time_ratio").map(x).unwrap_or_else(|| "-".into())
         )
     };
-    let measured = rs.iter().map(|r| describe(r)).collect::<Vec<_>>().join("; ");
+    let mut measured = rs.iter().map(|r| describe(r)).collect::<Vec<_>>().join("; ");
+    let slower_with_scope: Vec<&str> =
+        rs.iter().filter(|r| scope_ok(r) && slower(r)).map(|r| r.p_str("crash").unwrap_or("-")).collect();
+    if !slower_with_scope.is_empty() {
+        let _ = write!(
+            measured,
+            "; the scope was skipped but recovery got slower with checkpoints (crash {})",
+            slower_with_scope.join(", ")
+        );
+    }
     let holding: Vec<String> = rs
         .iter()
         .filter(|r| holds(r))
@@ -422,19 +586,67 @@ fn checkpoint_scope(runs: &[&Run]) -> Claim {
     } else {
         Verdict::HoldsOnlyWhen(holding.join("; "))
     };
-    let cadences: Vec<String> = rs
+    let conditions = format!("{base}; checkpoint every {}; {}", cadences_text(&rs), machine(run));
+    Claim {
+        claim: CLAIM.into(),
+        measured,
+        conditions,
+        verdict,
+        run: run.dir_name.clone(),
+        plot: Some("checkpoint".into()),
+    }
+}
+
+fn checkpoint_find(runs: &[&Run]) -> Claim {
+    const CLAIM: &str = "finding the checkpoint takes under 1 ms and does not grow with the number retained";
+    fn finds(run: &Run) -> Vec<&Record> {
+        let mut v: Vec<&Record> = of(run, CHECKPOINT_FIND)
+            .into_iter()
+            .filter(|r| r.p_num("records").is_some() && r.get("find_us").is_some())
+            .collect();
+        v.sort_by(|a, b| {
+            a.p_num("records").unwrap_or(0.0).total_cmp(&b.p_num("records").unwrap_or(0.0)).then(a.label.cmp(&b.label))
+        });
+        v
+    }
+    let base = "checkpoint-find: median time to find and read the newest checkpoint record in a directory holding 1, \
+                64 or 1,024 of them; every time < 1 ms, and the time with 1,024 within 2x the time with 1, needed";
+    let Some(run) = runs.iter().copied().find(|r| !finds(r).is_empty()) else {
+        return not_measurable(CLAIM, "no committed run measured finding the checkpoint record", base);
+    };
+    let rs = finds(run);
+    let us = |r: &Record| r.get("find_us").unwrap_or(f64::NAN);
+    let at = |n: f64| rs.iter().copied().find(|r| r.p_num("records") == Some(n)).map(us);
+    let list: Vec<String> = rs
         .iter()
-        .filter_map(|r| r.p_num("every_txns"))
-        .map(|v| fmt::grouped(v, 0))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
+        .map(|r| {
+            let n = r.p_num("records").unwrap_or(0.0);
+            let noun = if n == 1.0 { "record" } else { "records" };
+            format!("{} {noun}: {} us", fmt::grouped(n, 0), fmt::value(us(r), "us"))
+        })
         .collect();
-    let conditions = format!(
-        "{base}; checkpoint every {} transactions; {}",
-        if cadences.is_empty() { "-".to_string() } else { cadences.join(", ") },
-        machine(run)
-    );
-    Claim { claim: CLAIM.into(), measured, conditions, verdict, run: run.dir_name.clone() }
+    let mut measured = list.join("; ");
+    let growth = match (at(1.0), at(1024.0)) {
+        (Some(one), Some(many)) => Some(many / one),
+        _ => None,
+    };
+    if let Some(g) = growth {
+        let _ = write!(measured, " (1,024 records take {} the time of 1)", x(g));
+    }
+    let under = rs.iter().all(|r| us(r) < CHECKPOINT_FIND_MAX_US);
+    let verdict = match growth {
+        None if under => Verdict::NotMeasurable("needs find times with 1 and with 1,024 records".into()),
+        Some(g) if under && g <= CHECKPOINT_FIND_GROWTH_MAX => Verdict::Holds,
+        _ => Verdict::DoesNotHold,
+    };
+    Claim {
+        claim: CLAIM.into(),
+        measured,
+        conditions: format!("{base}; {}", machine(run)),
+        verdict,
+        run: run.dir_name.clone(),
+        plot: None,
+    }
 }
 
 fn progress_subsecond(runs: &[&Run]) -> Claim {
@@ -496,6 +708,7 @@ fn progress_subsecond(runs: &[&Run]) -> Claim {
                     .into(),
             ),
             run: run.dir_name.clone(),
+            plot: None,
         };
     }
     let rs = evidence;
@@ -539,7 +752,7 @@ fn progress_subsecond(runs: &[&Run]) -> Claim {
         })
         .collect();
     let conditions = format!("{base}; {}; {}", configs.join("; "), machine(run));
-    Claim { claim: CLAIM.into(), measured, conditions, verdict, run: run.dir_name.clone() }
+    Claim { claim: CLAIM.into(), measured, conditions, verdict, run: run.dir_name.clone(), plot: None }
 }
 
 /// Markdown for a table cell.
@@ -570,7 +783,12 @@ pub(crate) fn render_claims_md(runs: &[Run], claims: &[Claim]) -> String {
         let run = if c.run == "-" {
             "-".to_string()
         } else {
-            format!("[`{}`](runs/{}/summary.md)", c.run.replace('`', ""), fmt::url_segment(&c.run))
+            let seg = fmt::url_segment(&c.run);
+            let mut cell = format!("[`{}`](runs/{seg}/summary.md)", c.run.replace('`', ""));
+            if let Some(p) = &c.plot {
+                let _ = write!(cell, " · [plot](runs/{seg}/plots/{}.svg)", fmt::url_segment(p));
+            }
+            cell
         };
         let _ = writeln!(
             out,
@@ -670,26 +888,168 @@ mod tests {
     }
 
     #[test]
-    fn checkpoint_default_cadence() {
+    fn checkpoint_default_cadence_of_an_older_shape() {
+        // Checkpoints as image snapshots: after 94.3% / 99.3%; before at 3000: 1 - 0.1625 =
+        // 83.8% / 88.8%, in scope, but recovery took 1.25x the time without: saved nothing.
         let claims = judge_claims(&[run_of(2, "2026-11-26T10:00:00Z", checkpoint())]);
         let c = claim(&claims, "80-95%");
-        // after: 94.3% / 99.3%; before at 3000: 1 - 0.1625 = 83.8% / 88.8%
-        assert_eq!(c.verdict, Verdict::Holds, "{}", c.measured);
+        assert_eq!(c.verdict, Verdict::DoesNotHold, "{}", c.measured);
         assert!(c.measured.contains("crash after: 94.3% of journal bytes"), "{}", c.measured);
         assert!(c.measured.contains("time ratio 1.25x"), "{}", c.measured);
+        assert!(c.measured.contains("recovery got slower with checkpoints (crash after, before)"), "{}", c.measured);
         assert!(c.conditions.contains("every 3,000 transactions"));
+        assert_eq!(c.plot.as_deref(), Some("checkpoint"));
+
+        // not slower: judged on scope as before
+        let mut faster = checkpoint();
+        for r in &mut faster {
+            r.metric("time_ratio", 0.8, "x");
+        }
+        let claims = judge_claims(&[run_of(2, "2026-11-26T10:00:00Z", faster.clone())]);
+        assert_eq!(claim(&claims, "80-95%").verdict, Verdict::Holds);
 
         // a record marked as the default cadence wins over every_txns == 3000
-        let mut records = checkpoint();
-        for r in &mut records {
+        for r in &mut faster {
             if r.p_num("every_txns") == Some(12000.0) {
                 r.params.insert("default_cadence".into(), true.into());
             }
         }
-        let claims = judge_claims(&[run_of(2, "2026-11-26T10:00:00Z", records)]);
+        let claims = judge_claims(&[run_of(2, "2026-11-26T10:00:00Z", faster)]);
         let c = claim(&claims, "80-95%");
         assert_eq!(c.verdict, Verdict::HoldsOnlyWhen("the crash comes after a checkpoint".into()), "{}", c.measured);
         assert!(c.conditions.contains("every 12,000 transactions"));
+    }
+
+    #[test]
+    fn checkpoint_records_hold_on_scope_and_time() {
+        // worst case at the default cadence: 87.5% / 88.75% skipped, 0.15x the time, warm and cold
+        let claims = judge_claims(&[run_of(2, "2026-11-26T10:00:00Z", checkpoint_records(0.15))]);
+        let c = claim(&claims, "80-95%");
+        assert_eq!(c.verdict, Verdict::Holds, "{}", c.measured);
+        assert!(
+            c.measured.starts_with(
+                "crash after, warm cache: 99.8% of journal bytes and 99.8% of records skipped, time ratio 0.0500x \
+                 (5.00 ms with, 100 ms without)"
+            ),
+            "{}",
+            c.measured
+        );
+        assert!(
+            c.measured.contains(
+                "crash before, cold cache: 87.5% of journal bytes and 88.8% of records skipped, time ratio 0.15x \
+                 (60.0 ms with, 400 ms without)"
+            ),
+            "{}",
+            c.measured
+        );
+        assert!(
+            c.measured.ends_with("finding and reading the checkpoint record took 0.0800-0.310 ms"),
+            "{}",
+            c.measured
+        );
+        assert!(c.conditions.contains("every 3,000 transactions"), "{}", c.conditions);
+        assert!(c.conditions.contains("<= 0.2x the time without"), "{}", c.conditions);
+        assert_eq!(c.plot.as_deref(), Some("checkpoint"));
+
+        // exactly at the limits
+        let edge = judge_claims(&[run_of(2, "2026-11-26T10:00:00Z", checkpoint_records(0.2))]);
+        assert_eq!(claim(&edge, "80-95%").verdict, Verdict::Holds);
+    }
+
+    #[test]
+    fn checkpoint_records_with_scope_but_not_time_do_not_hold() {
+        let claims = judge_claims(&[run_of(2, "2026-11-26T10:00:00Z", checkpoint_records(0.5))]);
+        let c = claim(&claims, "80-95%");
+        assert_eq!(c.verdict, Verdict::DoesNotHold, "{}", c.measured);
+        assert!(
+            c.measured.starts_with(
+                "crash before, warm cache: 87.5% less scope but only 50.0% less time; crash before, cold cache: \
+                 87.5% less scope but only 50.0% less time. "
+            ),
+            "{}",
+            c.measured
+        );
+
+        // only one cache state too slow is enough
+        let mut records = checkpoint_records(0.15);
+        for r in &mut records {
+            if r.label == "every-3000-before cold" {
+                r.metric("time_ratio", 0.3, "x");
+            }
+        }
+        let claims = judge_claims(&[run_of(2, "2026-11-26T10:00:00Z", records)]);
+        let c = claim(&claims, "80-95%");
+        assert_eq!(c.verdict, Verdict::DoesNotHold);
+        assert!(c.measured.starts_with("crash before, cold cache: 87.5% less scope but only 70.0% less time. "));
+    }
+
+    #[test]
+    fn checkpoint_records_slower_than_without_do_not_hold() {
+        let claims = judge_claims(&[run_of(2, "2026-11-26T10:00:00Z", checkpoint_records(1.5))]);
+        let c = claim(&claims, "80-95%");
+        assert_eq!(c.verdict, Verdict::DoesNotHold, "{}", c.measured);
+        assert!(
+            c.measured.starts_with(
+                "crash before, warm cache: 87.5% less scope but recovery got slower (1.50x the time without)"
+            ),
+            "{}",
+            c.measured
+        );
+    }
+
+    #[test]
+    fn checkpoint_records_short_of_scope_or_cold_do_not_hold() {
+        let mut records = checkpoint_records(0.1);
+        for r in &mut records {
+            if r.label.starts_with("every-3000-before") {
+                r.metric("bytes_skipped", 0.7, "fraction");
+            }
+        }
+        let claims = judge_claims(&[run_of(2, "2026-11-26T10:00:00Z", records)]);
+        let c = claim(&claims, "80-95%");
+        assert_eq!(c.verdict, Verdict::DoesNotHold);
+        assert!(c.measured.starts_with("crash before, warm cache: only 70.0% less scope"), "{}", c.measured);
+
+        // without the cold worst case it cannot hold
+        let mut warm_only = checkpoint_records(0.1);
+        warm_only.retain(|r| r.label != "every-3000-before cold");
+        let claims = judge_claims(&[run_of(2, "2026-11-26T10:00:00Z", warm_only)]);
+        assert!(matches!(claim(&claims, "80-95%").verdict, Verdict::NotMeasurable(_)));
+    }
+
+    #[test]
+    fn checkpoint_records_win_over_a_newer_run_of_the_older_shape() {
+        let runs = [
+            run_of(2, "2026-11-27T10:00:00Z", checkpoint()),
+            run_of(16, "2026-11-25T10:00:00Z", checkpoint_records(0.15)),
+        ];
+        let c = claim(&judge_claims(&runs), "80-95%").clone();
+        assert_eq!(c.run, "2026-11-25-cpus16");
+        assert_eq!(c.verdict, Verdict::Holds);
+    }
+
+    #[test]
+    fn finding_the_checkpoint() {
+        let find = |us: [f64; 3]| {
+            let claims = judge_claims(&[run_of(2, "2026-11-26T10:00:00Z", checkpoint_find_records(us))]);
+            claim(&claims, "finding the checkpoint").clone()
+        };
+        let c = find([12.0, 13.5, 16.0]);
+        assert_eq!(c.verdict, Verdict::Holds, "{}", c.measured);
+        assert_eq!(
+            c.measured,
+            "1 record: 12.0 us; 64 records: 13.5 us; 1,024 records: 16.0 us (1,024 records take 1.33x the time of 1)"
+        );
+        assert_eq!(c.run, "2026-11-26-cpus2");
+        // grows more than 2x with the records retained
+        assert_eq!(find([12.0, 40.0, 30.0]).verdict, Verdict::DoesNotHold);
+        // exactly 2x is within
+        assert_eq!(find([12.0, 20.0, 24.0]).verdict, Verdict::Holds);
+        // a millisecond or more
+        assert_eq!(find([900.0, 950.0, 1000.0]).verdict, Verdict::DoesNotHold);
+        // not measured
+        let none = judge_claims(&[run_of(2, "2026-11-26T10:00:00Z", checkpoint())]);
+        assert!(matches!(claim(&none, "finding the checkpoint").verdict, Verdict::NotMeasurable(_)));
     }
 
     #[test]
@@ -735,7 +1095,7 @@ mod tests {
     #[test]
     fn nothing_measured() {
         let claims = judge_claims(&[]);
-        assert_eq!(claims.len(), 5);
+        assert_eq!(claims.len(), 6);
         for c in &claims {
             assert!(matches!(c.verdict, Verdict::NotMeasurable(_)), "{c:?}");
             assert_eq!(c.run, "-");
@@ -750,7 +1110,14 @@ mod tests {
         assert!(md.starts_with("# Claims\n\nGenerated by `fastrec lab --render` from results/runs/ (2 run(s): "));
         assert!(md.contains("do not edit"));
         assert!(md.contains("| claim | measured | conditions | verdict | run |"));
-        assert_eq!(md.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| claim")).count(), 5);
+        assert_eq!(md.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| claim")).count(), 6);
+        assert!(
+            md.contains(
+                "[`2026-11-26-test2-70888f6`](runs/2026-11-26-test2-70888f6/summary.md) · \
+                 [plot](runs/2026-11-26-test2-70888f6/plots/checkpoint.svg)"
+            ),
+            "{md}"
+        );
         assert!(md.contains("[`2026-11-25-test16-a94a590`](runs/2026-11-25-test16-a94a590/summary.md)"));
         assert!(md.contains("**holds only when scan, warm cache (3.50x)**"), "{md}");
     }

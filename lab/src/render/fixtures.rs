@@ -155,6 +155,79 @@ pub(crate) fn checkpoint() -> Vec<Record> {
     out
 }
 
+/// Checkpoint records of the current shape (checkpoints as records), as run.rs writes them:
+/// every 12,000, 3,000 (the default) and 750 transactions, the crash just after a checkpoint
+/// and just before the next is due, each recovered warm and cold. The crash before a checkpoint
+/// at the default cadence takes `before_ratio` of the time without, warm and cold; there the
+/// crash is 12.5% of the journal after the newest checkpoint (87.5% of its bytes and 88.75% of
+/// its records skipped).
+pub(crate) fn checkpoint_records(before_ratio: f64) -> Vec<Record> {
+    let journal = 64.0 * 1024.0 * 1024.0;
+    let mut out = vec![];
+    for every in [12_000u64, 3_000, 750] {
+        for crash in ["after", "before"] {
+            for cache in ["warm", "cold"] {
+                let label = if crash == "after" {
+                    format!("every-{every} {cache}")
+                } else {
+                    format!("every-{every}-before {cache}")
+                };
+                let mut r = Record::new("checkpoint", &label, 1)
+                    .param("every_txns", every)
+                    .param("crash", crash)
+                    .param("txns", if crash == "after" { 24_000u64 } else { 24_000 - every + 10 })
+                    .param("style", "incremental")
+                    .param("default_cadence", every == 3_000);
+                r.cache = if cache == "warm" { warm() } else { cold() };
+                let frac = if crash == "after" { 0.002 } else { every as f64 / 24_000.0 };
+                let without = if cache == "warm" { 100.0 } else { 400.0 };
+                let ratio = match (crash, every) {
+                    ("before", 3_000) => before_ratio,
+                    ("before", _) => frac * 1.2 + 0.02,
+                    _ if cache == "warm" => 0.05,
+                    _ => 0.08,
+                };
+                let with = without * ratio;
+                r.samples_ms = vec![with * 1.02, with, with * 0.99];
+                r.baseline_samples_ms = vec![without * 1.01, without, without * 0.98];
+                r.metric("time_with_ms", with, "ms");
+                r.metric("time_without_ms", without, "ms");
+                r.metric("time_ratio", ratio, "x");
+                r.metric("bytes_skipped", 1.0 - frac, "fraction");
+                r.metric("records_skipped", 1.0 - frac * 0.9, "fraction");
+                r.metric("distance_bytes", (journal * frac).round(), "bytes");
+                r.metric("journal_bytes", journal, "bytes");
+                r.metric("blocks_written_with", (4000.0 * frac).round() + 12.0, "count");
+                r.metric("blocks_written_without", 4000.0, "count");
+                r.metric("find_ms", if cache == "warm" { 0.08 } else { 0.31 }, "ms");
+                let checkpoints = (24_000 / every) as f64;
+                r.metric("checkpoints_written", checkpoints, "count");
+                r.metric("redo_lag_records", 500.0, "count");
+                r.metric("dirty_at_checkpoint", 300.0, "count");
+                r.metric("writer_checkpoint_blocks", checkpoints * 200.0, "count");
+                r.metric("writer_background_blocks", 5000.0, "count");
+                r.metric("writer_extra_blocks", checkpoints * 150.0, "count");
+                r.metric("writer_checkpoint_ms", checkpoints * 1.5, "ms");
+                out.push(r);
+            }
+        }
+    }
+    out
+}
+
+/// Checkpoint-find records: median microseconds to find the newest of 1, 64 and 1,024 records.
+pub(crate) fn checkpoint_find_records(us: [f64; 3]) -> Vec<Record> {
+    [1u64, 64, 1024]
+        .into_iter()
+        .zip(us)
+        .map(|(n, t)| {
+            let mut r = Record::new("checkpoint-find", &format!("{n} records"), 1).param("records", n);
+            r.metric("find_us", t, "us");
+            r
+        })
+        .collect()
+}
+
 /// Progress records as run.rs writes them: a fast and a slow recovery shape, each without an
 /// observer and at 1000 ms (the default) and 100 ms; `gaps` are the longest gaps at 1000 ms.
 pub(crate) fn progress(fast_gap: f64, slow_gap: f64) -> Vec<Record> {
@@ -233,6 +306,24 @@ pub(crate) fn full_run(cpus: usize, sha: &str) -> (Env, Vec<Record>) {
     records.extend(latency(cpus));
     records.extend(bandwidth(cpus));
     (env, records)
+}
+
+/// A run with every experiment, its checkpoint records of the current shape (checkpoints as
+/// records) with checkpoint-find.
+pub(crate) fn full_run_current(cpus: usize, sha: &str) -> (Env, Vec<Record>) {
+    let (env, records) = full_run(cpus, sha);
+    let mut out: Vec<Record> = Vec::new();
+    for r in records {
+        if r.experiment == "checkpoint" {
+            if !out.iter().any(|o| o.experiment == "checkpoint") {
+                out.extend(checkpoint_records(0.15));
+                out.extend(checkpoint_find_records([12.0, 13.5, 16.0]));
+            }
+        } else {
+            out.push(r);
+        }
+    }
+    (env, out)
 }
 
 /// An older 16-CPU run and a newer 2-CPU run.

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use super::claims::Claim;
 use super::plots::Plot;
 use super::summary::{describe, provenance};
-use super::{experiments_present, fmt, Run, EXPERIMENTS};
+use super::{experiments_present, fmt, of, Run, EXPERIMENTS};
 
 const CSS: &str = "\
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,'DejaVu Sans',sans-serif;color:#1b1b1b;background:#fff;\
@@ -29,8 +29,18 @@ ul.notes li{margin:2px 0}
 footer{margin-top:40px;color:#666;font-size:13px}
 ";
 
-/// The page. `runs` newest first; `plots` are the newest run's.
-pub(crate) fn render_index(runs: &[Run], claims: &[Claim], plots: &[Plot]) -> String {
+/// Where a plot of a run is on the page: (run directory, plot name, element id).
+type Inlined = (String, String, String);
+
+/// The page. `runs` newest first; `plots` are the newest run's; `checkpoint` is the newest run
+/// with checkpoint records of the current shape and its checkpoint plots, when that is not the
+/// newest run.
+pub(crate) fn render_index(
+    runs: &[Run],
+    claims: &[Claim],
+    plots: &[Plot],
+    checkpoint: Option<(&Run, &[Plot])>,
+) -> String {
     let mut out = String::new();
     out.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
     out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
@@ -49,11 +59,17 @@ pub(crate) fn render_index(runs: &[Run], claims: &[Claim], plots: &[Plot]) -> St
             "<h2 id=\"run\">What was run, and where</h2>\n<p>No committed run yet: run <code>fastrec lab \
              --quick</code> (or <code>--full</code>) and commit <code>results/runs/</code>.</p>\n",
         );
-        claims_section(&mut out, claims);
+        claims_section(&mut out, claims, &[]);
         method(&mut out);
         out.push_str("</body>\n</html>\n");
         return out;
     };
+    let mut inlined: Vec<Inlined> =
+        plots.iter().map(|p| (newest.dir_name.clone(), p.name.clone(), format!("plot-{}", p.name))).collect();
+    if let Some((run, ps)) = checkpoint {
+        inlined
+            .extend(ps.iter().map(|p| (run.dir_name.clone(), p.name.clone(), extra_plot_id(&run.dir_name, &p.name))));
+    }
 
     // provenance
     out.push_str("<h2 id=\"run\">What was run, and where</h2>\n");
@@ -85,15 +101,16 @@ pub(crate) fn render_index(runs: &[Run], claims: &[Claim], plots: &[Plot]) -> St
     let absent: Vec<&str> = EXPERIMENTS.iter().copied().filter(|e| !present.iter().any(|p| p == e)).collect();
     out.push_str("<ul>\n");
     for e in &present {
-        let n = newest.records.iter().filter(|r| &r.experiment == e).count();
-        let _ = writeln!(out, "<li><b>{}</b> ({n} records): {}</li>", fmt::html(e), md_to_html(describe(e)));
+        let rs = of(&newest.records, e);
+        let _ =
+            writeln!(out, "<li><b>{}</b> ({} records): {}</li>", fmt::html(e), rs.len(), md_to_html(describe(e, &rs)));
     }
     for e in &absent {
         let _ = writeln!(out, "<li><b>{}</b>: not run</li>", fmt::html(e));
     }
     out.push_str("</ul>\n");
 
-    claims_section(&mut out, claims);
+    claims_section(&mut out, claims, &inlined);
 
     // plots
     let _ = writeln!(out, "<h2 id=\"plots\">Plots of <code>{}</code></h2>", fmt::html(&newest.dir_name));
@@ -121,6 +138,27 @@ pub(crate) fn render_index(runs: &[Run], claims: &[Claim], plots: &[Plot]) -> St
             "<p>Not run in this run (no plot): {}. Older runs may have them; see below.</p>",
             fmt::html(&no_plot.join(", "))
         );
+    }
+    if let Some((run, ps)) = checkpoint {
+        let _ = writeln!(
+            out,
+            "<h3 id=\"plots-checkpoint\">Checkpoint plots of <code>{}</code></h3>\n<p>The newest run with checkpoint \
+             records of the current shape (checkpoints as records: distance from the last one, the writer's cost).</p>",
+            fmt::html(&run.dir_name)
+        );
+        for p in ps {
+            let _ = writeln!(out, "<figure id=\"{}\">", fmt::html(&extra_plot_id(&run.dir_name, &p.name)));
+            out.push_str(inline_svg(&p.svg));
+            out.push('\n');
+            let _ = writeln!(
+                out,
+                "<figcaption>{} (<a href=\"../runs/{}/plots/{}.svg\">plots/{}.svg</a>)</figcaption>\n</figure>",
+                fmt::html(&p.title),
+                fmt::url_segment(&run.dir_name),
+                fmt::url_segment(&p.name),
+                fmt::html(&p.name)
+            );
+        }
     }
 
     // runs
@@ -153,7 +191,21 @@ pub(crate) fn render_index(runs: &[Run], claims: &[Claim], plots: &[Plot]) -> St
     out
 }
 
-fn claims_section(out: &mut String, claims: &[Claim]) {
+/// The element id of a plot of a run other than the newest.
+fn extra_plot_id(run: &str, plot: &str) -> String {
+    format!("plot-{}-{plot}", fmt::url_segment(run))
+}
+
+/// A link to a claim's plot: on this page when it is inlined, else the run's SVG file.
+fn plot_link(run: &str, plot: &str, inlined: &[Inlined]) -> String {
+    let href = match inlined.iter().find(|(r, p, _)| r == run && p == plot) {
+        Some((_, _, id)) => format!("#{id}"),
+        None => format!("../runs/{}/plots/{}.svg", fmt::url_segment(run), fmt::url_segment(plot)),
+    };
+    format!("<a href=\"{}\">plot</a>", fmt::html(&href))
+}
+
+fn claims_section(out: &mut String, claims: &[Claim], inlined: &[Inlined]) {
     out.push_str("<h2 id=\"claims\">Claims</h2>\n");
     out.push_str(
         "<p>Each claim is judged on the newest committed run that can measure it; scaling claims need a run with \
@@ -162,7 +214,7 @@ fn claims_section(out: &mut String, claims: &[Claim]) {
     out.push_str("<table id=\"claims-table\">\n");
     out.push_str("<tr><th>claim</th><th>measured</th><th>conditions</th><th>verdict</th><th>run</th></tr>\n");
     for c in claims {
-        let run = if c.run == "-" {
+        let mut run = if c.run == "-" {
             "-".to_string()
         } else {
             format!(
@@ -171,6 +223,9 @@ fn claims_section(out: &mut String, claims: &[Claim]) {
                 fmt::html(&c.run)
             )
         };
+        if let (Some(plot), false) = (&c.plot, c.run == "-") {
+            let _ = write!(run, " · {}", plot_link(&c.run, plot, inlined));
+        }
         let _ = writeln!(
             out,
             "<tr class=\"{cls}\"><td>{}</td><td>{}</td><td>{}</td><td class=\"verdict {cls}\">{}</td>\
@@ -257,6 +312,43 @@ mod tests {
             assert!(html.contains(inline_svg(&p.svg)), "{} not inlined", p.name);
             assert!(html.contains(&format!("<figure id=\"plot-{}\">", p.name)));
         }
+    }
+
+    #[test]
+    fn checkpoint_plots_of_the_newest_run_that_has_them() {
+        let (old, new) = two_runs();
+        // the older run has checkpoint records of the current shape; the newest run none at all
+        let (_, records) = full_run_current(16, "a94a590663e3aa");
+        let older = Run { dir_name: old.dir_name.clone(), env: old.env.clone(), records };
+        let mut newest = new.clone();
+        newest.records.retain(|r| r.experiment == "io");
+        let runs = vec![newest, older];
+        let files = render_site_files(&runs).expect("render");
+        let html = String::from_utf8(files[0].1.clone()).expect("utf-8");
+        let id = "plot-2026-11-25-test16-a94a590-checkpoint";
+        for needle in [
+            "<h3 id=\"plots-checkpoint\">Checkpoint plots of <code>2026-11-25-test16-a94a590</code></h3>",
+            &format!("<figure id=\"{id}\">"),
+            "<figure id=\"plot-2026-11-25-test16-a94a590-checkpoint-writer\">",
+            "href=\"../runs/2026-11-25-test16-a94a590/plots/checkpoint-writer.svg\"",
+            // the claim judged on that run links to its plot on this page
+            &format!(" · <a href=\"#{id}\">plot</a></td></tr>"),
+            "finding the checkpoint takes under 1 ms and does not grow with the number retained",
+        ] {
+            assert!(html.contains(needle), "page lacks {needle:?}");
+        }
+        // one inlined SVG per plot: the newest run's io plot and the two checkpoint plots
+        assert_eq!(html.matches("<svg").count(), 3);
+
+        // the newest run has them: no extra section, the claim links to the figure above
+        let (env, records) = full_run_current(2, "70888f678e1cbb");
+        let runs = vec![Run { dir_name: new.dir_name.clone(), env, records }, old];
+        let files = render_site_files(&runs).expect("render");
+        let html = String::from_utf8(files[0].1.clone()).expect("utf-8");
+        assert!(!html.contains("plots-checkpoint"));
+        assert!(html.contains("<figure id=\"plot-checkpoint-writer\">"));
+        assert!(html.contains(" · <a href=\"#plot-checkpoint\">plot</a></td></tr>"));
+        assert!(html.contains("<b>checkpoint-find</b> (3 records): The time to find and read the newest checkpoint"));
     }
 
     #[test]

@@ -77,8 +77,19 @@ pub fn render_site_files(runs: &[Run]) -> Result<Vec<(PathBuf, Vec<u8>)>, String
         Some(run) => plots::render_plots(&run.env, &run.records)?,
         None => Vec::new(),
     };
+    // The checkpoint plots of the newest run with checkpoint records of the current shape, when
+    // that is not the newest run (whose plots the page shows anyway).
+    let checkpoint = match runs.iter().position(|r| r.records.iter().any(checkpoint_record_of_current_shape)) {
+        Some(i) if i > 0 => {
+            let run = &runs[i];
+            let plots = plots::render_plots(&run.env, &run.records)?;
+            Some((run, plots.into_iter().filter(|p| p.experiment == "checkpoint").collect::<Vec<_>>()))
+        }
+        _ => None,
+    };
+    let html = html::render_index(runs, &claims, &newest_plots, checkpoint.as_ref().map(|(r, p)| (*r, p.as_slice())));
     Ok(vec![
-        (PathBuf::from("report").join("index.html"), html::render_index(runs, &claims, &newest_plots).into_bytes()),
+        (PathBuf::from("report").join("index.html"), html.into_bytes()),
         (PathBuf::from("CLAIMS.md"), claims::render_claims_md(runs, &claims).into_bytes()),
     ])
 }
@@ -156,6 +167,18 @@ pub(crate) fn of<'a>(records: &'a [Record], experiment: &str) -> Vec<&'a Record>
     records.iter().filter(|r| r.experiment == experiment).collect()
 }
 
+/// A `checkpoint` record of the current shape: checkpoints are small records (dirty block
+/// table, open transactions, redo start), and the record says how far the crash came after the
+/// newest one (`distance_bytes`), with the writer's cost. Runs from before have only scope,
+/// time and `chain_len` (checkpoints were image snapshots then) and render as they always did.
+pub(crate) fn checkpoint_record_of_current_shape(r: &Record) -> bool {
+    r.experiment == "checkpoint" && r.metrics.contains_key("distance_bytes")
+}
+
+/// The experiment that finds the newest checkpoint record among many; the `checkpoint`
+/// experiment writes it, and its records are shown with that experiment's.
+pub(crate) const CHECKPOINT_FIND: &str = "checkpoint-find";
+
 /// Experiments that have records, in [`EXPERIMENTS`] order, then any others by name.
 pub(crate) fn experiments_present(records: &[Record]) -> Vec<String> {
     let mut out: Vec<String> =
@@ -200,6 +223,16 @@ mod tests {
                 "plots/bandwidth.svg",
             ]
         );
+    }
+
+    #[test]
+    fn checkpoint_records_of_the_current_shape_add_the_writer_plot() {
+        let (env, records) = full_run_current(16, "a94a590663e3aa");
+        let files = render_run_files(&env, &records).expect("render");
+        let names: Vec<String> = files.iter().map(|(p, _)| p.display().to_string()).collect();
+        assert!(names.contains(&"plots/checkpoint.svg".to_string()));
+        assert!(names.contains(&"plots/checkpoint-writer.svg".to_string()));
+        assert_eq!(render_run_files(&env, &records).expect("render"), files);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{fmt, of};
+use super::{checkpoint_record_of_current_shape, fmt, of};
 use crate::record::{Env, Record};
 
 /// The font family the plots ask for; registered from lab/assets/DejaVuSans.ttf.
@@ -80,7 +80,7 @@ pub(crate) fn render_plots(env: &Env, records: &[Record]) -> Result<Vec<Plot>, S
     type Render = fn(&Env, &[&Record]) -> Result<Plot, String>;
     let single: [(&str, Render); 5] = [
         ("io", io_plot),
-        ("checkpoint", checkpoint_plot),
+        ("checkpoint", checkpoint_plot_legacy),
         ("progress", progress_plot),
         ("latency", latency_plot),
         ("bandwidth", bandwidth_plot),
@@ -92,7 +92,13 @@ pub(crate) fn render_plots(env: &Env, records: &[Record]) -> Result<Vec<Plot>, S
     }
     for (experiment, render) in single {
         let rs = of(records, experiment);
-        if !rs.is_empty() {
+        if rs.is_empty() {
+            continue;
+        }
+        let current: Vec<&Record> = rs.iter().copied().filter(|r| checkpoint_record_of_current_shape(r)).collect();
+        if experiment == "checkpoint" && !current.is_empty() {
+            plots.extend(checkpoint_plots(env, &current)?);
+        } else {
             plots.push(render(env, &rs)?);
         }
     }
@@ -133,12 +139,28 @@ struct Series {
     color: RGBColor,
     dashed: bool,
     markers: bool,
+    marker: Marker,
     width: u32,
+}
+
+/// The shape of a series' point markers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Marker {
+    Circle,
+    Square,
+    Triangle,
+    Cross,
 }
 
 impl Series {
     fn line(name: impl Into<String>, points: Vec<(f64, f64)>, color: RGBColor) -> Series {
-        Series { name: name.into(), points, color, dashed: false, markers: true, width: 2 }
+        Series { name: name.into(), points, color, dashed: false, markers: true, marker: Marker::Circle, width: 2 }
+    }
+    /// Marks the points with `m` (also on a dashed line).
+    fn marked(mut self, m: Marker) -> Series {
+        self.markers = true;
+        self.marker = m;
+        self
     }
     fn dashed(mut self) -> Series {
         self.dashed = true;
@@ -182,6 +204,8 @@ struct Xy<'a> {
     legend: SeriesLabelPosition,
     /// Raise the y range so that the data stays below an upper legend.
     reserve_legend: bool,
+    /// The caller draws the legend beside the chart ([`draw_side_legend`]), none inside it.
+    side_legend: bool,
 }
 
 /// A numeric axis, linear or logarithmic, whose ticks are exactly the key points given (so they
@@ -318,10 +342,18 @@ fn draw_xy(area: &Area<'_>, spec: &Xy<'_>) -> Result<(), String> {
         }
         labelled += 1;
         if s.markers {
-            chart.draw_series(s.points.iter().map(|p| Circle::new(*p, 3, c.filled()))).map_err(pe)?;
+            match s.marker {
+                Marker::Circle => chart.draw_series(s.points.iter().map(|p| Circle::new(*p, 3, c.filled()))),
+                Marker::Square => chart.draw_series(
+                    s.points.iter().map(|p| EmptyElement::at(*p) + Rectangle::new([(-3, -3), (3, 3)], c.filled())),
+                ),
+                Marker::Triangle => chart.draw_series(s.points.iter().map(|p| TriangleMarker::new(*p, 5, c.filled()))),
+                Marker::Cross => chart.draw_series(s.points.iter().map(|p| Cross::new(*p, 4, c.stroke_width(2)))),
+            }
+            .map_err(pe)?;
         }
     }
-    if labelled > 1 {
+    if labelled > 1 && !spec.side_legend {
         chart
             .configure_series_labels()
             .position(spec.legend.clone())
@@ -484,6 +516,7 @@ fn workers_plot(env: &Env, keys: &[f64], x_range: (f64, f64), p: WorkersPanel<'_
                 bands: vec![],
                 legend: p.legend,
                 reserve_legend: p.reserve_legend,
+                side_legend: false,
             },
         )
     })?;
@@ -744,7 +777,9 @@ fn draw_bars(area: &Area<'_>, b: &Bars) -> Result<(), String> {
 // ---------------------------------------------------------------------------------------------
 // checkpoint
 
-fn checkpoint_plot(env: &Env, records: &[&Record]) -> Result<Plot, String> {
+/// The plot of checkpoint records from before checkpoints were records (image snapshots then):
+/// scope skipped and the time ratio by cadence. Kept so that those runs render as they did.
+fn checkpoint_plot_legacy(env: &Env, records: &[&Record]) -> Result<Plot, String> {
     let cadences: BTreeSet<u64> = records.iter().filter_map(|r| r.p_num("every_txns")).map(|v| v as u64).collect();
     let cadences: Vec<u64> = cadences.into_iter().collect();
     let labels: Vec<String> = cadences.iter().map(|c| fmt::grouped(*c as f64, 0)).collect();
@@ -798,6 +833,7 @@ fn checkpoint_plot(env: &Env, records: &[&Record]) -> Result<Plot, String> {
                 bands: vec![Band { y0: 80.0, y1: 95.0, name: "80-95% (claim)".into(), color: CLAIM }],
                 legend: SeriesLabelPosition::LowerLeft,
                 reserve_legend: false,
+                side_legend: false,
             },
         )?;
         draw_xy(
@@ -816,10 +852,281 @@ fn checkpoint_plot(env: &Env, records: &[&Record]) -> Result<Plot, String> {
                 bands: vec![],
                 legend: SeriesLabelPosition::LowerRight,
                 reserve_legend: false,
+                side_legend: false,
             },
         )
     })?;
     Ok(plot("checkpoint", "checkpoint", title, svg))
+}
+
+/// One line of a legend drawn beside a chart: a heading (no sample) or a series' sample.
+enum LegendRow<'a> {
+    Heading(&'a str),
+    Item(&'a Series),
+}
+
+/// Draws a legend in its own area beside the chart (so that no label covers a line): each
+/// series as a sample of its line and marker, then its name.
+fn draw_side_legend(area: &Area<'_>, rows: &[LegendRow<'_>], top: i32) -> Result<(), String> {
+    let text = |bold: bool| {
+        let font = if bold { (FONT, 13).into_font().color(&BLACK) } else { (FONT, 12).into_font().color(&BLACK) };
+        font.pos(Pos::new(HPos::Left, VPos::Center))
+    };
+    let mut y = top;
+    for row in rows {
+        match row {
+            LegendRow::Heading(h) => {
+                if y > top {
+                    y += 6;
+                }
+                area.draw_text(h, &text(true), (4, y)).map_err(pe)?;
+            }
+            LegendRow::Item(s) => {
+                let (x0, x1) = (10, 40);
+                let style = s.color.stroke_width(s.width);
+                if s.dashed {
+                    area.draw(&DashedPathElement::new(vec![(x0, y), (x1, y)], 7, 4, style)).map_err(pe)?;
+                } else {
+                    area.draw(&PathElement::new(vec![(x0, y), (x1, y)], style)).map_err(pe)?;
+                }
+                if s.markers {
+                    let at = ((x0 + x1) / 2, y);
+                    let c = s.color;
+                    match s.marker {
+                        Marker::Circle => area.draw(&Circle::new(at, 3, c.filled())),
+                        Marker::Square => {
+                            area.draw(&Rectangle::new([(at.0 - 3, y - 3), (at.0 + 3, y + 3)], c.filled()))
+                        }
+                        Marker::Triangle => area.draw(&TriangleMarker::new(at, 5, c.filled())),
+                        Marker::Cross => area.draw(&Cross::new(at, 4, c.stroke_width(2))),
+                    }
+                    .map_err(pe)?;
+                }
+                area.draw_text(&s.name, &text(false), (x1 + 8, y)).map_err(pe)?;
+            }
+        }
+        y += 20;
+    }
+    Ok(())
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// Colour and marker of a recovery-time series: with checkpoints in blues, without in
+/// oranges/reds; warm solid, cold dashed; every series its own marker.
+fn time_style(with: bool, cache: &str) -> (RGBColor, Marker, bool) {
+    match (with, cache) {
+        (true, "warm") => (PALETTE[0], Marker::Circle, false),
+        (false, "warm") => (PALETTE[1], Marker::Square, false),
+        (true, _) => (PALETTE[9], Marker::Triangle, true),
+        (false, _) => (PALETTE[3], Marker::Cross, true),
+    }
+}
+
+/// The checkpoint plots of records of the current shape: `checkpoint` (recovery time against
+/// the crash's distance from the newest checkpoint record, with and without checkpoints, warm
+/// and cold) and, when the records say what checkpoints cost the writer, `checkpoint-writer`.
+fn checkpoint_plots(env: &Env, records: &[&Record]) -> Result<Vec<Plot>, String> {
+    let mut out = vec![checkpoint_time_plot(env, records)?];
+    if records.iter().any(|r| r.get("writer_extra_blocks").is_some() || r.get("writer_checkpoint_ms").is_some()) {
+        out.push(checkpoint_writer_plot(env, records)?);
+    }
+    Ok(out)
+}
+
+fn checkpoint_time_plot(env: &Env, records: &[&Record]) -> Result<Plot, String> {
+    let caches = group_by_cache(records);
+    let mut series = Vec::new();
+    let mut headings = Vec::new();
+    for (cache, rs) in &caches {
+        headings.push(format!("{cache} cache"));
+        for (with, metric) in [(true, "time_with_ms"), (false, "time_without_ms")] {
+            let mut pts: Vec<(f64, f64)> = rs
+                .iter()
+                .filter_map(|r| Some((r.get("distance_bytes")? / MIB, r.get(metric)?)))
+                .filter(|p| p.0.is_finite() && p.1.is_finite() && p.1 > 0.0)
+                .collect();
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+            let (c, m, dashed) = time_style(with, cache);
+            let name = if with { "with checkpoints" } else { "without checkpoints" };
+            let mut s = Series::line(name, pts, c).marked(m);
+            s.dashed = dashed;
+            series.push(s);
+        }
+    }
+    let ys: Vec<f64> = series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).collect();
+    let lo = ys.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = ys.iter().copied().fold(0f64, f64::max);
+    let y_log = lo.is_finite() && lo > 0.0 && hi / lo > 10.0;
+    let y_range = if y_log { log_range(ys.iter().copied()) } else { zero_range(ys.iter().copied(), 0.0) };
+    let max_x = series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).fold(0f64, f64::max);
+    let x_hi = if max_x > 0.0 { max_x * 1.06 } else { 1.0 };
+    let x_keys = linear_keys(0.0, x_hi);
+    let x_label = |v: f64| fmt::axis(v);
+    let title = "Checkpoints: recovery time against the crash's distance from the last checkpoint";
+    let y_desc = if y_log { "recovery time (ms, log scale)" } else { "recovery time (ms)" };
+    let svg = document((960, 540), title, env, |area| {
+        let (chart, legend) = area.split_horizontally(700);
+        let spec = Xy {
+            caption: None,
+            x_desc: "distance from the last checkpoint record (MiB of journal written after it)".into(),
+            y_desc: y_desc.into(),
+            // a little room left of 0, so that points at the checkpoint stay off the axis
+            x_range: (-x_hi * 0.015, x_hi),
+            x_keys,
+            x_label: &x_label,
+            y_range,
+            y_log,
+            series,
+            hlines: vec![],
+            bands: vec![],
+            legend: SeriesLabelPosition::UpperLeft,
+            reserve_legend: false,
+            side_legend: true,
+        };
+        draw_xy(&chart, &spec)?;
+        let mut rows = Vec::new();
+        for (i, h) in headings.iter().enumerate() {
+            rows.push(LegendRow::Heading(h));
+            for s in spec.series.iter().skip(2 * i).take(2) {
+                rows.push(LegendRow::Item(s));
+            }
+        }
+        draw_side_legend(&legend, &rows, 24)
+    })?;
+    Ok(plot("checkpoint", "checkpoint", title, svg))
+}
+
+/// Records grouped by cache state, warm first, then cold, then any other.
+fn group_by_cache<'a>(records: &[&'a Record]) -> Vec<(String, Vec<&'a Record>)> {
+    let mut out: Vec<(String, Vec<&Record>)> = Vec::new();
+    for r in records {
+        match out.iter_mut().find(|(k, _)| *k == r.cache.state) {
+            Some((_, v)) => v.push(r),
+            None => out.push((r.cache.state.clone(), vec![r])),
+        }
+    }
+    out.sort_by(|a, b| rank(&CACHE_ORDER, &a.0).cmp(&rank(&CACHE_ORDER, &b.0)).then_with(|| a.0.cmp(&b.0)));
+    out
+}
+
+fn checkpoint_writer_plot(env: &Env, records: &[&Record]) -> Result<Plot, String> {
+    let cadences: BTreeSet<u64> = records.iter().filter_map(|r| r.p_num("every_txns")).map(|v| v as u64).collect();
+    let cadences: Vec<u64> = cadences.into_iter().collect();
+    let is_default = |c: u64| {
+        records.iter().any(|r| {
+            r.p_num("every_txns") == Some(c as f64)
+                && r.params.get("default_cadence").and_then(|v| v.as_bool()) == Some(true)
+        })
+    };
+    let labels: Vec<String> = cadences
+        .iter()
+        .map(|c| {
+            let n = fmt::grouped(*c as f64, 0);
+            if is_default(*c) {
+                format!("{n} (default)")
+            } else {
+                n
+            }
+        })
+        .collect();
+    let idx = |r: &Record| -> Option<f64> {
+        let c = r.p_num("every_txns")? as u64;
+        cadences.iter().position(|x| *x == c).map(|i| i as f64)
+    };
+    // The writer's numbers belong to the crash image (cadence and crash), not to the cache
+    // state it was recovered from: one point per image, from its first record. The crash
+    // images of a cadence sit side by side around its tick, so that equal values stay visible.
+    let crashes = group_by(records, "crash");
+    let dodge = |i: usize| if crashes.len() > 1 { (i as f64 - (crashes.len() - 1) as f64 / 2.0) * 0.08 } else { 0.0 };
+    let points = |rs: &[&Record], metric: &str, shift: f64| -> Vec<(f64, f64)> {
+        let mut pts: Vec<(f64, f64)> =
+            rs.iter().filter_map(|r| Some((idx(r)?, r.get(metric)?))).filter(|p| p.1.is_finite()).collect();
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        pts.dedup_by(|a, b| a.0 == b.0);
+        pts.iter().map(|p| (p.0 + shift, p.1)).collect()
+    };
+    let styles = [(PALETTE[0], Marker::Circle, false), (PALETTE[3], Marker::Triangle, true)];
+    let mut blocks = Vec::new();
+    let mut millis = Vec::new();
+    for (i, (crash, rs)) in crashes.iter().enumerate() {
+        let (c, m, dashed) = styles.get(i).copied().unwrap_or((color(i), Marker::Square, false));
+        let name = match crash.as_str() {
+            "after" => "just after a checkpoint".to_string(),
+            "before" => "just before the next one".to_string(),
+            other => other.to_string(),
+        };
+        let mut b = Series::line(name.as_str(), points(rs, "writer_extra_blocks", dodge(i)), c).marked(m);
+        b.dashed = dashed;
+        blocks.push(b);
+        let mut t = Series::line(name, points(rs, "writer_checkpoint_ms", dodge(i)), c).marked(m);
+        t.dashed = dashed;
+        millis.push(t);
+    }
+    let has_ms = millis.iter().any(|s| !s.points.is_empty());
+    let n = cadences.len().max(1) as f64;
+    let x_range = (-0.4, n - 0.6);
+    let x_keys: Vec<f64> = (0..cadences.len()).map(|i| i as f64).collect();
+    let x_label = |v: f64| category(&labels, v);
+    let signed_range = |series: &[Series]| -> (f64, f64) {
+        let vals = series.iter().flat_map(|s| s.points.iter().map(|p| p.1));
+        let (lo, hi) = vals.fold((0f64, 0f64), |(a, b), v| (a.min(v), b.max(v)));
+        if lo == 0.0 && hi == 0.0 {
+            (0.0, 1.0)
+        } else {
+            (lo * 1.1, hi * 1.1)
+        }
+    };
+    let title = "Checkpoints: what they cost the writer, by cadence";
+    let height = if has_ms { 800 } else { 500 };
+    let svg = document((960, height), title, env, |area| {
+        let (charts, legend) = area.split_horizontally(700);
+        let blocks_spec = Xy {
+            caption: Some("blocks written back because of checkpoints".into()),
+            x_desc: "checkpoint every N transactions".into(),
+            y_desc: "extra blocks written (count)".into(),
+            x_range,
+            x_keys: x_keys.clone(),
+            x_label: &x_label,
+            y_range: signed_range(&blocks),
+            y_log: false,
+            series: blocks,
+            hlines: vec![],
+            bands: vec![],
+            legend: SeriesLabelPosition::UpperRight,
+            reserve_legend: false,
+            side_legend: true,
+        };
+        if has_ms {
+            let (top, bottom) = charts.split_vertically(371);
+            draw_xy(&top, &blocks_spec)?;
+            draw_xy(
+                &bottom,
+                &Xy {
+                    caption: Some("time the writer spent in checkpoints".into()),
+                    x_desc: "checkpoint every N transactions".into(),
+                    y_desc: "writer time in checkpoints (ms)".into(),
+                    x_range,
+                    x_keys: x_keys.clone(),
+                    x_label: &x_label,
+                    y_range: zero_range(millis.iter().flat_map(|s| s.points.iter().map(|p| p.1)), 0.0),
+                    y_log: false,
+                    series: millis,
+                    hlines: vec![],
+                    bands: vec![],
+                    legend: SeriesLabelPosition::UpperRight,
+                    reserve_legend: false,
+                    side_legend: true,
+                },
+            )?;
+        } else {
+            draw_xy(&charts, &blocks_spec)?;
+        }
+        let mut rows = vec![LegendRow::Heading("the crash comes")];
+        rows.extend(blocks_spec.series.iter().map(LegendRow::Item));
+        draw_side_legend(&legend, &rows, 24)
+    })?;
+    Ok(plot("checkpoint-writer", "checkpoint", title, svg))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -874,6 +1181,7 @@ fn progress_plot(env: &Env, records: &[&Record]) -> Result<Plot, String> {
                 bands: vec![],
                 legend: SeriesLabelPosition::UpperLeft,
                 reserve_legend: true,
+                side_legend: false,
             },
         )
     })?;
@@ -935,6 +1243,7 @@ fn latency_plot(env: &Env, records: &[&Record]) -> Result<Plot, String> {
                     bands: vec![],
                     legend: SeriesLabelPosition::LowerRight,
                     reserve_legend: false,
+                    side_legend: false,
                 },
             )?;
         }
@@ -973,6 +1282,7 @@ fn bandwidth_plot(env: &Env, records: &[&Record]) -> Result<Plot, String> {
                 bands: vec![],
                 legend: SeriesLabelPosition::UpperRight,
                 reserve_legend: true,
+                side_legend: false,
             },
         )
     })?;
@@ -1016,6 +1326,76 @@ mod tests {
             }
             assert!(!p.svg.contains("NaN"), "{name}");
         }
+    }
+
+    #[test]
+    fn checkpoint_records_plot_time_against_distance_and_the_writer() {
+        let (env, records) = full_run_current(16, "a94a590663e3aa");
+        let plots = render_plots(&env, &records).expect("render");
+        let names: Vec<&str> = plots.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "scaling-throughput",
+                "scaling-speedup",
+                "scaling-efficiency",
+                "io",
+                "checkpoint",
+                "checkpoint-writer",
+                "progress",
+                "latency",
+                "bandwidth"
+            ]
+        );
+        let time = &plots[4];
+        assert_eq!(time.experiment, "checkpoint");
+        for needle in [
+            "distance from the last checkpoint record (MiB of journal written after it)",
+            // 5 ms to 400 ms: more than 10x, so a log axis
+            "recovery time (ms, log scale)",
+            "warm cache",
+            "cold cache",
+            "with checkpoints",
+            "without checkpoints",
+            "a94a590",
+            "16 CPUs Intel Xeon",
+        ] {
+            assert!(time.svg.contains(needle), "checkpoint lacks {needle:?}");
+        }
+        // two series per cache state, each with its own colour
+        for c in [PALETTE[0], PALETTE[1], PALETTE[9], PALETTE[3]] {
+            let hex = format!("#{:02X}{:02X}{:02X}", c.0, c.1, c.2);
+            assert!(time.svg.contains(&hex), "checkpoint lacks the colour {hex}");
+        }
+        let writer = &plots[5];
+        assert_eq!(writer.experiment, "checkpoint");
+        for needle in [
+            "checkpoint every N transactions",
+            "extra blocks written (count)",
+            "writer time in checkpoints (ms)",
+            "just after a checkpoint",
+            "just before the next one",
+            "3,000",
+            "a94a590",
+        ] {
+            assert!(writer.svg.contains(needle), "checkpoint-writer lacks {needle:?}");
+        }
+        for p in &plots[4..6] {
+            assert!(!p.svg.contains("NaN"), "{}", p.name);
+            assert!(p.svg.trim_end().ends_with("</svg>"), "{}", p.name);
+        }
+
+        // within 10x: a linear axis; no writer time: one panel
+        let mut close: Vec<Record> = checkpoint_records(0.15);
+        for r in &mut close {
+            let t = r.get("time_without_ms").unwrap_or(1.0);
+            r.metric("time_with_ms", t * 0.5, "ms");
+            r.metrics.remove("writer_checkpoint_ms");
+        }
+        let plots = render_plots(&env, &close).expect("render");
+        assert!(plots[0].svg.contains("recovery time (ms)"));
+        assert!(!plots[0].svg.contains("log scale"), "linear axis expected");
+        assert!(!plots[1].svg.contains("writer time in checkpoints"));
     }
 
     #[test]

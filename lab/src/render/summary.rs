@@ -5,12 +5,25 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use super::plots::Plot;
-use super::{experiments_present, fmt, of, EXPERIMENTS};
+use super::{checkpoint_record_of_current_shape, experiments_present, fmt, of, CHECKPOINT_FIND, EXPERIMENTS};
 use crate::record::{Env, Record};
 
-/// What each experiment does, in one sentence (docs/LAB.md).
-pub(crate) fn describe(experiment: &str) -> &'static str {
+/// What each experiment does, in one sentence (docs/LAB.md); `records` are the experiment's
+/// (checkpoint records of the current shape are described as what they measure now).
+pub(crate) fn describe(experiment: &str, records: &[&Record]) -> &'static str {
     match experiment {
+        "checkpoint" if records.iter().any(|r| checkpoint_record_of_current_shape(r)) => {
+            "The `default` preset with checkpoint records (dirty block table, open transactions, redo start) every \
+             N transactions, the crash just after a checkpoint or just before the next one is due (the worst \
+             case); the same crash image recovered with checkpoints (from the newest record's redo start) and \
+             without (the whole journal), taking turns, warm and cold. Distance is the journal written after the \
+             newest checkpoint record; writer extra blocks are blocks the writer wrote back beyond what the same \
+             writer writes without checkpoints."
+        }
+        "checkpoint-find" => {
+            "The time to find and read the newest checkpoint record in a directory holding 1, 64 or 1,024 of \
+             them (median of repeated finds)."
+        }
         "scaling" => {
             "Recovery of the `cpu-bound` and `memory-bound` presets with 1, 2, 4, ... workers (rayon executor, warm \
              cache, configurations interleaved); speedup is the same run's 1-worker median over this median, \
@@ -156,14 +169,16 @@ pub(crate) fn render_summary(env: &Env, records: &[Record], plots: &[Plot]) -> S
 
     let mut sections: Vec<String> = EXPERIMENTS.iter().map(|e| e.to_string()).collect();
     for e in experiments_present(records) {
-        if !sections.contains(&e) {
+        // shown with the checkpoint experiment's records
+        if !sections.contains(&e) && e != CHECKPOINT_FIND {
             sections.push(e);
         }
     }
     for e in &sections {
         let _ = writeln!(out, "\n## {}\n", md_text(e));
         let rs = of(records, e);
-        if rs.is_empty() {
+        let find = if e == "checkpoint" { of(records, CHECKPOINT_FIND) } else { Vec::new() };
+        if rs.is_empty() && find.is_empty() {
             if env.experiments.iter().any(|x| x == e) {
                 out.push_str("Not run: the run lists it but wrote no records (see the notes).\n");
             } else {
@@ -171,14 +186,173 @@ pub(crate) fn render_summary(env: &Env, records: &[Record], plots: &[Plot]) -> S
             }
             continue;
         }
-        let _ = writeln!(out, "{}\n", describe(e));
-        table(&mut out, e, &rs);
+        let (current, other): (Vec<&Record>, Vec<&Record>) =
+            rs.iter().copied().partition(|r| checkpoint_record_of_current_shape(r));
+        if current.is_empty() {
+            let _ = writeln!(out, "{}\n", describe(e, &rs));
+            if !rs.is_empty() {
+                table(&mut out, e, &rs);
+            }
+        } else {
+            let _ = writeln!(out, "{}\n", describe(e, &current));
+            checkpoint_tables(&mut out, &current);
+            if !other.is_empty() {
+                out.push_str("\nCheckpoint records of an older shape:\n\n");
+                table(&mut out, e, &other);
+            }
+        }
         let mine: Vec<&Plot> = plots.iter().filter(|p| p.experiment == *e).collect();
         for p in mine {
             let _ = writeln!(out, "\n![{}](plots/{}.svg)", md_text(&p.title).replace(['[', ']'], ""), p.name);
         }
+        if !find.is_empty() {
+            find_table(&mut out, &find);
+        }
     }
     out
+}
+
+/// A percentage of a fraction metric, one decimal, or `-`.
+fn pct(r: &Record, metric: &str) -> String {
+    r.get(metric).map(|v| fmt::fixed(v * 100.0, 1)).unwrap_or_else(|| "-".into())
+}
+
+/// A metric in its unit's format, or `-`.
+fn val(r: &Record, metric: &str) -> String {
+    r.metrics.get(metric).map(|m| fmt::value(m.value, &m.unit)).unwrap_or_else(|| "-".into())
+}
+
+/// Metrics of checkpoint records of the current shape shown in the first table.
+const CHECKPOINT_MAIN: [&str; 11] = [
+    "distance_bytes",
+    "bytes_skipped",
+    "records_skipped",
+    "time_with_ms",
+    "time_without_ms",
+    "time_ratio",
+    "blocks_written_with",
+    "blocks_written_without",
+    "find_ms",
+    "writer_extra_blocks",
+    "writer_checkpoint_ms",
+];
+
+/// Metrics of the second table, in this order; any other metric follows by name.
+const CHECKPOINT_DETAIL: [&str; 6] = [
+    "journal_bytes",
+    "checkpoints_written",
+    "redo_lag_records",
+    "dirty_at_checkpoint",
+    "writer_checkpoint_blocks",
+    "writer_background_blocks",
+];
+
+/// Checkpoint records of the current shape: what recovery skipped and what it cost, then the
+/// checkpoints and the writer in detail.
+fn checkpoint_tables(out: &mut String, rs: &[&Record]) {
+    out.push_str(
+        "| cadence (txns) | crash | cache | n | distance (MiB) | journal bytes not read (%) | records not replayed \
+         (%) | time with (ms) | time without (ms) | with / without (x) | blocks written with | blocks written \
+         without | find (ms) | writer extra blocks | writer checkpoint (ms) |\n",
+    );
+    out.push_str("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for r in rs {
+        let mut cadence = fmt::rparam(r, "every_txns");
+        if r.params.get("default_cadence").and_then(|v| v.as_bool()) == Some(true) {
+            cadence.push_str(" (default)");
+        }
+        let distance = r.get("distance_bytes").map(|b| fmt::sig3(b / (1024.0 * 1024.0))).unwrap_or_else(|| "-".into());
+        let row = [
+            md_text(&cadence),
+            md_text(&fmt::rparam(r, "crash")),
+            md_text(&fmt::cache(&r.cache)),
+            r.samples_ms.len().to_string(),
+            distance,
+            pct(r, "bytes_skipped"),
+            pct(r, "records_skipped"),
+            val(r, "time_with_ms"),
+            val(r, "time_without_ms"),
+            val(r, "time_ratio"),
+            val(r, "blocks_written_with"),
+            val(r, "blocks_written_without"),
+            val(r, "find_ms"),
+            val(r, "writer_extra_blocks"),
+            val(r, "writer_checkpoint_ms"),
+        ];
+        let _ = writeln!(out, "| {} |", row.join(" | "));
+    }
+
+    let mut metrics: Vec<String> = CHECKPOINT_DETAIL.iter().map(|m| m.to_string()).collect();
+    let others = ordered_keys(&[], rs.iter().flat_map(|r| r.metrics.keys()));
+    metrics.extend(
+        others
+            .into_iter()
+            .filter(|m| !CHECKPOINT_MAIN.contains(&m.as_str()) && !CHECKPOINT_DETAIL.contains(&m.as_str())),
+    );
+    metrics.retain(|m| rs.iter().any(|r| r.metrics.contains_key(m)));
+    let params = ordered_keys(&["txns", "style"], rs.iter().flat_map(|r| r.params.keys()))
+        .into_iter()
+        .filter(|p| !["every_txns", "crash", "default_cadence"].contains(&p.as_str()))
+        .collect::<Vec<_>>();
+    let seed_constant = constant(rs, |r| Some(r.seed)).flatten();
+    let mut header: Vec<String> = vec!["label".into()];
+    let mut align: Vec<&str> = vec!["---"];
+    for p in &params {
+        header.push(md_text(p));
+        let numeric = rs.iter().all(|r| r.params.get(p).is_none_or(|v| v.is_number() || v.is_null()));
+        align.push(if numeric { "---:" } else { "---" });
+    }
+    if seed_constant.is_none() {
+        header.push("seed".into());
+        align.push("---:");
+    }
+    header.push("samples with (ms)".into());
+    header.push("samples without (ms)".into());
+    align.extend(["---:", "---:"]);
+    let units: Vec<String> = metrics
+        .iter()
+        .map(|m| rs.iter().find_map(|r| r.metrics.get(m).map(|x| x.unit.clone())).unwrap_or_default())
+        .collect();
+    for (m, u) in metrics.iter().zip(&units) {
+        header.push(format!("{} ({})", md_text(m), md_text(u)));
+        align.push("---:");
+    }
+    out.push_str("\nThe checkpoints and the writer, per record:\n\n");
+    let _ = writeln!(out, "| {} |", header.join(" | "));
+    let _ = writeln!(out, "|{}|", align.join("|"));
+    for r in rs {
+        let mut row: Vec<String> = vec![md_text(&r.label)];
+        for p in &params {
+            row.push(md_text(&fmt::rparam(r, p)));
+        }
+        if seed_constant.is_none() {
+            row.push(r.seed.to_string());
+        }
+        row.push(sample_range(&r.samples_ms));
+        row.push(sample_range(&r.baseline_samples_ms));
+        for (m, u) in metrics.iter().zip(&units) {
+            row.push(match r.metrics.get(m) {
+                Some(x) if x.unit == *u => fmt::value(x.value, &x.unit),
+                Some(x) => format!("{} {}", fmt::value(x.value, &x.unit), md_text(&x.unit)),
+                None => "-".into(),
+            });
+        }
+        let _ = writeln!(out, "| {} |", row.join(" | "));
+    }
+    if let Some(seed) = seed_constant {
+        let _ = writeln!(out, "\nSeed {seed}.");
+    }
+}
+
+/// The checkpoint-find records: microseconds to find the newest of N records.
+fn find_table(out: &mut String, rs: &[&Record]) {
+    let _ = writeln!(out, "\n### {CHECKPOINT_FIND}\n\n{}\n", describe(CHECKPOINT_FIND, rs));
+    out.push_str("| records in the directory | find (us) |\n|---:|---:|\n");
+    let mut sorted: Vec<&Record> = rs.to_vec();
+    sorted.sort_by(|a, b| a.p_num("records").unwrap_or(f64::MAX).total_cmp(&b.p_num("records").unwrap_or(f64::MAX)));
+    for r in sorted {
+        let _ = writeln!(out, "| {} | {} |", md_text(&fmt::rparam(r, "records")), val(r, "find_us"));
+    }
 }
 
 /// The values of `f` over `rs`, if they are all the same.
@@ -349,6 +523,33 @@ mod tests {
         // one section per experiment, in order
         let pos: Vec<usize> = EXPERIMENTS.iter().map(|e| s.find(&format!("\n## {e}\n")).expect("section")).collect();
         assert!(pos.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn checkpoint_records_get_their_own_tables() {
+        let (env, records) = full_run_current(16, "a94a590663e3aa");
+        let plots = render_plots(&env, &records).expect("plots");
+        let s = render_summary(&env, &records, &plots);
+        for needle in [
+            "The `default` preset with checkpoint records (dirty block table",
+            "| cadence (txns) | crash | cache | n | distance (MiB) | journal bytes not read (%) | records not replayed \
+             (%) | time with (ms) | time without (ms) | with / without (x) |",
+            "| 3,000 (default) | before | cold (resident 0.000-0.013) | 3 | 8.00 | 87.5 | 88.8 | 60.0 | 400 | 0.15 | 512 \
+             | 4,000 | 0.310 | 1,200 | 12.0 |",
+            "| 12,000 | after | warm (resident 1.000) | 3 | 0.128 | 99.8 | 99.8 | 5.00 | 100 | 0.0500 |",
+            "| label | txns | style | samples with (ms) | samples without (ms) | journal_bytes (bytes) | \
+             checkpoints_written (count) |",
+            "| every-3000-before cold | 21,010 | incremental | 59.4-61.2 | 392-404 | 67,108,864 | 8 | 500 | 300 |",
+            "### checkpoint-find",
+            "| records in the directory | find (us) |",
+            "| 1,024 | 16.0 |",
+            "(plots/checkpoint.svg)",
+            "(plots/checkpoint-writer.svg)",
+        ] {
+            assert!(s.contains(needle), "summary lacks {needle:?}\n{s}");
+        }
+        assert!(!s.contains("\n## checkpoint-find"), "checkpoint-find has no section of its own");
+        assert!(!s.contains("chain_len"));
     }
 
     #[test]
