@@ -370,14 +370,20 @@ fn checkpoint(
         None
     };
     let default_every = bench::checkpoint::default_cadence_txns();
-    // The writer without checkpoints, for what checkpoints add to its work.
-    log("checkpoint: the writer without checkpoints");
-    let none = bench::checkpoint::prepare("default", o.seed, None, Phase::After, None, Some(work))?;
-    let base_blocks = (none.summary.writer.background_blocks + none.summary.writer.other_blocks) as f64;
-    drop(none);
+    // The writer without checkpoints, for what checkpoints add to its work: the same
+    // transactions as each crash phase runs.
+    let mut base_blocks = std::collections::BTreeMap::new();
+    for &crash in plan.crashes {
+        log(&format!("checkpoint: the writer without checkpoints, crash {}", crash.name()));
+        let txns = if crash == Phase::Before { before } else { None };
+        let none = bench::checkpoint::prepare("default", o.seed, None, crash, txns, Some(work))?;
+        let w = &none.summary.writer;
+        base_blocks.insert(crash.name(), (w.background_blocks + w.other_blocks) as f64);
+    }
     for &every in plan.cadences {
         for &crash in plan.crashes {
             let txns = if crash == Phase::Before { before } else { None };
+            let base_blocks = base_blocks.get(crash.name()).copied().unwrap_or(0.0);
             log(&format!("checkpoint: every {every}, crash {}", crash.name()));
             let p = bench::checkpoint::prepare("default", o.seed, Some(every), crash, txns, Some(work))?;
             let g = &p.summary;
@@ -424,6 +430,12 @@ fn checkpoint(
                 );
                 if let Some(secs) = g.writer.checkpoint_secs {
                     r.metric("writer_checkpoint_ms", secs * 1e3, "ms");
+                }
+                // Where the time goes, both ways (medians of the operator's phases).
+                for (way, phases) in [("with", &m.with_phase_ms), ("without", &m.without_phase_ms)] {
+                    for (phase, v) in phases.iter().filter(|(_, v)| **v >= 0.05) {
+                        r.metric(&format!("phase_{way}_{}_ms", phase.replace('-', "_")), *v, "ms");
+                    }
                 }
                 log(&format!(
                     "checkpoint: {label}: {:.1} ms with, {:.1} ms without ({:.2}x); {:.1}% of the journal not read",
