@@ -116,11 +116,13 @@ fn find(c: &mut Criterion) {
         let cdir = tmp.path().join(recovery::dir::CHECKPOINT_DIR);
         std::fs::create_dir_all(&cdir).expect("mkdir");
         for i in 0..n {
-            let r = CheckpointRecord {
-                seq: i + 1,
-                ..CheckpointRecord::new(&layout, CheckpointKind::Full, 100 * (i + 1), Vec::new(), Vec::new())
-            };
-            std::fs::write(cdir.join(recovery::checkpoint::file_name(r.seq)), r.encode()).expect("write record");
+            let r = CheckpointRecord::new(&layout, CheckpointKind::Full, 100 * (i + 1), Vec::new(), Vec::new());
+            if i + 1 == n {
+                recovery::checkpoint::write(tmp.path(), r).expect("write the newest record and its pointer");
+            } else {
+                let r = CheckpointRecord { seq: i + 1, ..r };
+                std::fs::write(cdir.join(recovery::checkpoint::file_name(r.seq)), r.encode()).expect("write record");
+            }
         }
         g.bench_function(format!("{n}-records"), |b| {
             b.iter(|| recovery::checkpoint::select(tmp.path(), &layout, 1).expect("select"))

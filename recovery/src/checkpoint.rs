@@ -38,9 +38,13 @@
 //! end 4  crc32c of everything before it
 //! ```
 //!
-//! Written atomically (temporary file, fsync, rename, directory fsync). Recovery lists the
-//! directory and reads the newest record only; a record that fails validation is passed over
-//! (and named) for the next older one.
+//! Written atomically (temporary file, fsync, rename, directory fsync), then the pointer
+//! `DIR/checkpoints/latest` (`FRCKPTR1`, the sequence number, crc32c) is replaced with the new
+//! sequence number. Recovery reads the pointer, checks that no record follows it (one stat:
+//! the pointer may lag by the record a crash interrupted), and reads that one record: the cost
+//! does not grow with the number retained. A record that fails validation, or a missing or
+//! damaged pointer, sends it to the directory listing, newest first; records passed over are
+//! named.
 
 use std::path::{Path, PathBuf};
 
@@ -59,6 +63,13 @@ pub const HEADER_LEN: usize = 80;
 /// Largest record file accepted: a corrupt count must not allocate gigabytes. A table entry
 /// per block of a 2^24-block image fits.
 pub const RECORD_BYTES_MAX: u64 = 16 << 24;
+/// The pointer to the newest record, in the checkpoint directory.
+pub const POINTER_FILE: &str = "latest";
+/// The pointer's magic.
+pub const POINTER_MAGIC: &[u8; 8] = b"FRCKPTR1";
+/// Records a pointer may lag behind (a crash between a record's rename and the pointer's
+/// replacement leaves it one behind); beyond this the directory is listed.
+const POINTER_LAG_MAX: u64 = 4;
 
 /// How the writer took a checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -434,7 +445,41 @@ pub fn write(dir: &Path, mut record: CheckpointRecord) -> Result<Written> {
     write().map_err(|e| Error::io(&tmp, "write checkpoint record", e))?;
     std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, "rename checkpoint record into place", e))?;
     fsync_dir(&cdir)?;
+    write_pointer(&cdir, record.seq)?;
     Ok(Written { path, file_bytes: bytes.len() as u64, record })
+}
+
+/// Replaces the pointer with `seq`. Not synced: a pointer lost or torn by a crash only sends
+/// the next recovery to the directory listing, and one left behind is caught by probing the
+/// next sequence number.
+fn write_pointer(cdir: &Path, seq: u64) -> Result<()> {
+    let mut b = POINTER_MAGIC.to_vec();
+    b.extend_from_slice(&seq.to_le_bytes());
+    let crc = crc32c::crc32c(&b);
+    b.extend_from_slice(&crc.to_le_bytes());
+    let tmp = cdir.join(format!("{POINTER_FILE}.tmp"));
+    std::fs::write(&tmp, &b).map_err(|e| Error::io(&tmp, "write checkpoint pointer", e))?;
+    let path = cdir.join(POINTER_FILE);
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, "replace checkpoint pointer", e))
+}
+
+/// The sequence number the pointer names, if it reads and checks.
+fn read_pointer(cdir: &Path) -> Option<u64> {
+    let b = std::fs::read(cdir.join(POINTER_FILE)).ok()?;
+    if b.len() != 20 || &b[..8] != POINTER_MAGIC || crc32c::crc32c(&b[..16]) != u32_at(&b, 16) {
+        return None;
+    }
+    Some(u64_at(&b, 8))
+}
+
+/// Whether `dir` has any checkpoint record (or temporary) file, without listing them all.
+pub fn any(dir: &Path) -> Result<bool> {
+    let cdir = dir.join(CHECKPOINT_DIR);
+    match std::fs::read_dir(&cdir) {
+        Ok(mut e) => Ok(e.any(|e| e.is_ok_and(|e| e.file_name().to_str().and_then(parse_file_name).is_some()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io(&cdir, "list checkpoint directory", e)),
+    }
 }
 
 /// Writes the first `len` bytes of `record`'s encoding as the next record's temporary file and
@@ -473,24 +518,48 @@ pub struct Selected {
 }
 
 /// Chooses the newest record that validates and whose redo start the journal still reaches
-/// (`journal_first_lsn`: the first LSN of the oldest segment present), reading records newest
-/// first and stopping at the first good one. Returns it with every newer record passed over
-/// and why, and the number of record files present.
-pub fn select(dir: &Path, layout: &Layout, journal_first_lsn: u64) -> Result<(Option<Selected>, Vec<Rejected>, usize)> {
-    let all = list(dir)?;
-    let mut rejected = Vec::new();
-    for (index, (_, path)) in all.iter().rev().enumerate() {
-        match read(path, layout) {
-            Ok(record) if record.redo_start < journal_first_lsn => rejected.push(reject(
+/// (`journal_first_lsn`: the first LSN of the oldest segment present). Returns it with every
+/// newer record passed over and why, and the number of records read.
+///
+/// The pointer names the newest record, which is read alone when it validates; otherwise the
+/// directory is listed and records are read newest first, stopping at the first good one.
+pub fn select(dir: &Path, layout: &Layout, journal_first_lsn: u64) -> Result<(Option<Selected>, Vec<Rejected>)> {
+    let cdir = dir.join(CHECKPOINT_DIR);
+    let usable = |path: &Path| -> std::result::Result<CheckpointRecord, Rejected> {
+        let record = read(path, layout)?;
+        if record.redo_start < journal_first_lsn {
+            return Err(reject(
                 path,
                 None,
                 format!("needs the journal from LSN {}, but it starts at LSN {journal_first_lsn}", record.redo_start),
-            )),
-            Ok(record) => return Ok((Some(Selected { path: path.clone(), record, index }), rejected, all.len())),
+            ));
+        }
+        Ok(record)
+    };
+    if let Some(mut seq) = read_pointer(&cdir) {
+        // A crash after a record's rename and before the pointer's replacement leaves the
+        // pointer behind: the records after it are newer.
+        let mut lag = 0;
+        while lag <= POINTER_LAG_MAX && cdir.join(file_name(seq + 1)).exists() {
+            seq += 1;
+            lag += 1;
+        }
+        let path = cdir.join(file_name(seq));
+        if lag <= POINTER_LAG_MAX {
+            if let Ok(record) = usable(&path) {
+                return Ok((Some(Selected { path, record, index: 0 }), Vec::new()));
+            }
+        }
+    }
+    let all = list(dir)?;
+    let mut rejected = Vec::new();
+    for (index, (_, path)) in all.iter().rev().enumerate() {
+        match usable(path) {
+            Ok(record) => return Ok((Some(Selected { path: path.clone(), record, index }), rejected)),
             Err(r) => rejected.push(r),
         }
     }
-    Ok((None, rejected, all.len()))
+    Ok((None, rejected))
 }
 
 /// What retention removed.
@@ -647,22 +716,50 @@ mod tests {
             write(tmp.path(), CheckpointRecord::new(&l, CheckpointKind::Full, lsn, Vec::new(), Vec::new()))
                 .expect("write");
         }
-        let (s, rejected, files) = select(tmp.path(), &l, 1).expect("select");
+        let (s, rejected) = select(tmp.path(), &l, 1).expect("select");
         let s = s.expect("one chosen");
-        assert_eq!((s.record.lsn, s.index, rejected.len(), files), (300, 0, 0, 3));
+        assert_eq!((s.record.lsn, s.index, rejected.len()), (300, 0, 0));
         let newest = list(tmp.path()).expect("list").pop().expect("newest").1;
         let mut b = std::fs::read(&newest).expect("read");
         b[30] ^= 4;
         std::fs::write(&newest, &b).expect("write");
-        let (s, rejected, _) = select(tmp.path(), &l, 1).expect("select");
+        let (s, rejected) = select(tmp.path(), &l, 1).expect("select");
         assert_eq!(s.map(|s| (s.record.lsn, s.index)), Some((200, 1)));
         assert_eq!(rejected[0].path, newest);
         // A journal that no longer reaches a record's redo start rules it out.
-        let (s, rejected, _) = select(tmp.path(), &l, 250).expect("select");
+        let (s, rejected) = select(tmp.path(), &l, 250).expect("select");
         assert!(s.is_none());
         assert_eq!(rejected.len(), 3);
         let pruned = prune(tmp.path(), 1, false).expect("prune");
         assert_eq!(pruned.checkpoints.len(), 2);
         assert_eq!(list(tmp.path()).expect("list").len(), 1);
+    }
+
+    #[test]
+    fn the_pointer_finds_the_newest_record_even_when_it_lags_or_is_lost() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let l = layout();
+        let cdir = tmp.path().join(CHECKPOINT_DIR);
+        for lsn in [100, 200, 300] {
+            write(tmp.path(), CheckpointRecord::new(&l, CheckpointKind::Full, lsn, Vec::new(), Vec::new()))
+                .expect("write");
+        }
+        assert_eq!(read_pointer(&cdir), Some(3));
+        // A crash between the newest record's rename and the pointer's replacement.
+        write_pointer(&cdir, 2).expect("pointer");
+        let (s, rejected) = select(tmp.path(), &l, 1).expect("select");
+        assert_eq!((s.map(|s| s.record.lsn), rejected.len()), (Some(300), 0));
+        // A torn pointer, and none: the listing.
+        std::fs::write(cdir.join(POINTER_FILE), b"FRCKPTR1 torn").expect("tear");
+        assert_eq!(select(tmp.path(), &l, 1).expect("select").0.map(|s| s.record.lsn), Some(300));
+        std::fs::remove_file(cdir.join(POINTER_FILE)).expect("remove");
+        assert_eq!(select(tmp.path(), &l, 1).expect("select").0.map(|s| s.record.lsn), Some(300));
+        // A pointer naming a damaged record: the listing names it and falls back.
+        write_pointer(&cdir, 3).expect("pointer");
+        std::fs::write(cdir.join(file_name(3)), b"damaged").expect("damage");
+        let (s, rejected) = select(tmp.path(), &l, 1).expect("select");
+        assert_eq!(s.map(|s| (s.record.lsn, s.index)), Some((200, 1)));
+        assert_eq!(rejected.len(), 1);
+        assert!(any(tmp.path()).expect("any"));
     }
 }

@@ -701,7 +701,7 @@ fn check_dir(dir: &Path) -> Result<()> {
 pub fn open_dir(dir: &Path, mode: RecoveryMode, io: &IoOptions) -> Result<(Layout, Journal)> {
     check_dir(dir)?;
     let layout = Layout::read_from(&dir.join(IMAGE_FILE))?;
-    let late_start_ok = !checkpoint::list(dir)?.is_empty() || !snapshot::list(dir)?.is_empty();
+    let late_start_ok = checkpoint::any(dir)? || !snapshot::list(dir)?.is_empty();
     let journal = Journal::open(
         &dir.join(JOURNAL_DIR),
         layout.geometry.image_id,
@@ -741,8 +741,6 @@ impl StartFrom {
 pub struct StartPoint {
     /// The checkpoint record recovery starts from.
     pub checkpoint: Option<checkpoint::Selected>,
-    /// Checkpoint record files present (valid or not).
-    pub checkpoint_files: usize,
     /// The snapshot chain a rebuild starts from.
     pub snapshot: Option<snapshot::Chain>,
     /// What analysis and redo skip because of it.
@@ -814,10 +812,8 @@ pub fn start_point(
     from: StartFrom,
 ) -> Result<StartPoint> {
     let first_lsn = journal.segments[0].header.first_lsn;
-    let checkpoint_files = if from == StartFrom::Snapshot { 0 } else { checkpoint::list(dir)?.len() };
     let mut sp = StartPoint {
         checkpoint: None,
-        checkpoint_files,
         snapshot: None,
         filter: None,
         rejected: Vec::new(),
@@ -853,7 +849,7 @@ pub fn start_point(
             return Ok(sp);
         }
         StartFrom::Checkpoint => {
-            let (sel, rejected, _) = checkpoint::select(dir, layout, first_lsn)?;
+            let (sel, rejected) = checkpoint::select(dir, layout, first_lsn)?;
             sp.find_ms = found.elapsed().as_secs_f64() * 1e3;
             sp.rejected = rejected;
             if let Some(sel) = sel {
@@ -917,7 +913,6 @@ fn start_point_pinned(dir: &Path, layout: &Layout, journal: &mut Journal, pin: P
             let bytes_skipped = journal.start_at(filter.start);
             Ok(StartPoint {
                 checkpoint: Some(sel),
-                checkpoint_files: checkpoint::list(dir)?.len(),
                 snapshot: None,
                 filter: Some(filter),
                 rejected: Vec::new(),
@@ -943,7 +938,6 @@ fn start_point_pinned(dir: &Path, layout: &Layout, journal: &mut Journal, pin: P
             let bytes_skipped = journal.start_at(filter.start);
             Ok(StartPoint {
                 checkpoint: None,
-                checkpoint_files: checkpoint::list(dir)?.len(),
                 snapshot: Some(chain),
                 filter: Some(filter),
                 rejected: Vec::new(),
@@ -963,7 +957,10 @@ fn check_copy_start(sp: &StartPoint, analysis: &Analysis, dir: &Path) -> Result<
     if analysis.counts.copies == 0 || sp.snapshot.is_some() {
         return Ok(());
     }
-    let back = sp.checkpoint.as_ref().map_or(sp.checkpoint_files, |c| c.index);
+    let back = match &sp.checkpoint {
+        Some(c) => c.index,
+        None => checkpoint::list(dir)?.len(),
+    };
     if back <= 1 {
         return Ok(());
     }
@@ -1223,12 +1220,9 @@ fn recover_inner(
     let pin_path = dir.join(RECOVERING_FILE);
     let pinned = read_pin(&pin_path).filter(|p| p.files == fingerprint && p.version == PIN_VERSION);
     let from = StartFrom::of(opts);
-    let listed = match from {
-        StartFrom::Snapshot => snapshot::list(dir)?.len() as u64,
-        StartFrom::Checkpoint => checkpoint::list(dir)?.len() as u64,
-        StartFrom::Journal => 0,
-    };
-    t.begin(Phase::LoadCheckpoint, listed, 0);
+    // Known at the start: the newest record (or snapshot chain) is read; fallbacks add to it.
+    let expected = u64::from(from != StartFrom::Journal);
+    t.begin(Phase::LoadCheckpoint, expected, 0);
     let mut start = match &pinned {
         Some(p) => start_point_pinned(dir, &layout, &mut journal, p.start)?,
         None => start_point(dir, &layout, &mut journal, opts.mode, from)?,
@@ -1252,11 +1246,11 @@ fn recover_inner(
         (Some(c), _) => t.note(format!("record {} (LSN {}), {tried} newer rejected", c.record.seq, c.record.lsn)),
         (_, Some(c)) => t.note(format!("snapshot chain {:?}, {tried} rejected", c.seqs())),
         _ if from == StartFrom::Journal => t.note("checkpoints ignored as asked"),
-        _ if listed == 0 => t.note("no checkpoints"),
-        _ => t.note(format!("none of {listed} usable")),
+        _ if tried == 0 => t.note("no checkpoints"),
+        _ => t.note(format!("none of {tried} usable")),
     }
     let used = u64::from(start.checkpoint.is_some() || start.snapshot.is_some());
-    t.finish(listed, tried + used, 0);
+    t.finish(tried + used, tried + used, 0);
     t.check_cancel(dir, image_changed.get())?;
     let setup = parallel_setup(opts, &mut report.parallel)?;
     // The first segment's blocks before the start point are not scanned.
