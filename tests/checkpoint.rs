@@ -499,12 +499,12 @@ fn an_interrupted_recovery_with_copies_is_finished_from_the_start_point_it_chose
             Err(e) => panic!("seed {seed}: {e}"),
             Ok(_) => continue, // fewer blocks changed than the fault point
         }
-        assert!(d.join("recovering.json").exists(), "seed {seed}: the start point is pinned");
+        assert!(d.join("recovery.cpl").exists(), "seed {seed}: the copy log pins the start point");
         // Run 2 asks for the whole journal; the pin wins, and the result is right.
         let r = recover(&d, &RecoverOptions { use_checkpoints: false, ..RecoverOptions::default() }).expect("rerun");
         assert!(r.checkpoint.is_some(), "seed {seed}: the pinned record is used");
         assert!(matches_oracle(&d), "seed {seed}: differs from the oracle");
-        assert!(!d.join("recovering.json").exists(), "seed {seed}: the pin goes with success");
+        assert!(d.join("recovery.cpl").exists(), "seed {seed}: the log stays for --force");
     }
     // The pinned record damaged between the runs: a clear error, not a wrong image.
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -547,44 +547,52 @@ fn a_crash_during_recovery_of_a_journal_with_copies_is_repaired_by_the_next_run(
                     ..RecoverOptions::default()
                 };
                 match recover(&d, &crashed) {
-                    Err(Error::InjectedFault(_)) => {}
+                    Err(Error::InjectedFault(_)) => {
+                        assert!(d.join("recovery.cpl").exists(), "{what}: the log is durable before any write");
+                    }
                     Ok(_) => {} // fewer blocks to write than the fault point
                     Err(e) => panic!("{what}: {e}"),
                 }
-                let r = recover(&d, &RecoverOptions { workers: Some(2), ..RecoverOptions::default() })
+                recover(&d, &RecoverOptions { workers: Some(2), ..RecoverOptions::default() })
                     .unwrap_or_else(|e| panic!("{what}: {e}"));
-                assert!(matches_oracle(&d), "{what}: differs from the oracle ({:?})", r.resumed_from_doublewrite);
-                assert!(!d.join("recovery.dwb").exists(), "{what}: the doublewrite file goes with success");
+                assert!(matches_oracle(&d), "{what}: differs from the oracle");
+            }
+        }
+    }
+}
+
+/// `recover --force` on a directory already recovered, and a recovery repeated after its copy
+/// log is damaged: copies whose sources now hold their final content read what they read the
+/// first time (the log), so the image stays the oracle's.
+#[test]
+fn a_recovered_journal_with_copies_recovers_again_to_the_same_image() {
+    for seed in 0..6u64 {
+        for workers in [1, 2] {
+            let what = format!("seed {seed}, {workers} workers");
+            let tmp = tempfile::tempdir().expect("tempdir");
+            let d = copy_heavy(tmp.path(), seed);
+            let o = RecoverOptions { workers: Some(workers), parallel_threshold: 0, ..RecoverOptions::default() };
+            let r = recover(&d, &o).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert!(r.copy_log.is_some_and(|c| c.copies > 0), "{what}: copies logged");
+            assert!(matches_oracle(&d), "{what}");
+            for _ in 0..2 {
+                let r = recover(&d, &RecoverOptions { force: true, ..o }).unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert!(!r.parallel.warnings.is_empty(), "{what}: the repeat says it used the log");
+                assert!(matches_oracle(&d), "{what}: --force changed the image");
             }
         }
     }
 }
 
 #[test]
-fn an_interrupted_in_place_write_is_finished_from_the_doublewrite_file_and_a_torn_one_is_ignored() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let d = copy_heavy(tmp.path(), 3);
-    let crashed = RecoverOptions {
-        image_io: ImageIo::Pwrite,
-        fault: Some(recovery::FaultPoint::AfterBlockWrites(20)),
-        ..RecoverOptions::default()
-    };
-    recover(&d, &crashed).expect_err("injected fault");
-    assert!(d.join("recovery.dwb").exists());
-    let r = recover(&d, &RecoverOptions::default()).expect("finish");
-    assert!(r.resumed_from_doublewrite.is_some_and(|n| n > 20), "{:?}", r.resumed_from_doublewrite);
-    assert!(matches_oracle(&d));
-    assert!(r.to_string().contains("doublewrite"), "{r}");
-    let again = recover(&d, &RecoverOptions::default()).expect("again");
-    assert!(again.already_recovered);
-
-    // A doublewrite file torn while it was written (the in-place writes never began) is
-    // discarded, and recovery starts over.
+fn a_torn_copy_log_is_discarded_and_the_recovery_starts_over() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let d = copy_heavy(tmp.path(), 4);
-    std::fs::write(d.join("recovery.dwb"), b"FRDWB001 torn").expect("write");
-    let r = recover(&d, &RecoverOptions::default()).expect("recover");
-    assert!(r.resumed_from_doublewrite.is_none());
+    let image = std::fs::read(d.join("image.img")).expect("image");
+    std::fs::write(d.join("recovery.cpl"), b"FRCPYL01 torn").expect("write");
+    recover(&d, &RecoverOptions::default()).expect("recover");
     assert!(matches_oracle(&d));
-    assert!(!d.join("recovery.dwb").exists());
+    assert_ne!(std::fs::read(d.join("image.img")).expect("image"), image);
+    // The log this recovery wrote replaced the torn one.
+    assert!(std::fs::metadata(d.join("recovery.cpl")).expect("log").len() > 100);
 }

@@ -70,6 +70,126 @@ impl TxnSet {
     }
 }
 
+/// An LSN per image block: a dense array for images of up to 2^22 blocks (32 MiB of table at
+/// most; redo looks blocks up once or twice per record, and a hash lookup there costed more
+/// than the rest of the lookup's work), else a hash map. 0 means none (LSNs start at 1).
+#[derive(Debug, Clone)]
+pub enum BlockTable {
+    /// Indexed by block.
+    Dense(Vec<u64>),
+    /// Only the blocks that have an LSN.
+    Sparse(FxHashMap<u64, u64>),
+}
+
+/// Largest image, in blocks, whose per-block tables are dense arrays.
+const DENSE_BLOCKS_MAX: u64 = 1 << 22;
+
+impl BlockTable {
+    /// An empty table for an image of `block_count` blocks.
+    pub fn new(block_count: u64) -> BlockTable {
+        if block_count <= DENSE_BLOCKS_MAX {
+            BlockTable::Dense(vec![0; block_count as usize])
+        } else {
+            BlockTable::Sparse(FxHashMap::default())
+        }
+    }
+
+    /// The block's LSN, if it has one.
+    #[inline]
+    pub fn get(&self, block: u64) -> Option<u64> {
+        match self {
+            BlockTable::Dense(v) => v.get(block as usize).copied().filter(|&l| l != 0),
+            BlockTable::Sparse(m) => m.get(&block).copied(),
+        }
+    }
+
+    /// Raises the block's LSN to `lsn` (keeps the larger). Blocks outside a dense table's range
+    /// are ignored (analysis refuses records naming them before they get here).
+    pub fn raise(&mut self, block: u64, lsn: u64) {
+        match self {
+            BlockTable::Dense(v) => {
+                if let Some(x) = v.get_mut(block as usize) {
+                    *x = (*x).max(lsn);
+                }
+            }
+            BlockTable::Sparse(m) => {
+                let e = m.entry(block).or_insert(lsn);
+                *e = (*e).max(lsn);
+            }
+        }
+    }
+
+    /// Whether the block has an LSN.
+    pub fn contains(&self, block: u64) -> bool {
+        self.get(block).is_some()
+    }
+
+    /// Blocks that have an LSN.
+    pub fn len(&self) -> usize {
+        match self {
+            BlockTable::Dense(v) => v.iter().filter(|&&l| l != 0).count(),
+            BlockTable::Sparse(m) => m.len(),
+        }
+    }
+
+    /// Whether no block has an LSN.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A set of image blocks: a bitmap for images of up to 2^27 blocks (16 MiB of bits at most),
+/// else a hash set.
+#[derive(Debug, Clone)]
+pub enum BlockSet {
+    /// One bit per block.
+    Bits(Vec<u64>),
+    /// The blocks in the set.
+    Hash(FxHashSet<u64>),
+}
+
+impl BlockSet {
+    /// An empty set for an image of `block_count` blocks.
+    pub fn new(block_count: u64) -> BlockSet {
+        if block_count <= 1 << 27 {
+            BlockSet::Bits(vec![0; block_count.div_ceil(64) as usize])
+        } else {
+            BlockSet::Hash(FxHashSet::default())
+        }
+    }
+
+    /// Adds `block` (ignored when outside a bitmap's range).
+    #[inline]
+    pub fn insert(&mut self, block: u64) {
+        match self {
+            BlockSet::Bits(w) => {
+                if let Some(word) = w.get_mut((block / 64) as usize) {
+                    *word |= 1 << (block % 64);
+                }
+            }
+            BlockSet::Hash(h) => {
+                h.insert(block);
+            }
+        }
+    }
+
+    /// The blocks, ascending.
+    pub fn sorted(&self) -> Vec<u64> {
+        match self {
+            BlockSet::Bits(w) => w
+                .iter()
+                .enumerate()
+                .flat_map(|(i, &word)| (0..64u64).filter(move |b| word & (1 << b) != 0).map(move |b| i as u64 * 64 + b))
+                .collect(),
+            BlockSet::Hash(h) => {
+                let mut v: Vec<u64> = h.iter().copied().collect();
+                v.sort_unstable();
+                v
+            }
+        }
+    }
+}
+
 /// One transaction's entry in the table.
 #[derive(Debug, Clone)]
 pub struct TxnEntry {
@@ -288,7 +408,7 @@ pub struct Analyzer<'a> {
     mode: RecoveryMode,
     steal: bool,
     txns: FxHashMap<u64, TxnEntry>,
-    touched: FxHashSet<u64>,
+    touched: BlockSet,
     invalid: Vec<InvalidNote>,
     rejected: FxHashSet<u64>,
     counts: RecordCounts,
@@ -335,12 +455,12 @@ pub struct Analysis {
     /// Every image block some record changes, plus the bitmaps orphan cleanup reads.
     pub touched: Vec<u64>,
     /// Newest full-block write to each block among the records redo applies.
-    pub last_full: FxHashMap<u64, u64>,
+    pub last_full: BlockTable,
     /// For blocks copies read before their newest full-block write: the newest such read.
     /// Writes at or below it must be replayed even though a full-block write follows.
-    pub read_floor: FxHashMap<u64, u64>,
+    pub read_floor: BlockTable,
     /// Newest revoke of each block by a committed transaction.
-    pub revoked: FxHashMap<u64, u64>,
+    pub revoked: BlockTable,
     /// Undoable records of losers, newest first (steal only).
     pub undo: Vec<UndoLoc>,
     /// Records skip-corrupt passed over as invalid.
@@ -353,13 +473,15 @@ pub struct Analysis {
 
 impl Analysis {
     /// Whether a change to `block` at `lsn` is made irrelevant by a later full-block write.
+    #[inline]
     pub fn superseded(&self, block: u64, lsn: u64) -> bool {
-        self.last_full.get(&block).is_some_and(|&f| lsn < f) && self.read_floor.get(&block).is_none_or(|&r| lsn > r)
+        self.last_full.get(block).is_some_and(|f| lsn < f) && self.read_floor.get(block).is_none_or(|r| lsn > r)
     }
 
     /// Whether a change to `block` at `lsn` lies below a committed revoke of the block.
+    #[inline]
     pub fn revoked_at(&self, block: u64, lsn: u64) -> bool {
-        self.revoked.get(&block).is_some_and(|&r| lsn < r)
+        self.revoked.get(block).is_some_and(|r| lsn < r)
     }
 
     /// Whether redo applies the records of transaction `txid` (records the start point makes
@@ -407,6 +529,10 @@ impl Analysis {
 impl<'a> Analyzer<'a> {
     /// A new, empty analysis for `journal` against `layout`.
     pub fn new(layout: &'a Layout, journal: &'a Journal, mode: RecoveryMode) -> Self {
+        Analyzer::with_touched(layout, journal, mode, BlockSet::new(layout.block_count()))
+    }
+
+    fn with_touched(layout: &'a Layout, journal: &'a Journal, mode: RecoveryMode, touched: BlockSet) -> Self {
         Analyzer {
             layout,
             start: None,
@@ -414,7 +540,7 @@ impl<'a> Analyzer<'a> {
             mode,
             steal: journal.steal(),
             txns: FxHashMap::default(),
-            touched: FxHashSet::default(),
+            touched,
             invalid: Vec::new(),
             rejected: FxHashSet::default(),
             counts: RecordCounts::default(),
@@ -442,7 +568,12 @@ impl<'a> Analyzer<'a> {
 
     /// An analysis of one chunk of the journal, to be merged in order with [`absorb`](Self::absorb).
     pub fn new_partial(layout: &'a Layout, journal: &'a Journal) -> Self {
-        Analyzer { partial: true, ..Analyzer::new(layout, journal, RecoveryMode::Absolute) }
+        // A chunk's analysis keeps no touched set (the parallel scan derives it from its
+        // routing entries), so it allocates none.
+        let mut a =
+            Analyzer::with_touched(layout, journal, RecoveryMode::Absolute, BlockSet::Hash(FxHashSet::default()));
+        a.partial = true;
+        a
     }
 
     /// After the last [`absorb`](Self::absorb): false when a transaction id that began and
@@ -468,7 +599,9 @@ impl<'a> Analyzer<'a> {
 
     /// Adds blocks to the touched set (a parallel scan supplies them after merging).
     pub fn add_touched(&mut self, blocks: impl IntoIterator<Item = u64>) {
-        self.touched.extend(blocks);
+        for b in blocks {
+            self.touched.insert(b);
+        }
     }
 
     /// Whether a partial analysis met something only the serial path can judge exactly.
@@ -653,8 +786,9 @@ impl<'a> Analyzer<'a> {
     /// cannot reconstruct the source's content there (its earlier writes are not replayed).
     pub fn finish(self) -> Result<Analysis> {
         let steal = self.steal;
-        let mut last_full: FxHashMap<u64, u64> = FxHashMap::default();
-        let mut revoked: FxHashMap<u64, u64> = FxHashMap::default();
+        let blocks = self.layout.block_count();
+        let mut last_full = BlockTable::new(blocks);
+        let mut revoked = BlockTable::new(blocks);
         let mut reads: Vec<(u64, UndoLoc)> = Vec::new();
         let mut undo = Vec::new();
         if let Some(start) = &self.start {
@@ -680,8 +814,7 @@ impl<'a> Analyzer<'a> {
             let redone = steal || t.outcome == TxnOutcome::Committed;
             if redone {
                 for &(b, lsn) in &t.full_writes {
-                    let e = last_full.entry(b).or_insert(lsn);
-                    *e = (*e).max(lsn);
+                    last_full.raise(b, lsn);
                 }
                 reads.extend_from_slice(&t.reads);
             }
@@ -689,8 +822,7 @@ impl<'a> Analyzer<'a> {
             // block, so nobody can have reused it.
             if t.outcome == TxnOutcome::Committed {
                 for &(b, lsn) in &t.revokes {
-                    let e = revoked.entry(b).or_insert(lsn);
-                    *e = (*e).max(lsn);
+                    revoked.raise(b, lsn);
                 }
             }
             if steal && matches!(t.outcome, TxnOutcome::InFlight | TxnOutcome::Damaged) {
@@ -699,20 +831,18 @@ impl<'a> Analyzer<'a> {
         }
         let done = self.done;
         for &(b, lsn) in &done.full_writes {
-            let e = last_full.entry(b).or_insert(lsn);
-            *e = (*e).max(lsn);
+            last_full.raise(b, lsn);
         }
         for &(b, lsn) in &done.revokes {
-            let e = revoked.entry(b).or_insert(lsn);
-            *e = (*e).max(lsn);
+            revoked.raise(b, lsn);
         }
         reads.extend_from_slice(&done.reads);
         undo.sort_unstable_by_key(|u| std::cmp::Reverse(u.lsn));
         // A copy reads its source as of its LSN, so a full-block write may only make earlier
         // writes of that block irrelevant when no copy reads the block in between.
-        let mut read_floor: FxHashMap<u64, u64> = FxHashMap::default();
+        let mut read_floor = BlockTable::new(blocks);
         for &(src, loc) in &reads {
-            if let Some(&r) = revoked.get(&src) {
+            if let Some(r) = revoked.get(src) {
                 if loc.lsn < r {
                     return Err(Error::InvalidRecord {
                         path: self.journal.segments[loc.segment as usize].path.clone(),
@@ -722,17 +852,16 @@ impl<'a> Analyzer<'a> {
                     });
                 }
             }
-            if last_full.get(&src).is_some_and(|&f| loc.lsn < f) {
-                let e = read_floor.entry(src).or_insert(loc.lsn);
-                *e = (*e).max(loc.lsn);
+            if last_full.get(src).is_some_and(|f| loc.lsn < f) {
+                read_floor.raise(src, loc.lsn);
             }
         }
         let mut touched = self.touched;
         // Orphan cleanup reads the whole orphan bitmap and may clear inode bits anywhere.
-        touched.extend(self.layout.orphan_bitmap.clone());
-        touched.extend(self.layout.inode_bitmap.clone());
-        let mut touched: Vec<u64> = touched.into_iter().collect();
-        touched.sort_unstable();
+        for b in self.layout.orphan_bitmap.clone().chain(self.layout.inode_bitmap.clone()) {
+            touched.insert(b);
+        }
+        let touched = touched.sorted();
         let committed_ids = self
             .txns
             .iter()

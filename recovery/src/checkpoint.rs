@@ -230,7 +230,7 @@ impl CheckpointRecord {
             b.extend_from_slice(&d.block.to_le_bytes());
             b.extend_from_slice(&d.rec_lsn.to_le_bytes());
         }
-        let crc = crc32c::crc32c(&b);
+        let crc = crate::crc::crc32c(&b);
         b.extend_from_slice(&crc.to_le_bytes());
         b
     }
@@ -248,7 +248,7 @@ impl CheckpointRecord {
         }
         let body = &bytes[..bytes.len() - 4];
         let stored = u32_at(bytes, bytes.len() - 4);
-        let computed = crc32c::crc32c(body);
+        let computed = crate::crc::crc32c(body);
         if stored != computed {
             return Err((
                 (bytes.len() - 4) as u64,
@@ -455,7 +455,7 @@ pub fn write(dir: &Path, mut record: CheckpointRecord) -> Result<Written> {
 fn write_pointer(cdir: &Path, seq: u64) -> Result<()> {
     let mut b = POINTER_MAGIC.to_vec();
     b.extend_from_slice(&seq.to_le_bytes());
-    let crc = crc32c::crc32c(&b);
+    let crc = crate::crc::crc32c(&b);
     b.extend_from_slice(&crc.to_le_bytes());
     let tmp = cdir.join(format!("{POINTER_FILE}.tmp"));
     std::fs::write(&tmp, &b).map_err(|e| Error::io(&tmp, "write checkpoint pointer", e))?;
@@ -466,7 +466,7 @@ fn write_pointer(cdir: &Path, seq: u64) -> Result<()> {
 /// The sequence number the pointer names, if it reads and checks.
 fn read_pointer(cdir: &Path) -> Option<u64> {
     let b = std::fs::read(cdir.join(POINTER_FILE)).ok()?;
-    if b.len() != 20 || &b[..8] != POINTER_MAGIC || crc32c::crc32c(&b[..16]) != u32_at(&b, 16) {
+    if b.len() != 20 || &b[..8] != POINTER_MAGIC || crate::crc::crc32c(&b[..16]) != u32_at(&b, 16) {
         return None;
     }
     Some(u64_at(&b, 8))
@@ -690,7 +690,7 @@ mod tests {
         let reseal = |r: &CheckpointRecord| {
             let mut b = r.encode();
             let n = b.len() - 4;
-            let crc = crc32c::crc32c(&b[..n]);
+            let crc = crate::crc::crc32c(&b[..n]);
             b[n..].copy_from_slice(&crc.to_le_bytes());
             b
         };

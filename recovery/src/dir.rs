@@ -7,9 +7,8 @@
 //! DIR/snapshots/snap-*.fcp    snapshots, a backup of the image (see `snapshot`)
 //! DIR/LOCK               exclusive lock held by a running recovery
 //! DIR/recovered.json     written after a successful recovery (see `marker`)
-//! DIR/recovering.json    the start point of a recovery in progress, when it must not change
-//! DIR/recovery.dwb       a recovery's changed blocks, before they are written in place
-//!                        (journals with copies; see `doublewrite`)
+//! DIR/recovery.cpl       what copies read, and the start point, of the last recovery of a
+//!                        journal with copies or a rebuild (see `copylog`)
 //! DIR/manifest.json      generator parameters and seed (crash states only)
 //! DIR/expected.json      oracle: expected image digest (crash states only)
 //! DIR/expected.digests   oracle: per-block xxh3-64 digests, little-endian u64 each
@@ -33,8 +32,6 @@ pub const EXPECTED_DIGESTS_FILE: &str = "expected.digests";
 pub const CHECKPOINT_DIR: &str = "checkpoints";
 /// The snapshot directory.
 pub const SNAPSHOT_DIR: &str = "snapshots";
-/// The start point pinned by a recovery in progress.
-pub const RECOVERING_FILE: &str = "recovering.json";
 
 /// Makes `dir`'s entries durable (creations, renames, removals in it).
 pub(crate) fn fsync_dir(dir: &std::path::Path) -> crate::Result<()> {

@@ -166,7 +166,7 @@ impl Layout {
         {
             b[40 + 8 * i..48 + 8 * i].copy_from_slice(&v.to_le_bytes());
         }
-        let crc = crc32c::crc32c(&b[..124]);
+        let crc = crate::crc::crc32c(&b[..124]);
         b[124..128].copy_from_slice(&crc.to_le_bytes());
         b
     }
@@ -182,7 +182,7 @@ impl Layout {
             return Err(bad(0, "bad superblock magic".into()));
         }
         let stored = le_u32(bytes, 124);
-        let computed = crc32c::crc32c(&bytes[..124]);
+        let computed = crate::crc::crc32c(&bytes[..124]);
         if stored != computed {
             return Err(bad(
                 124,

@@ -30,8 +30,9 @@
 
 pub mod analysis;
 pub mod checkpoint;
+pub mod copylog;
+pub mod crc;
 pub mod dir;
-pub mod doublewrite;
 pub mod error;
 pub mod format;
 pub mod image;
@@ -42,6 +43,7 @@ pub mod progress;
 pub mod recover;
 pub mod replay;
 pub mod scan;
+pub mod shadow;
 pub mod snapshot;
 pub mod topology;
 

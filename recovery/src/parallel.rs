@@ -21,11 +21,11 @@
 //! sent only after every batch holding a pending publish, so an unsent batch never hides the
 //! publish a worker waits for. Then each worker undoes its own blocks' loser changes.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, OnceLock};
 use std::time::Instant;
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 use crate::analysis::{invalid_reason, target_block, Analysis, Analyzer, StartFilter};
 use crate::error::{CorruptKind, Error, Result};
@@ -34,8 +34,9 @@ use crate::format::record::{decode_body, decode_header_with, Record};
 use crate::image::Layout;
 use crate::journal::{Journal, SegmentBytes};
 use crate::progress::Tracker;
-use crate::replay::{redo_record, undo_losers, FaultPoint, ImageBlocks, ReplayStats};
+use crate::replay::{redo_record, undo_losers, ImageBlocks, ReplayStats};
 use crate::scan::{torn_tail, valid_data_after, RecordCtx, ScanOutcome, TailCut};
+use crate::shadow::{BlockStore, ImageMap, StoreView};
 use crate::topology::{pin_current, PinPlan};
 use crate::RecoveryMode;
 
@@ -489,108 +490,6 @@ impl Partitioner {
     }
 }
 
-/// The mapped image shared by the replay workers.
-pub struct SharedImage {
-    ptr: *mut u8,
-    block_size: usize,
-    block_count: u64,
-}
-
-// SAFETY: the pointer refers to a mapping that outlives every worker (the scope that borrows
-// it ends before the mapping is touched again), and workers only ever form slices of blocks
-// their partition owns (checked in `WorkerImage::slice`), so no two threads access one byte.
-unsafe impl Send for SharedImage {}
-// SAFETY: as above: shared access never aliases a byte between threads.
-unsafe impl Sync for SharedImage {}
-
-impl SharedImage {
-    /// Wraps a writable mapping of `block_count` blocks of `block_size` bytes.
-    pub fn new(map: &mut [u8], block_size: usize, block_count: u64) -> SharedImage {
-        debug_assert_eq!(map.len() as u64, block_count * block_size as u64);
-        SharedImage { ptr: map.as_mut_ptr(), block_size, block_count }
-    }
-}
-
-/// Blocks a worker changed: a bitmap for images of up to 2^27 blocks, else a hash set.
-enum DirtySet {
-    Bits { words: Vec<u64>, blocks: Vec<u64> },
-    Hash(FxHashSet<u64>),
-}
-
-impl DirtySet {
-    fn new(block_count: u64) -> DirtySet {
-        if block_count <= 1 << 27 {
-            DirtySet::Bits { words: vec![0; block_count.div_ceil(64) as usize], blocks: Vec::new() }
-        } else {
-            DirtySet::Hash(FxHashSet::default())
-        }
-    }
-
-    /// Adds `block`; true when it was not in the set.
-    fn insert(&mut self, block: u64) -> bool {
-        match self {
-            DirtySet::Bits { words, blocks } => {
-                let (w, m) = ((block / 64) as usize, 1u64 << (block % 64));
-                match words.get_mut(w) {
-                    Some(word) if *word & m == 0 => {
-                        *word |= m;
-                        blocks.push(block);
-                        true
-                    }
-                    Some(_) => false,
-                    None => false,
-                }
-            }
-            DirtySet::Hash(h) => h.insert(block),
-        }
-    }
-
-    fn into_blocks(self) -> FxHashSet<u64> {
-        match self {
-            DirtySet::Bits { blocks, .. } => blocks.into_iter().collect(),
-            DirtySet::Hash(h) => h,
-        }
-    }
-}
-
-struct WorkerImage<'s> {
-    shared: &'s SharedImage,
-    me: usize,
-    parts: Partitioner,
-    dirty: DirtySet,
-    dirty_total: &'s AtomicU64,
-    fail_after: Option<u64>,
-}
-
-impl WorkerImage<'_> {
-    fn slice(&mut self, block: u64) -> Result<&mut [u8]> {
-        if block >= self.shared.block_count || self.parts.of(block) != self.me {
-            return Err(Error::Config(format!("worker {} touched block {block}, which it does not own", self.me)));
-        }
-        let bs = self.shared.block_size;
-        // SAFETY: the block lies inside the mapping (checked above) and belongs to this
-        // worker's partition, so no other thread forms a slice over these bytes; `&mut self`
-        // keeps this worker from holding two slices at once.
-        Ok(unsafe { std::slice::from_raw_parts_mut(self.shared.ptr.add(block as usize * bs), bs) })
-    }
-}
-
-impl ImageBlocks for WorkerImage<'_> {
-    fn block_mut(&mut self, block: u64, _overwrite: bool) -> Result<&mut [u8]> {
-        if self.dirty.insert(block) {
-            let n = self.dirty_total.fetch_add(1, Ordering::Relaxed) + 1;
-            if self.fail_after.is_some_and(|limit| n > limit) {
-                return Err(Error::InjectedFault("after-block-writes"));
-            }
-        }
-        self.slice(block)
-    }
-
-    fn block(&mut self, block: u64) -> Result<&[u8]> {
-        self.slice(block).map(|s| &*s)
-    }
-}
-
 enum Task {
     Apply { segment: u32, start: u64 },
     Publish { segment: u32, start: u64, slot: usize },
@@ -717,8 +616,6 @@ pub struct Pass2 {
     pub stats: ReplayStats,
     /// The dependency graph's work and span, when asked for.
     pub deps: Option<DependencyStats>,
-    /// Blocks the workers changed.
-    pub dirty: FxHashSet<u64>,
 }
 
 fn load_record<'b>(
@@ -754,25 +651,14 @@ fn worker_loop(
     layout: &Layout,
     journal: &Journal,
     analysis: &Analysis,
-    shared: &SharedImage,
+    map: &ImageMap,
+    store: &mut BlockStore,
     exchange: &Exchange,
     rxs: Vec<mpsc::Receiver<Vec<Task>>>,
-    dirty_total: &AtomicU64,
-    fault: Option<FaultPoint>,
     progress: &Tracker<'_>,
-) -> Result<(ReplayStats, FxHashSet<u64>)> {
+) -> Result<ReplayStats> {
     let parts = Partitioner::new(setup.workers, layout.block_count());
-    let mut img = WorkerImage {
-        shared,
-        me,
-        parts,
-        dirty: DirtySet::new(layout.block_count()),
-        dirty_total,
-        fail_after: match fault {
-            Some(FaultPoint::AfterBlockWrites(n)) => Some(n),
-            _ => None,
-        },
-    };
+    let mut img = OwnedView { view: StoreView { map, store }, parts, me };
     let owns = move |b: u64| parts.of(b) == me;
     let mut stats = ReplayStats::default();
     let mut cur: Option<(u32, SegmentBytes)> = None;
@@ -811,8 +697,7 @@ fn worker_loop(
                 // Both sides of a hand-off see the same record and skip it alike.
                 (Task::Publish { .. } | Task::Consume { .. }, _) if skip => {}
                 (Task::Publish { slot, .. }, Record::Copy { src, src_offset, len, .. }) => {
-                    let (o, n) = (src_offset as usize, len as usize);
-                    let bytes = img.block(src)?[o..o + n].to_vec();
+                    let bytes = img.copy_source(h.lsn, src, src_offset as usize, len as usize)?;
                     exchange.publish(slot, bytes);
                 }
                 (Task::Consume { slot, .. }, Record::Copy { dst, dst_offset, len, .. }) => {
@@ -849,7 +734,42 @@ fn worker_loop(
         progress.add_busy(slot, t0.elapsed());
     }
     progress.batch_apply.merge(&batch_times);
-    Ok((stats, img.dirty.into_blocks()))
+    Ok(stats)
+}
+
+/// A worker's view of the image: its own store, and a check that it only changes blocks its
+/// partition owns (disjoint ownership is what lets workers replay without locks).
+struct OwnedView<'a> {
+    view: StoreView<'a>,
+    parts: Partitioner,
+    me: usize,
+}
+
+impl ImageBlocks for OwnedView<'_> {
+    fn block_mut(&mut self, block: u64, overwrite: bool) -> Result<&mut [u8]> {
+        if self.parts.of(block) != self.me {
+            return Err(Error::Config(format!("worker {} changed block {block}, which it does not own", self.me)));
+        }
+        self.view.block_mut(block, overwrite)
+    }
+
+    fn block(&mut self, block: u64) -> Result<&[u8]> {
+        if self.parts.of(block) != self.me {
+            return Err(Error::Config(format!("worker {} read block {block}, which it does not own", self.me)));
+        }
+        self.view.block(block)
+    }
+
+    fn write_bytes(&mut self, block: u64, offset: usize, bytes: &[u8]) -> Result<bool> {
+        if self.parts.of(block) != self.me {
+            return Err(Error::Config(format!("worker {} changed block {block}, which it does not own", self.me)));
+        }
+        self.view.write_bytes(block, offset, bytes)
+    }
+
+    fn copy_reads(&mut self) -> Option<&mut crate::copylog::CopyReads> {
+        self.view.copy_reads()
+    }
 }
 
 /// Routes the operations of `entries` (a contiguous run of chunks) to the workers' queues.
@@ -978,11 +898,12 @@ fn split_runs(entries: &[Vec<Entry>], n: usize) -> Vec<std::ops::Range<usize>> {
     runs
 }
 
-/// A worker's outcome: its counters and the blocks it changed.
-type WorkerResult = Mutex<Option<Result<(ReplayStats, FxHashSet<u64>)>>>;
+/// A worker's outcome: its counters.
+type WorkerResult = Mutex<Option<Result<ReplayStats>>>;
 
-/// Pass 2 (redo, then undo) in parallel over the mapped image. Orphan cleanup and the flush
-/// stay with the caller.
+/// Pass 2 (redo, then undo) in parallel: worker `w` replays the blocks partition `w` owns into
+/// `stores[w]`, reading the rest of the image through `map`. Orphan cleanup and the
+/// write-back stay with the caller.
 #[expect(clippy::too_many_arguments, reason = "the pass's inputs are all distinct")]
 pub fn replay_parallel(
     setup: &ParallelSetup,
@@ -990,13 +911,16 @@ pub fn replay_parallel(
     journal: &Journal,
     analysis: &Analysis,
     entries: &[Vec<Entry>],
-    image: &mut [u8],
-    fault: Option<FaultPoint>,
+    map: &ImageMap,
+    stores: &mut [BlockStore],
     progress: &Tracker<'_>,
 ) -> Result<Pass2> {
     let w = setup.workers;
+    if stores.len() != w {
+        return Err(Error::Config(format!("{} block stores for {w} workers", stores.len())));
+    }
     let parts = Partitioner::new(w, layout.block_count());
-    let shared = SharedImage::new(image, layout.block_size(), layout.block_count());
+    let stores: Vec<Mutex<Option<&mut BlockStore>>> = stores.iter_mut().map(|s| Mutex::new(Some(s))).collect();
     let copies = entries.iter().flatten().filter(|e| matches!(e.kind, EntryKind::Copy { .. })).count();
     let exchange = Exchange {
         slots: (0..copies).map(|_| OnceLock::new()).collect(),
@@ -1005,7 +929,6 @@ pub fn replay_parallel(
         waiters: AtomicUsize::new(0),
         failed: AtomicBool::new(false),
     };
-    let dirty_total = AtomicU64::new(0);
     // One routing thread keeps up with a few workers; more workers get more routers, each
     // over a contiguous run of chunks (dependency stats need the one router's global view).
     let routers = if setup.dependency_stats { 1 } else { w.div_ceil(4) }.clamp(1, entries.len().max(1));
@@ -1030,25 +953,14 @@ pub fn replay_parallel(
     let results: Vec<WorkerResult> = (0..w).map(|_| Mutex::new(None)).collect();
     let run_worker = |me: usize| {
         let rxs = receivers[me].lock().unwrap_or_else(|e| e.into_inner()).take();
-        let r = match rxs {
-            Some(rxs) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                worker_loop(
-                    me,
-                    setup,
-                    layout,
-                    journal,
-                    analysis,
-                    &shared,
-                    &exchange,
-                    rxs,
-                    &dirty_total,
-                    fault,
-                    progress,
-                )
+        let store = stores[me].lock().unwrap_or_else(|e| e.into_inner()).take();
+        let r = match (rxs, store) {
+            (Some(rxs), Some(store)) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                worker_loop(me, setup, layout, journal, analysis, map, store, &exchange, rxs, progress)
             }))
             // A panic is a bug, but it must not leave the other workers waiting forever.
             .unwrap_or_else(|_| Err(Error::Config(format!("recovery worker {me} panicked")))),
-            None => Err(Error::Config(format!("worker {me} started twice"))),
+            _ => Err(Error::Config(format!("worker {me} started twice"))),
         };
         if r.is_err() {
             exchange.fail();
@@ -1091,17 +1003,16 @@ pub fn replay_parallel(
         }
     }
     let mut stats = ReplayStats::default();
-    let mut dirty = FxHashSet::default();
     let mut first_err: Option<Error> = None;
     for r in results {
         match r.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            Some(Ok((st, d))) => {
+            Some(Ok(st)) => {
                 stats.redo_applied += st.redo_applied;
                 stats.redo_skipped_losers += st.redo_skipped_losers;
                 stats.redo_skipped_revoked += st.redo_skipped_revoked;
                 stats.redo_skipped_superseded += st.redo_skipped_superseded;
+                stats.redo_skipped_home += st.redo_skipped_home;
                 stats.undo_applied += st.undo_applied;
-                dirty.extend(d);
             }
             Some(Err(Error::WorkerStopped)) => {}
             Some(Err(e)) => {
@@ -1115,5 +1026,5 @@ pub fn replay_parallel(
     if let Some(e) = first_err {
         return Err(e);
     }
-    Ok(Pass2 { stats, deps, dirty })
+    Ok(Pass2 { stats, deps })
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use crate::analysis::{Analysis, Analyzer, InvalidNote, RecordCounts, StartFilter, TxnOutcome};
 use crate::checkpoint;
 use crate::dir::fsync_dir;
-use crate::dir::{IMAGE_FILE, JOURNAL_DIR, LOCK_FILE, MARKER_FILE, RECOVERING_FILE};
+use crate::dir::{IMAGE_FILE, JOURNAL_DIR, LOCK_FILE, MARKER_FILE};
 use crate::error::{Error, Result};
 use crate::image::Layout;
 use crate::io::cache::Residency;
@@ -311,6 +311,15 @@ pub struct SnapshotUse {
     pub records_skipped: u64,
 }
 
+/// The copy log a recovery wrote before changing the image.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CopyLogUse {
+    /// Copies whose source bytes this run read and logged.
+    pub copies: u64,
+    /// The file's length.
+    pub bytes: u64,
+}
+
 /// Everything a recovery did, for people (`Display`) and programs (JSON).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RecoveryReport {
@@ -326,9 +335,9 @@ pub struct RecoveryReport {
     pub checkpoint: Option<CheckpointUse>,
     /// The snapshot chain a rebuild started from (`--from-snapshot`).
     pub snapshot: Option<SnapshotUse>,
-    /// Blocks written from an interrupted recovery's doublewrite file, when this run only
-    /// finished that one.
-    pub resumed_from_doublewrite: Option<u64>,
+    /// The copy log this recovery wrote (journals with COPY records; see
+    /// [`crate::copylog`]).
+    pub copy_log: Option<CopyLogUse>,
     /// Checkpoint records (or, rebuilding, snapshots) newer than the one used (or all, when
     /// none was) that were passed over, and why.
     pub checkpoints_rejected: Vec<checkpoint::Rejected>,
@@ -386,13 +395,6 @@ impl std::fmt::Display for RecoveryReport {
             return writeln!(
                 f,
                 "{}: already recovered (journal unchanged since); nothing to do. Use --force to replay anyway.",
-                self.dir.display()
-            );
-        }
-        if let Some(n) = self.resumed_from_doublewrite {
-            return writeln!(
-                f,
-                "{}: finished an interrupted recovery: wrote its {n} recovered blocks again from its doublewrite file",
                 self.dir.display()
             );
         }
@@ -476,7 +478,21 @@ impl std::fmt::Display for RecoveryReport {
             "  orphans    {} freed; {} allocations by losers undone or never applied",
             r.orphans_freed, self.loser_allocations_freed
         )?;
-        writeln!(f, "  image      {} blocks written in {} window(s)", r.blocks_written, self.windows)?;
+        writeln!(
+            f,
+            "  image      {} blocks written in {} window(s), {} changed and changed back (not written); {:.1} MiB of memory for changed blocks",
+            r.blocks_written,
+            self.windows,
+            r.blocks_unchanged,
+            r.memory_bytes as f64 / (1 << 20) as f64
+        )?;
+        if let Some(c) = &self.copy_log {
+            writeln!(
+                f,
+                "  copy log   {} copies' source bytes logged ({} bytes) before the image was written",
+                c.copies, c.bytes
+            )?;
+        }
         match &self.tail {
             Some(t) => writeln!(
                 f,
@@ -575,47 +591,17 @@ fn journal_fingerprint(journal: &Journal) -> Vec<(String, u64, u64, u64)> {
     files
 }
 
-/// The start point a recovery chose, written before it changes the image when the journal
-/// has copies: a copy reads its source as redo reaches it, and a crashed run may already have
-/// written newer source content (or restored a snapshot's), so the run that finishes the job
-/// must replay from the same place.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-struct Pin {
-    version: u32,
-    files: Vec<(String, u64, u64, u64)>,
-    start: PinnedStart,
-}
-
-/// Where a pinned recovery started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "from")]
-enum PinnedStart {
-    /// The journal's first record.
-    Journal,
-    /// Checkpoint record `seq`, whose bytes had crc32c `crc`.
-    Checkpoint { seq: u64, crc: u32 },
-    /// Snapshot chain ending at `seq`, whose data had crc32c `crc`.
-    Snapshot { seq: u64, crc: u32 },
-}
-
-const PIN_VERSION: u32 = 2;
-
-fn read_pin(path: &Path) -> Option<Pin> {
-    let bytes = std::fs::read(path).ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
+use crate::copylog::Start as PinnedStart;
 
 fn write_json_atomic(path: &Path, value: &impl serde::Serialize) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::io(path, "encode", std::io::Error::other(e)))?;
     write_atomic(path, &bytes)
 }
 
-/// Records that the image is the recovered state of this journal, then drops what an
-/// interrupted run would have needed (its doublewrite file and pinned start point).
+/// Records that the image is the recovered state of this journal. A copy log stays: with it a
+/// later `--force` recovery of the same journal repeats this one exactly.
 fn mark_recovered(dir: &Path, files: Vec<(String, u64, u64, u64)>, last_lsn: u64) -> Result<()> {
-    write_json_atomic(&dir.join(MARKER_FILE), &Marker { version: 1, files, last_lsn })?;
-    crate::doublewrite::remove(dir)?;
-    crate::dir::remove_durably(dir, RECOVERING_FILE)
+    write_json_atomic(&dir.join(MARKER_FILE), &Marker { version: 1, files, last_lsn })
 }
 
 fn read_marker(path: &Path) -> Option<Marker> {
@@ -1079,324 +1065,414 @@ fn skip_phases(t: &Tracker<'_>, from: Phase, to: Phase, note: &str) {
     }
 }
 
+/// The pipeline, stage by stage (DESIGN.md, "Pipeline"). Each stage is a method of [`Run`]
+/// that starts and finishes its operator phases; where a stage has a serial and a parallel
+/// variant, both sit in that method.
 fn recover_inner(
     dir: &Path,
     opts: &RecoverOptions,
     t: &Tracker<'_>,
     image_changed: &std::cell::Cell<bool>,
 ) -> Result<RecoveryReport> {
-    t.begin(Phase::Locate, 0, 0);
-    if opts.memory_budget_bytes < MEMORY_BUDGET_MIN {
-        return Err(Error::Config(format!(
-            "memory budget {} bytes is below the minimum {MEMORY_BUDGET_MIN}",
-            opts.memory_budget_bytes
-        )));
+    let (mut run, mut inp) = Run::locate(dir, opts, t, image_changed)?;
+    if run.already_recovered() {
+        return Ok(run.done_early("already recovered; nothing to do"));
     }
-    opts.io.validate()?;
-    let started = Instant::now();
-    let mut timer = Timer { phases: Vec::new(), at: started };
-    let image_path = dir.join(IMAGE_FILE);
-    let _lock = if opts.from_snapshot {
-        // A rebuild may find no image at all: the snapshot's superblock makes one, under the
-        // lock.
-        match std::fs::metadata(dir) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => return Err(Error::io(dir, "open recovery directory", std::io::Error::other("not a directory"))),
-            Err(e) => return Err(Error::io(dir, "open recovery directory", e)),
+    let mut start = run.start_point(&mut inp)?;
+    let setup = parallel_setup(opts, &mut run.report.parallel)?;
+    let pass1 = run.scan(&inp, &start, setup.as_ref())?;
+    let analysis = run.analyze(&inp, &start, pass1.analyzer, &pass1.outcome)?;
+    run.restore_snapshot(&inp, &mut start, &analysis)?;
+    let image = run.open_image()?;
+    let replayed =
+        run.replay(&inp, &start, &analysis, &pass1.outcome, pass1.entries, pass1.home_unrouted, setup, &image)?;
+    run.write_back(&inp, &start, &analysis, &image, replayed)?;
+    run.mark(&inp, &pass1.outcome)?;
+    let report = run.report(&start, &analysis, pass1.outcome);
+    // Unmapping a few hundred MiB of journal (and freeing the tables) costs milliseconds of
+    // page-table work that nothing waits for: done off the recovery's path. The mappings are
+    // only unmapped there, never read, so a file changed meanwhile cannot fault.
+    let _ = std::thread::Builder::new().name("fastrec-drop".into()).spawn(move || drop((inp, analysis)));
+    Ok(report)
+}
+
+/// One recovery in progress: what every stage reads, and the report they fill in.
+struct Run<'a, 't> {
+    dir: &'a Path,
+    opts: &'a RecoverOptions,
+    t: &'a Tracker<'t>,
+    image_changed: &'a std::cell::Cell<bool>,
+    _lock: DirLock,
+    started: Instant,
+    timer: Timer,
+    report: RecoveryReport,
+    fingerprint: Vec<(String, u64, u64, u64)>,
+    image_path: PathBuf,
+    image_created: bool,
+    /// The journal's copy log (an interrupted or earlier run's), which pins the start point.
+    copy_log: Option<Arc<crate::copylog::CopyLog>>,
+    stats: ReplayStats,
+    windows: u64,
+}
+
+/// What a recovery reads: the image's layout and the journal.
+struct Input {
+    layout: Layout,
+    journal: Journal,
+}
+
+/// What pass 1 produced.
+struct Pass1<'a> {
+    outcome: scan::ScanOutcome,
+    analyzer: Analyzer<'a>,
+    /// Routing entries of a parallel scan.
+    entries: Option<Vec<Vec<parallel::Entry>>>,
+    /// Records the parallel scan left unrouted because the home copy held them.
+    home_unrouted: u64,
+}
+
+/// The image after redo, undo and orphan cleanup, before it is made durable.
+enum Replayed {
+    /// Changed blocks held in memory, written back by the write-back stage.
+    Shadow(crate::shadow::ShadowImage),
+    /// Written back window by window already (`--image-io pwrite`).
+    Written,
+}
+
+impl<'a, 't> Run<'a, 't> {
+    /// Stage 1, locate: check the settings, take the directory's lock, open the image (made
+    /// from a snapshot's superblock when a rebuild finds none) and the journal's segments.
+    fn locate(
+        dir: &'a Path,
+        opts: &'a RecoverOptions,
+        t: &'a Tracker<'t>,
+        image_changed: &'a std::cell::Cell<bool>,
+    ) -> Result<(Run<'a, 't>, Input)> {
+        t.begin(Phase::Locate, 0, 0);
+        if opts.memory_budget_bytes < MEMORY_BUDGET_MIN {
+            return Err(Error::Config(format!(
+                "memory budget {} bytes is below the minimum {MEMORY_BUDGET_MIN}",
+                opts.memory_budget_bytes
+            )));
         }
-        lock_dir(dir)?
-    } else {
-        // Check the directory holds an image before creating the lock file in it.
-        check_dir(dir)?;
-        lock_dir(dir)?
-    };
-    let image_created = opts.from_snapshot && Layout::read_from(&image_path).is_err();
-    if image_created {
-        snapshot::create_image(dir, &image_path)?;
-        image_changed.set(true);
-    }
-    let (layout, mut journal) = open_dir(dir, opts.mode, &opts.io)?;
-    journal.read_times = Some(t.segment_read.clone());
-    let marker_path = dir.join(MARKER_FILE);
-    let fingerprint = journal_fingerprint(&journal);
-    let policy = if journal.steal() { "steal" } else { "no-steal" };
-    let mut report = RecoveryReport {
-        schema: REPORT_SCHEMA,
-        dir: dir.to_path_buf(),
-        mode: opts.mode,
-        io: IoReport {
-            requested: opts.io.backend,
-            backend: journal.backend,
-            buffer_bytes: opts.io.buffer_bytes,
-            notes: journal.io_notes.clone(),
-            resident_at_start: Residency::default(),
-        },
-        checkpoint: None,
-        snapshot: None,
-        resumed_from_doublewrite: None,
-        checkpoints_rejected: Vec::new(),
-        image_io: opts.image_io,
-        policy,
-        already_recovered: false,
-        segments: journal.segments.len() as u64,
-        journal_bytes: journal.bytes(),
-        bytes_scanned: 0,
-        records_scanned: 0,
-        lsn_range: (0, 0),
-        record_counts: RecordCounts::default(),
-        txns: TxnCounts::default(),
-        replay: ReplayStats::default(),
-        loser_allocations_freed: 0,
-        tail: None,
-        segment_notes: journal.notes.clone(),
-        skipped: Vec::new(),
-        invalid: Vec::new(),
-        windows: 0,
-        parallel: ParallelReport {
-            workers: 1,
-            cpus: available_cpus(),
-            scan: "serial: one worker".into(),
-            replay: "serial: one worker".into(),
-            executor: opts.executor,
-            plan: None,
-            dependencies: None,
-            warnings: Vec::new(),
-        },
-        phases: Vec::new(),
-        total_ms: 0.0,
-        throughput_mb_s: 0.0,
-        stats: Statistics::default(),
-        config: *opts,
-    };
-    timer.lap("locate");
-    let segments = journal.segments.len() as u64;
-    t.finish(segments, segments, journal.bytes());
-    t.check_cancel(dir, false)?;
-    if !opts.force && read_marker(&marker_path).is_some_and(|m| m.files == fingerprint) {
-        report.already_recovered = true;
-        skip_phases(t, Phase::LoadCheckpoint, Phase::Done, "already recovered; nothing to do");
-        report.phases = timer.phases;
-        report.total_ms = started.elapsed().as_secs_f64() * 1e3;
-        report.stats = statistics(t);
-        return Ok(report);
-    }
-    // A recovery that replayed copies and crashed while writing its result in place left the
-    // whole result in its doublewrite file: finishing it is writing those blocks again.
-    let dw_tag = crate::doublewrite::tag(&fingerprint);
-    if dir.join(crate::doublewrite::DOUBLEWRITE_FILE).exists() {
+        opts.io.validate()?;
+        let started = Instant::now();
         let image_path = dir.join(IMAGE_FILE);
+        let lock = if opts.from_snapshot {
+            // A rebuild may find no image at all: the snapshot's superblock makes one, under
+            // the lock.
+            match std::fs::metadata(dir) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => {
+                    return Err(Error::io(dir, "open recovery directory", std::io::Error::other("not a directory")))
+                }
+                Err(e) => return Err(Error::io(dir, "open recovery directory", e)),
+            }
+            lock_dir(dir)?
+        } else {
+            // Check the directory holds an image before creating the lock file in it.
+            check_dir(dir)?;
+            lock_dir(dir)?
+        };
+        let image_created = opts.from_snapshot && Layout::read_from(&image_path).is_err();
+        if image_created {
+            snapshot::create_image(dir, &image_path)?;
+            image_changed.set(true);
+        }
+        let (layout, mut journal) = open_dir(dir, opts.mode, &opts.io)?;
+        journal.read_times = Some(t.segment_read.clone());
+        let fingerprint = journal_fingerprint(&journal);
+        let report = RecoveryReport {
+            schema: REPORT_SCHEMA,
+            dir: dir.to_path_buf(),
+            mode: opts.mode,
+            io: IoReport {
+                requested: opts.io.backend,
+                backend: journal.backend,
+                buffer_bytes: opts.io.buffer_bytes,
+                notes: journal.io_notes.clone(),
+                resident_at_start: Residency::default(),
+            },
+            checkpoint: None,
+            snapshot: None,
+            copy_log: None,
+            checkpoints_rejected: Vec::new(),
+            image_io: opts.image_io,
+            policy: if journal.steal() { "steal" } else { "no-steal" },
+            already_recovered: false,
+            segments: journal.segments.len() as u64,
+            journal_bytes: journal.bytes(),
+            bytes_scanned: 0,
+            records_scanned: 0,
+            lsn_range: (0, 0),
+            record_counts: RecordCounts::default(),
+            txns: TxnCounts::default(),
+            replay: ReplayStats::default(),
+            loser_allocations_freed: 0,
+            tail: None,
+            segment_notes: journal.notes.clone(),
+            skipped: Vec::new(),
+            invalid: Vec::new(),
+            windows: 0,
+            parallel: ParallelReport {
+                workers: 1,
+                cpus: available_cpus(),
+                scan: "serial: one worker".into(),
+                replay: "serial: one worker".into(),
+                executor: opts.executor,
+                plan: None,
+                dependencies: None,
+                warnings: Vec::new(),
+            },
+            phases: Vec::new(),
+            total_ms: 0.0,
+            throughput_mb_s: 0.0,
+            stats: Statistics::default(),
+            config: *opts,
+        };
+        let mut timer = Timer { phases: Vec::new(), at: started };
+        timer.lap("locate");
+        let segments = journal.segments.len() as u64;
+        t.finish(segments, segments, journal.bytes());
+        t.check_cancel(dir, false)?;
+        let run = Run {
+            dir,
+            opts,
+            t,
+            image_changed,
+            _lock: lock,
+            started,
+            timer,
+            report,
+            fingerprint,
+            image_path,
+            image_created,
+            copy_log: None,
+            stats: ReplayStats::default(),
+            windows: 0,
+        };
+        Ok((run, Input { layout, journal }))
+    }
+
+    /// Whether the marker says this journal was recovered already (and `--force` was not
+    /// given).
+    fn already_recovered(&self) -> bool {
+        !self.opts.force && read_marker(&self.dir.join(MARKER_FILE)).is_some_and(|m| m.files == self.fingerprint)
+    }
+
+    /// The report of a recovery with nothing to do.
+    fn done_early(mut self, why: &str) -> RecoveryReport {
+        self.report.already_recovered = true;
+        skip_phases(self.t, Phase::LoadCheckpoint, Phase::Done, why);
+        self.report.phases = self.timer.phases;
+        self.report.total_ms = self.started.elapsed().as_secs_f64() * 1e3;
+        self.report.stats = statistics(self.t);
+        self.report
+    }
+
+    /// Stage 2, start point: the newest valid checkpoint record (or, rebuilding, snapshot
+    /// chain), unless the journal's copy log pins the start an earlier run chose; the journal
+    /// then begins there.
+    fn start_point(&mut self, inp: &mut Input) -> Result<StartPoint> {
+        let (t, dir, opts) = (self.t, self.dir, self.opts);
+        let tag = crate::copylog::tag(&self.fingerprint);
+        let mut log = crate::copylog::load(dir, tag)?;
+        if opts.from_snapshot && log.as_ref().is_some_and(|l| !matches!(l.start, Some(PinnedStart::Snapshot { .. }))) {
+            // Rebuilding an image replaces whatever an earlier run of this journal wrote.
+            crate::copylog::remove(dir)?;
+            log = None;
+        }
+        let pinned = log.as_ref().and_then(|l| l.start);
+        let from = StartFrom::of(opts);
+        // Known at the start: the newest record (or snapshot chain) is read; fallbacks add.
+        t.begin(Phase::LoadCheckpoint, u64::from(from != StartFrom::Journal || pinned.is_some()), 0);
+        let mut start = match pinned {
+            Some(p) => start_point_pinned(dir, &inp.layout, &mut inp.journal, p)?,
+            None => start_point(dir, &inp.layout, &mut inp.journal, opts.mode, from)?,
+        };
+        // Measured, not assumed, and before any pass reads a segment: what the page cache held
+        // of the segments this recovery reads decides whether it read a disk. (Only their
+        // header blocks have been read so far.)
+        let paths: Vec<&Path> = inp.journal.segments.iter().map(|s| s.path.as_path()).collect();
+        self.report.io.resident_at_start = crate::io::cache::residency_all(&paths).unwrap_or_default();
+        start.bytes_skipped += inp.journal.seek_start()?;
+        if pinned.is_some() {
+            self.report.parallel.warnings.push(
+                "an earlier recovery of this journal replayed copies or restored a snapshot: recovering from the start point it chose, with the bytes its copies read".into(),
+            );
+        }
+        self.report.checkpoints_rejected = start.rejected.clone();
+        self.report.segment_notes = inp.journal.notes.clone();
+        self.timer.lap("choose checkpoint");
+        let tried = self.report.checkpoints_rejected.len() as u64;
+        match (&start.checkpoint, &start.snapshot) {
+            (Some(c), _) => t.note(format!("record {} (LSN {}), {tried} newer rejected", c.record.seq, c.record.lsn)),
+            (_, Some(c)) => t.note(format!("snapshot chain {:?}, {tried} rejected", c.seqs())),
+            _ if from == StartFrom::Journal => t.note("checkpoints ignored as asked"),
+            _ if tried == 0 => t.note("no checkpoints"),
+            _ => t.note(format!("none of {tried} usable")),
+        }
+        let used = u64::from(start.checkpoint.is_some() || start.snapshot.is_some());
+        t.finish(tried + used, tried + used, 0);
+        t.check_cancel(dir, self.image_changed.get())?;
+        self.copy_log = log.map(Arc::new);
+        Ok(start)
+    }
+
+    /// Stage 3, scan and analysis (pass 1): in parallel chunks, or serially when there is one
+    /// worker, the journal fits one chunk, or the parallel scan met something only the serial
+    /// rules judge.
+    fn scan<'i>(&mut self, inp: &'i Input, start: &StartPoint, setup: Option<&ParallelSetup>) -> Result<Pass1<'i>> {
+        let (t, dir, opts, journal, layout) = (self.t, self.dir, self.opts, &inp.journal, &inp.layout);
+        // The first segment's blocks before the start point are not scanned.
+        let first_skip = journal.start_offset - u64::from(journal.segments[0].header.block_size);
+        let journal_bytes = journal.bytes() - first_skip;
+        // Scan position: bytes of the segments before each one, less the first one's skip.
+        let seg_base: Vec<u64> = journal
+            .segments
+            .iter()
+            .scan(0u64, |acc, m| {
+                let base = *acc;
+                *acc += m.len;
+                Some(base)
+            })
+            .collect();
+        t.begin(Phase::Scan, journal_bytes, setup.map_or(0, |s| s.workers));
+        let mut pass1 = None;
+        match setup {
+            Some(setup) if journal.bytes() > setup.chunk_bytes => {
+                match parallel::scan_parallel(layout, journal, opts.mode, setup, true, start.filter.clone(), t)? {
+                    Some(p1) => {
+                        self.report.parallel.scan =
+                            format!("parallel: {} chunks on {} workers", p1.chunks, setup.workers);
+                        pass1 = Some(Pass1 {
+                            outcome: p1.outcome,
+                            analyzer: p1.analyzer,
+                            entries: Some(p1.entries),
+                            home_unrouted: p1.home,
+                        });
+                    }
+                    None => {
+                        self.report.parallel.scan =
+                            "serial: damage, skip-corrupt mode or an invalid record needs the serial scan's exact rules"
+                                .into();
+                        t.restart("rescanning serially: the parallel scan met something only the serial scan judges");
+                    }
+                }
+            }
+            Some(_) => self.report.parallel.scan = "serial: the journal fits in one chunk".into(),
+            None => {}
+        }
+        let pass1 = match pass1 {
+            Some(p) => p,
+            None => {
+                let mut analyzer = Analyzer::new(layout, journal, opts.mode).with_start(start.filter.clone());
+                let mut n = 0u64;
+                let outcome = scan::scan(journal, opts.mode, |ctx, h, rec| {
+                    n += 1;
+                    if n.is_multiple_of(SCAN_PROGRESS_RECORDS) {
+                        t.set_main(n, (seg_base[ctx.segment] + ctx.end).saturating_sub(first_skip));
+                        t.check_cancel(dir, false)?;
+                    }
+                    analyzer.visit(ctx, h, rec)
+                })?;
+                Pass1 { outcome, analyzer, entries: None, home_unrouted: 0 }
+            }
+        };
+        t.note(format!("{} durable bytes, {} records", pass1.outcome.bytes, pass1.outcome.records));
+        t.finish(journal_bytes, pass1.outcome.records, journal_bytes);
+        t.check_cancel(dir, false)?;
+        Ok(pass1)
+    }
+
+    /// Stage 3, analysis's end: every transaction's outcome, what redo skips and undo
+    /// restores; then the checks that need the whole journal (it is unchanged, copies are
+    /// replayed only from a start the writer keeps repeatable, the journal reaches the
+    /// checkpoint).
+    fn analyze(
+        &mut self,
+        inp: &Input,
+        start: &StartPoint,
+        analyzer: Analyzer<'_>,
+        outcome: &scan::ScanOutcome,
+    ) -> Result<Analysis> {
+        let t = self.t;
+        // After a parallel scan only the transactions that span chunks are left to settle; the
+        // phase ends with every transaction of the journal, as the report counts them.
+        t.begin(Phase::Analyze, analyzer.txn_count() as u64, 0);
+        let analysis = analyzer.finish()?;
+        let txns = [TxnOutcome::Committed, TxnOutcome::Aborted, TxnOutcome::InFlight, TxnOutcome::Damaged]
+            .into_iter()
+            .map(|o| analysis.count(o))
+            .sum::<u64>();
+        t.finish(txns, txns, 0);
+        // What the scan read must still be the journal before anything acts on it.
+        inp.journal.check_unchanged()?;
+        if self.copy_log.is_none() {
+            check_copy_start(start, &analysis, self.dir)?;
+        }
+        if let Some(c) = &start.checkpoint {
+            if outcome.last_lsn < c.record.lsn && self.opts.mode != RecoveryMode::SkipCorrupt {
+                return Err(Error::Checkpoint {
+                    path: c.path.clone(),
+                    offset: None,
+                    reason: format!(
+                        "every record up to LSN {} was durable when this checkpoint was taken, but the journal's \
+                         durable end is LSN {}: records the checkpoint relies on are lost",
+                        c.record.lsn, outcome.last_lsn
+                    ),
+                });
+            }
+        }
+        self.timer.lap("scan");
+        t.check_cancel(self.dir, false)?;
+        Ok(analysis)
+    }
+
+    /// From here on the image may change: a marker left from an earlier journal must not
+    /// survive the first write.
+    fn unmark(&mut self) -> Result<()> {
+        let marker_path = self.dir.join(MARKER_FILE);
+        if marker_path.exists() {
+            std::fs::remove_file(&marker_path).map_err(|e| Error::io(&marker_path, "remove stale marker", e))?;
+            fsync_dir(self.dir)?;
+            self.timer.lap("unmark");
+        }
+        Ok(())
+    }
+
+    /// Stage 4, rebuild only: write the snapshot chain's blocks into the image. The start point
+    /// is pinned first (in the copy log), because the image is then older than any checkpoint
+    /// record says and no other start point would bring it back.
+    fn restore_snapshot(&mut self, inp: &Input, start: &mut StartPoint, analysis: &Analysis) -> Result<()> {
+        let t = self.t;
+        let Some(chain) = &start.snapshot else {
+            t.skip(Phase::RestoreSnapshot, "no snapshot: the image is the base");
+            return Ok(());
+        };
+        t.begin(Phase::RestoreSnapshot, chain.sources.len() as u64, 0);
+        if self.copy_log.is_none() {
+            let tag = crate::copylog::tag(&self.fingerprint);
+            crate::copylog::write(self.dir, tag, start.pinned(), None, Vec::new())?;
+        }
+        self.unmark()?;
+        self.image_changed.set(true);
         let image = OpenOptions::new()
             .read(true)
             .write(true)
-            .open(&image_path)
-            .map_err(|e| Error::io(&image_path, "open image for writing", e))?;
-        if let Some((blocks, last_lsn)) =
-            crate::doublewrite::finish_interrupted(dir, &image, &image_path, dw_tag, layout.block_size())?
-        {
-            // The blocks are already written; only the fsync and the marker remain.
-            image_changed.set(true);
-            skip_phases(
-                t,
-                Phase::LoadCheckpoint,
-                Phase::Flush,
-                "finishing an interrupted recovery from its doublewrite file",
-            );
-            t.begin(Phase::Flush, 0, 0);
-            image.sync_all().map_err(|e| Error::io(&image_path, "fsync image", e))?;
-            mark_recovered(dir, fingerprint, last_lsn)?;
-            report.resumed_from_doublewrite = Some(blocks);
-            report.replay.blocks_written = blocks;
-            report.lsn_range = (0, last_lsn);
-            timer.lap("finish from doublewrite");
-            let bytes = blocks * layout.block_size() as u64;
-            t.finish(bytes, blocks, bytes);
-            report.phases = timer.phases;
-            report.total_ms = started.elapsed().as_secs_f64() * 1e3;
-            report.stats = statistics(t);
-            return Ok(report);
-        }
-    }
-
-    let pin_path = dir.join(RECOVERING_FILE);
-    let pinned = read_pin(&pin_path).filter(|p| p.files == fingerprint && p.version == PIN_VERSION);
-    let from = StartFrom::of(opts);
-    // Known at the start: the newest record (or snapshot chain) is read; fallbacks add to it.
-    let expected = u64::from(from != StartFrom::Journal);
-    t.begin(Phase::LoadCheckpoint, expected, 0);
-    let mut start = match &pinned {
-        Some(p) => start_point_pinned(dir, &layout, &mut journal, p.start)?,
-        None => start_point(dir, &layout, &mut journal, opts.mode, from)?,
-    };
-    // Measured, not assumed, and before any pass reads a segment: what the page cache held of
-    // the segments this recovery reads decides whether it read a disk. (Only their header
-    // blocks have been read so far.)
-    let paths: Vec<&Path> = journal.segments.iter().map(|s| s.path.as_path()).collect();
-    report.io.resident_at_start = crate::io::cache::residency_all(&paths).unwrap_or_default();
-    start.bytes_skipped += journal.seek_start()?;
-    if pinned.is_some() {
-        report.parallel.warnings.push(
-            "an interrupted recovery of this journal replayed copies: finishing from the start point it chose".into(),
-        );
-    }
-    report.checkpoints_rejected = start.rejected.clone();
-    report.segment_notes = journal.notes.clone();
-    timer.lap("choose checkpoint");
-    let tried = report.checkpoints_rejected.len() as u64;
-    match (&start.checkpoint, &start.snapshot) {
-        (Some(c), _) => t.note(format!("record {} (LSN {}), {tried} newer rejected", c.record.seq, c.record.lsn)),
-        (_, Some(c)) => t.note(format!("snapshot chain {:?}, {tried} rejected", c.seqs())),
-        _ if from == StartFrom::Journal => t.note("checkpoints ignored as asked"),
-        _ if tried == 0 => t.note("no checkpoints"),
-        _ => t.note(format!("none of {tried} usable")),
-    }
-    let used = u64::from(start.checkpoint.is_some() || start.snapshot.is_some());
-    t.finish(tried + used, tried + used, 0);
-    t.check_cancel(dir, image_changed.get())?;
-    let setup = parallel_setup(opts, &mut report.parallel)?;
-    // The first segment's blocks before the start point are not scanned.
-    let first_skip = journal.start_offset - u64::from(journal.segments[0].header.block_size);
-    let journal_bytes = journal.bytes() - first_skip;
-    // Scan position: bytes of the segments before each one, less the first one's skip.
-    let seg_base: Vec<u64> = journal
-        .segments
-        .iter()
-        .scan(0u64, |acc, m| {
-            let base = *acc;
-            *acc += m.len;
-            Some(base)
-        })
-        .collect();
-    t.begin(Phase::Scan, journal_bytes, setup.as_ref().map_or(0, |s| s.workers));
-    let mut entries = None;
-    let mut home_unrouted = 0u64;
-    let first = match &setup {
-        Some(setup) if journal.bytes() > setup.chunk_bytes => {
-            match parallel::scan_parallel(
-                &layout,
-                &journal,
-                opts.mode,
-                setup,
-                opts.image_io == ImageIo::Pwrite,
-                start.filter.clone(),
-                t,
-            )? {
-                Some(p1) => {
-                    report.parallel.scan = format!("parallel: {} chunks on {} workers", p1.chunks, setup.workers);
-                    entries = Some(p1.entries);
-                    home_unrouted = p1.home;
-                    Some((p1.outcome, p1.analyzer))
-                }
-                None => {
-                    report.parallel.scan =
-                        "serial: damage, skip-corrupt mode or an invalid record needs the serial scan's exact rules"
-                            .into();
-                    t.restart("rescanning serially: the parallel scan met something only the serial scan judges");
-                    None
-                }
-            }
-        }
-        Some(_) => {
-            report.parallel.scan = "serial: the journal fits in one chunk".into();
-            None
-        }
-        None => None,
-    };
-    let (outcome, analyzer) = match first {
-        Some(x) => x,
-        None => {
-            let mut analyzer = Analyzer::new(&layout, &journal, opts.mode).with_start(start.filter.clone());
-            let mut n = 0u64;
-            let outcome = scan::scan(&journal, opts.mode, |ctx, h, rec| {
-                n += 1;
-                if n.is_multiple_of(SCAN_PROGRESS_RECORDS) {
-                    t.set_main(n, (seg_base[ctx.segment] + ctx.end).saturating_sub(first_skip));
-                    t.check_cancel(dir, false)?;
-                }
-                analyzer.visit(ctx, h, rec)
-            })?;
-            (outcome, analyzer)
-        }
-    };
-    t.note(format!("{} durable bytes, {} records", outcome.bytes, outcome.records));
-    t.finish(journal_bytes, outcome.records, journal_bytes);
-    t.check_cancel(dir, false)?;
-    // After a parallel scan only the transactions that span chunks are left to settle; the
-    // phase ends with every transaction of the journal, as the report counts them.
-    t.begin(Phase::Analyze, analyzer.txn_count() as u64, 0);
-    let analysis = analyzer.finish()?;
-    let txns = [TxnOutcome::Committed, TxnOutcome::Aborted, TxnOutcome::InFlight, TxnOutcome::Damaged]
-        .into_iter()
-        .map(|o| analysis.count(o))
-        .sum::<u64>();
-    t.finish(txns, txns, 0);
-    // What the scan read must still be the journal before anything acts on it.
-    journal.check_unchanged()?;
-    if pinned.is_none() {
-        check_copy_start(&start, &analysis, dir)?;
-    }
-    if let Some(c) = &start.checkpoint {
-        if outcome.last_lsn < c.record.lsn && opts.mode != RecoveryMode::SkipCorrupt {
-            return Err(Error::Checkpoint {
-                path: c.path.clone(),
-                offset: None,
-                reason: format!(
-                    "every record up to LSN {} was durable when this checkpoint was taken, but the journal's durable \
-                     end is LSN {}: records the checkpoint relies on are lost",
-                    c.record.lsn, outcome.last_lsn
-                ),
-            });
-        }
-    }
-    timer.lap("scan");
-    t.check_cancel(dir, false)?;
-    let parallel_replay = match (&setup, &entries) {
-        (Some(setup), Some(_)) if opts.image_io == ImageIo::Mmap && outcome.records >= opts.parallel_threshold => {
-            report.parallel.replay = format!("parallel: {} partitions", setup.workers);
-            setup.clone().into()
-        }
-        (Some(_), _) => {
-            report.parallel.replay = if opts.image_io != ImageIo::Mmap {
-                "serial: --image-io pwrite replays serially".into()
-            } else if entries.is_none() {
-                "serial: pass 1 ran serially".into()
-            } else {
-                format!("serial: {} records, below the parallel threshold {}", outcome.records, opts.parallel_threshold)
-            };
-            None
-        }
-        (None, _) => None,
-    };
-
-    if analysis.counts.copies > 0 {
-        let pin = Pin { version: PIN_VERSION, files: fingerprint.clone(), start: start.pinned() };
-        write_json_atomic(&pin_path, &pin)?;
-    }
-    // From here on the image changes; a marker left from an earlier journal must not survive.
-    if marker_path.exists() {
-        std::fs::remove_file(&marker_path).map_err(|e| Error::io(&marker_path, "remove stale marker", e))?;
-        fsync_dir(dir)?;
-        timer.lap("unmark");
-    }
-    let image = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&image_path)
-        .map_err(|e| Error::io(&image_path, "open image for writing", e))?;
-    let bs = layout.block_size();
-    if let Some(chain) = &start.snapshot {
-        t.begin(Phase::RestoreSnapshot, chain.sources.len() as u64, 0);
-        image_changed.set(true);
+            .open(&self.image_path)
+            .map_err(|e| Error::io(&self.image_path, "open image for writing", e))?;
         // Every block the chain holds: the image is lost or damaged, so its home copy is not
         // to be trusted over the snapshot, not even for blocks freed since.
-        let restored = snapshot::restore(chain, &image, &image_path, &layout, &|_| false, t)?;
+        let restored = snapshot::restore(chain, &image, &self.image_path, &inp.layout, &|_| false, t)?;
         let head = chain.head();
-        report.snapshot = Some(SnapshotUse {
+        self.report.snapshot = Some(SnapshotUse {
             seq: head.seq,
             kind: head.kind,
             lsn: head.lsn,
             min_lsn: head.min_lsn,
             chain: chain.seqs(),
-            image_created,
+            image_created: self.image_created,
             blocks_restored: restored.blocks,
             blocks_unchanged: restored.unchanged,
             blocks_not_in_snapshot: head.excluded.iter().map(|r| r.1).sum(),
@@ -1404,218 +1480,338 @@ fn recover_inner(
             journal_bytes_skipped: start.bytes_skipped,
             records_skipped: analysis.counts.before_start,
         });
-        timer.lap("restore snapshot");
+        self.timer.lap("restore snapshot");
         let n = restored.blocks + restored.unchanged + restored.skipped_revoked;
         t.note(format!("{} written, {} already current", restored.blocks, restored.unchanged));
-        t.finish(n, n, n * bs as u64);
-        t.check_cancel(dir, image_changed.get())?;
-    } else {
-        t.skip(Phase::RestoreSnapshot, "no snapshot: the image is the base");
-    }
-    let atomic = analysis.counts.copies > 0;
-    let mut stats = ReplayStats::default();
-    let orphan_blocks = layout.orphan_bitmap.end - layout.orphan_bitmap.start;
-    let undo_total = analysis.undo.len() as u64;
-    let windows = match opts.image_io {
-        ImageIo::Mmap => {
-            // With copies, changes stay private until they are written through the
-            // doublewrite file (see `crate::doublewrite`).
-            let mut img = if atomic {
-                replay::MappedImage::map_private(&image, &image_path, &layout, opts.fault)?
-            } else {
-                replay::MappedImage::map(&image, &image_path, &layout, opts.fault)?
-            };
-            timer.lap("map");
-            // A private mapping leaves the file alone until the doublewrite commit.
-            image_changed.set(image_changed.get() || !atomic);
-            match (parallel_replay, &entries) {
-                (Some(setup), Some(entries)) => {
-                    t.begin(Phase::Redo, outcome.records, setup.workers);
-                    // Records with nothing to route (commits, records the checkpoint covers)
-                    // are done as soon as the phase starts.
-                    t.done_at_start(outcome.records.saturating_sub(parallel::routed(entries)));
-                    t.note(format!(
-                        "parallel: {} workers; each undoes its partition's losers after its redo",
-                        setup.workers
-                    ));
-                    let p2 = parallel::replay_parallel(
-                        &setup,
-                        &layout,
-                        &journal,
-                        &analysis,
-                        entries,
-                        img.as_mut_slice(),
-                        opts.fault,
-                        t,
-                    )?;
-                    stats = p2.stats;
-                    stats.redo_skipped_home += home_unrouted;
-                    img.note_dirty(p2.dirty);
-                    report.parallel.dependencies = p2.deps;
-                    timer.lap("redo+undo");
-                    t.finish(outcome.records, outcome.records, 0);
-                    t.check_cancel(dir, image_changed.get())?;
-                    undo_inside_redo(t, analysis.steal, undo_total, "done by the workers inside the redo phase");
-                }
-                _ => {
-                    t.begin(Phase::Redo, outcome.records, 0);
-                    replay::redo_window(
-                        &mut img,
-                        &layout,
-                        &journal,
-                        opts.mode,
-                        &outcome,
-                        &analysis,
-                        &(0..layout.block_count()),
-                        &mut stats,
-                        t,
-                    )?;
-                    timer.lap("redo");
-                    t.finish(outcome.records, outcome.records, 0);
-                    t.check_cancel(dir, image_changed.get())?;
-                    if analysis.steal {
-                        t.begin(Phase::Undo, undo_total, 0);
-                        replay::undo_losers(&mut img, &layout, &journal, &analysis, &|_| true, &mut stats, Some(t))?;
-                        timer.lap("undo");
-                        t.finish(undo_total, undo_total, 0);
-                        t.check_cancel(dir, image_changed.get())?;
-                    } else {
-                        t.skip(Phase::Undo, NO_STEAL_UNDO);
-                    }
-                }
-            }
-            t.begin(Phase::OrphanCleanup, orphan_blocks, 0);
-            replay::clean_orphans(&mut img, &layout, &mut stats)?;
-            timer.lap("orphans");
-            t.finish(orphan_blocks, stats.orphans_freed, 0);
-            t.check_cancel(dir, image_changed.get())?;
-            stats.blocks_written = img.blocks_dirty();
-            let flush_bytes = stats.blocks_written * bs as u64;
-            // Past this point recovery finishes: the flush is what makes stopping safe.
-            t.begin(Phase::Flush, flush_bytes, 0);
-            if atomic {
-                t.note("through the doublewrite file");
-            } else {
-                t.note("one fdatasync: no progress until it returns");
-            }
-            if atomic {
-                img.commit(dir, &image, &image_path, dw_tag, outcome.last_lsn)?;
-            }
-            img.flush(&image, &image_path)?;
-            1
-        }
-        ImageIo::Pwrite => {
-            let blocks_max = (opts.memory_budget_bytes / (bs as u64 + 64)).max(1) as usize;
-            // A copy reads its source as replay reaches it, so source and destination must
-            // be in one window: with copies in the journal, one window holds every block.
-            let blocks_max = if analysis.counts.copies > 0 { usize::MAX } else { blocks_max };
-            let windows = replay::plan_windows(&analysis.touched, blocks_max, &layout);
-            let nw = windows.len() as u64;
-            // Each window is a pass of its own over the journal; the phases count all passes.
-            t.begin(Phase::Redo, outcome.records * nw, 0);
-            t.note(format!(
-                "{nw} window(s): each reads its blocks, redoes, undoes{} and writes its blocks back",
-                if nw > 1 { " (orphan cleanup with the first)" } else { "" }
-            ));
-            for (wi, window) in windows.iter().enumerate() {
-                let in_window = analysis.touched.iter().filter(|b| window.contains(b)).count();
-                let mut cache = BlockCache::new(&image, &image_path, bs, in_window);
-                timer.lap("cache");
-                replay::redo_window(
-                    &mut cache, &layout, &journal, opts.mode, &outcome, &analysis, window, &mut stats, t,
-                )?;
-                timer.lap("redo");
-                t.check_cancel(dir, image_changed.get())?;
-                if analysis.steal {
-                    replay::undo_losers(
-                        &mut cache,
-                        &layout,
-                        &journal,
-                        &analysis,
-                        &|b| window.contains(&b),
-                        &mut stats,
-                        None,
-                    )?;
-                    timer.lap("undo");
-                }
-                if wi == 0 {
-                    replay::clean_orphans(&mut cache, &layout, &mut stats)?;
-                    timer.lap("orphans");
-                }
-                stats.bytes_read += cache.bytes_read;
-                image_changed.set(true);
-                stats.blocks_written += if atomic {
-                    cache.commit(dir, dw_tag, outcome.last_lsn, opts.fault)?
-                } else {
-                    cache.write_back(stats.blocks_written, opts.fault)?
-                };
-                timer.lap("write-back");
-            }
-            t.finish(outcome.records * nw, outcome.records * nw, 0);
-            undo_inside_redo(t, analysis.steal, undo_total, "done window by window inside the redo phase");
-            t.begin(Phase::OrphanCleanup, orphan_blocks, 0);
-            t.note("done with the first window, inside the redo phase");
-            t.finish(orphan_blocks, stats.orphans_freed, 0);
-            t.begin(Phase::Flush, 0, 0);
-            t.note("the blocks were written back in the redo phase; this is the fsync and the marker");
-            image.sync_data().map_err(|e| Error::io(&image_path, "fdatasync image", e))?;
-            windows.len()
-        }
-    };
-    timer.lap("flush");
-    if opts.fault == Some(FaultPoint::BeforeMarker) {
-        return Err(Error::InjectedFault("before-marker"));
-    }
-    journal.check_unchanged()?;
-    mark_recovered(dir, fingerprint, outcome.last_lsn)?;
-    timer.lap("mark");
-    match opts.image_io {
-        ImageIo::Mmap => {
-            let flush_bytes = stats.blocks_written * bs as u64;
-            t.finish(flush_bytes, stats.blocks_written, flush_bytes);
-        }
-        ImageIo::Pwrite => t.finish(0, stats.blocks_written, 0),
+        t.finish(n, n, n * inp.layout.block_size() as u64);
+        t.check_cancel(self.dir, self.image_changed.get())
     }
 
-    let steal = analysis.steal;
-    let losers = analysis.count(TxnOutcome::InFlight);
-    report.txns = TxnCounts {
-        committed: analysis.count(TxnOutcome::Committed),
-        aborted: analysis.count(TxnOutcome::Aborted),
-        rolled_back: if steal { losers } else { 0 },
-        discarded: if steal { 0 } else { losers },
-        damaged: analysis.count(TxnOutcome::Damaged),
-    };
-    report.loser_allocations_freed = analysis.loser_allocs();
-    if let Some(c) = &start.checkpoint {
-        report.checkpoint = Some(CheckpointUse {
-            seq: c.record.seq,
-            kind: c.record.kind,
-            lsn: c.record.lsn,
-            redo_start: c.record.redo_start,
-            open_txns: c.record.open.len() as u64,
-            dirty_blocks: c.record.dirty.len() as u64,
-            fallbacks: c.index as u64,
-            find_ms: start.find_ms,
-            journal_bytes_skipped: start.bytes_skipped,
-            records_before_start: analysis.counts.before_start,
-            records_home: stats.redo_skipped_home,
-        });
+    fn open_image(&self) -> Result<File> {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.image_path)
+            .map_err(|e| Error::io(&self.image_path, "open image for writing", e))
     }
-    report.bytes_scanned = outcome.bytes;
-    report.records_scanned = outcome.records;
-    report.lsn_range = (outcome.first_lsn, outcome.last_lsn);
-    report.record_counts = analysis.counts;
-    report.replay = stats;
-    report.tail = outcome.tail;
-    report.skipped = outcome.skipped;
-    report.invalid = analysis.invalid;
-    report.windows = windows as u64;
-    report.phases = timer.phases;
-    report.total_ms = started.elapsed().as_secs_f64() * 1e3;
-    report.throughput_mb_s = report.bytes_scanned as f64 / 1e6 / (report.total_ms / 1e3).max(1e-9);
-    report.stats = statistics(t);
-    Ok(report)
+
+    /// Stage 5, redo, undo and orphan cleanup. The default builds every changed block in
+    /// memory (serially, or by partition on the workers); `--image-io pwrite`, or changed
+    /// blocks that would not fit the memory budget, replay serially in windows that are
+    /// written back as they finish.
+    #[expect(clippy::too_many_arguments, reason = "the stage's inputs are all distinct")]
+    fn replay(
+        &mut self,
+        inp: &Input,
+        start: &StartPoint,
+        analysis: &Analysis,
+        outcome: &scan::ScanOutcome,
+        entries: Option<Vec<Vec<parallel::Entry>>>,
+        home_unrouted: u64,
+        setup: Option<ParallelSetup>,
+        image: &File,
+    ) -> Result<Replayed> {
+        let (t, dir, opts, layout, journal) = (self.t, self.dir, self.opts, &inp.layout, &inp.journal);
+        let bs = layout.block_size() as u64;
+        let copies = analysis.counts.copies > 0;
+        let touched = analysis.touched.len() as u64;
+        let fits = touched.saturating_mul(bs) <= opts.memory_budget_bytes;
+        let use_shadow = opts.image_io == ImageIo::Mmap && (fits || copies);
+        let parallel = match (&setup, &entries) {
+            (Some(setup), Some(_)) if use_shadow && outcome.records >= opts.parallel_threshold => {
+                self.report.parallel.replay = format!("parallel: {} partitions", setup.workers);
+                setup.clone().into()
+            }
+            (Some(_), _) => {
+                self.report.parallel.replay = if opts.image_io != ImageIo::Mmap {
+                    "serial: --image-io pwrite replays serially".into()
+                } else if !use_shadow {
+                    format!(
+                        "serial: {touched} changed blocks would not fit the {} MiB memory budget, so windows",
+                        opts.memory_budget_bytes >> 20
+                    )
+                } else if entries.is_none() {
+                    "serial: pass 1 ran serially".into()
+                } else {
+                    format!(
+                        "serial: {} records, below the parallel threshold {}",
+                        outcome.records, opts.parallel_threshold
+                    )
+                };
+                None
+            }
+            (None, _) => None,
+        };
+        let orphan_blocks = layout.orphan_bitmap.end - layout.orphan_bitmap.start;
+        let undo_total = analysis.undo.len() as u64;
+        let reads = || crate::copylog::CopyReads::with(self.copy_log.clone());
+        if !use_shadow {
+            return self.replay_windows(inp, start, analysis, outcome, image).map(|()| Replayed::Written);
+        }
+        let map = crate::shadow::ImageMap::new(image, &self.image_path, layout)?;
+        self.timer.lap("map");
+        let mut shadow = match (parallel, &entries) {
+            (Some(setup), Some(entries)) => {
+                let parts = parallel::Partitioner::new(setup.workers, layout.block_count());
+                let stores = (0..setup.workers)
+                    .map(|_| crate::shadow::BlockStore::new(layout.block_size(), layout.block_count(), reads()))
+                    .collect();
+                let mut shadow = crate::shadow::ShadowImage::partitioned(map, stores, parts);
+                t.begin(Phase::Redo, outcome.records, setup.workers);
+                // Records with nothing to route (commits, records the checkpoint's table says are
+                // home) are done as soon as the phase starts.
+                t.done_at_start(outcome.records.saturating_sub(parallel::routed(entries)));
+                t.note(format!(
+                    "parallel: {} workers; each undoes its partition's losers after its redo",
+                    setup.workers
+                ));
+                let (map, stores) = shadow.parts_mut();
+                let p2 = parallel::replay_parallel(&setup, layout, journal, analysis, entries, map, stores, t)?;
+                self.stats = p2.stats;
+                self.stats.redo_skipped_home += home_unrouted;
+                self.report.parallel.dependencies = p2.deps;
+                self.timer.lap("redo+undo");
+                t.finish(outcome.records, outcome.records, 0);
+                t.check_cancel(dir, self.image_changed.get())?;
+                undo_inside_redo(t, analysis.steal, undo_total, "done by the workers inside the redo phase");
+                shadow
+            }
+            _ => {
+                let mut shadow = crate::shadow::ShadowImage::serial(map, reads());
+                t.begin(Phase::Redo, outcome.records, 0);
+                replay::redo_window(
+                    &mut shadow,
+                    layout,
+                    journal,
+                    opts.mode,
+                    outcome,
+                    analysis,
+                    &(0..layout.block_count()),
+                    &mut self.stats,
+                    t,
+                )?;
+                self.timer.lap("redo");
+                t.finish(outcome.records, outcome.records, 0);
+                t.check_cancel(dir, self.image_changed.get())?;
+                if analysis.steal {
+                    t.begin(Phase::Undo, undo_total, 0);
+                    replay::undo_losers(&mut shadow, layout, journal, analysis, &|_| true, &mut self.stats, Some(t))?;
+                    self.timer.lap("undo");
+                    t.finish(undo_total, undo_total, 0);
+                    t.check_cancel(dir, self.image_changed.get())?;
+                } else {
+                    t.skip(Phase::Undo, NO_STEAL_UNDO);
+                }
+                shadow
+            }
+        };
+        t.begin(Phase::OrphanCleanup, orphan_blocks, 0);
+        replay::clean_orphans(&mut shadow, layout, &mut self.stats)?;
+        self.timer.lap("orphans");
+        t.finish(orphan_blocks, self.stats.orphans_freed, 0);
+        t.check_cancel(dir, self.image_changed.get())?;
+        self.windows = 1;
+        let _ = start;
+        Ok(Replayed::Shadow(shadow))
+    }
+
+    /// Stage 5 and 6 in windows (`--image-io pwrite`, or a memory budget too small for every
+    /// changed block): each window is a pass over the journal that reads its blocks, redoes,
+    /// undoes, cleans orphans (the first window), and writes its blocks back.
+    fn replay_windows(
+        &mut self,
+        inp: &Input,
+        start: &StartPoint,
+        analysis: &Analysis,
+        outcome: &scan::ScanOutcome,
+        image: &File,
+    ) -> Result<()> {
+        let (t, dir, opts, layout, journal) = (self.t, self.dir, self.opts, &inp.layout, &inp.journal);
+        let bs = layout.block_size();
+        let copies = analysis.counts.copies > 0;
+        let orphan_blocks = layout.orphan_bitmap.end - layout.orphan_bitmap.start;
+        let undo_total = analysis.undo.len() as u64;
+        let blocks_max = (opts.memory_budget_bytes / (bs as u64 + 64)).max(1) as usize;
+        // A copy reads its source as replay reaches it, so source and destination must be in
+        // one window: with copies in the journal, one window holds every block.
+        let blocks_max = if copies { usize::MAX } else { blocks_max };
+        let windows = replay::plan_windows(&analysis.touched, blocks_max, layout);
+        let nw = windows.len() as u64;
+        // Each window is a pass of its own over the journal; the phases count all passes.
+        t.begin(Phase::Redo, outcome.records * nw, 0);
+        t.note(format!(
+            "{nw} window(s): each reads its blocks, redoes, undoes{} and writes its blocks back",
+            if nw > 1 { " (orphan cleanup with the first)" } else { "" }
+        ));
+        for (wi, window) in windows.iter().enumerate() {
+            let in_window = analysis.touched.iter().filter(|b| window.contains(b)).count();
+            let image_path = self.image_path.clone();
+            let mut cache = BlockCache::new(image, &image_path, bs, in_window);
+            cache.copies = crate::copylog::CopyReads::with(self.copy_log.clone());
+            self.timer.lap("cache");
+            replay::redo_window(&mut cache, layout, journal, opts.mode, outcome, analysis, window, &mut self.stats, t)?;
+            self.timer.lap("redo");
+            t.check_cancel(dir, self.image_changed.get())?;
+            if analysis.steal {
+                replay::undo_losers(
+                    &mut cache,
+                    layout,
+                    journal,
+                    analysis,
+                    &|b| window.contains(&b),
+                    &mut self.stats,
+                    None,
+                )?;
+                self.timer.lap("undo");
+            }
+            if wi == 0 {
+                replay::clean_orphans(&mut cache, layout, &mut self.stats)?;
+                self.timer.lap("orphans");
+            }
+            self.stats.bytes_read += cache.bytes_read;
+            if copies {
+                self.write_copy_log(start, vec![std::mem::take(&mut cache.copies)])?;
+            }
+            self.unmark()?;
+            self.image_changed.set(true);
+            self.stats.blocks_written += cache.write_back(self.stats.blocks_written, opts.fault)?;
+            self.timer.lap("write-back");
+        }
+        t.finish(outcome.records * nw, outcome.records * nw, 0);
+        undo_inside_redo(t, analysis.steal, undo_total, "done window by window inside the redo phase");
+        t.begin(Phase::OrphanCleanup, orphan_blocks, 0);
+        t.note("done with the first window, inside the redo phase");
+        t.finish(orphan_blocks, self.stats.orphans_freed, 0);
+        self.windows = nw;
+        Ok(())
+    }
+
+    /// Makes what copies read durable before the first block is written (a rerun that finds
+    /// the image half written reads the same bytes), with the start point this run chose.
+    fn write_copy_log(&mut self, start: &StartPoint, reads: Vec<crate::copylog::CopyReads>) -> Result<()> {
+        let recorded: usize = reads.iter().map(|r| r.recorded.len()).sum();
+        if recorded == 0 && self.copy_log.is_some() {
+            // Everything came from the earlier run's log, which is already durable.
+            return Ok(());
+        }
+        let tag = crate::copylog::tag(&self.fingerprint);
+        let start = self.copy_log.as_ref().and_then(|l| l.start).unwrap_or_else(|| start.pinned());
+        let bytes = crate::copylog::write(self.dir, tag, start, self.copy_log.as_deref(), reads)?;
+        self.report.copy_log = Some(CopyLogUse { copies: recorded as u64, bytes });
+        self.timer.lap("copy log");
+        Ok(())
+    }
+
+    /// Stage 6, write-back: the copy log first when copies were replayed, then every changed
+    /// block whose content differs from the file's (by store, in parallel after a parallel
+    /// replay), then one fdatasync.
+    fn write_back(
+        &mut self,
+        inp: &Input,
+        start: &StartPoint,
+        analysis: &Analysis,
+        image: &File,
+        replayed: Replayed,
+    ) -> Result<()> {
+        let (t, opts) = (self.t, self.opts);
+        let bs = inp.layout.block_size() as u64;
+        match replayed {
+            Replayed::Shadow(mut shadow) => {
+                let held = shadow.blocks_held();
+                // Past this point recovery finishes: the flush is what makes stopping safe.
+                t.begin(Phase::Flush, held * bs, 0);
+                if analysis.counts.copies > 0 {
+                    let reads = shadow.take_copy_reads();
+                    self.write_copy_log(start, reads)?;
+                }
+                self.unmark()?;
+                self.image_changed.set(true);
+                let fail_after = match opts.fault {
+                    Some(FaultPoint::AfterBlockWrites(n)) => Some(n),
+                    _ => None,
+                };
+                let pool = (self.report.parallel.workers > 1)
+                    .then(|| rayon::ThreadPoolBuilder::new().num_threads(self.report.parallel.workers).build().ok())
+                    .flatten();
+                let wb = shadow.write_back(pool.as_ref(), fail_after)?;
+                self.stats.blocks_written = wb.written;
+                self.stats.blocks_unchanged = wb.unchanged;
+                self.stats.memory_bytes = wb.bytes_held;
+                self.timer.lap("write-back");
+                t.note(format!(
+                    "{} blocks written, {} changed back to what the file held; one fdatasync",
+                    wb.written, wb.unchanged
+                ));
+                image.sync_data().map_err(|e| Error::io(&self.image_path, "fdatasync image", e))?;
+                self.timer.lap("flush");
+            }
+            Replayed::Written => {
+                t.begin(Phase::Flush, 0, 0);
+                t.note("the blocks were written back in the redo phase; this is the fdatasync and the marker");
+                image.sync_data().map_err(|e| Error::io(&self.image_path, "fdatasync image", e))?;
+                self.timer.lap("flush");
+            }
+        }
+        Ok(())
+    }
+
+    /// Stage 7, mark: the journal must still be what was read; then the marker.
+    fn mark(&mut self, inp: &Input, outcome: &scan::ScanOutcome) -> Result<()> {
+        if self.opts.fault == Some(FaultPoint::BeforeMarker) {
+            return Err(Error::InjectedFault("before-marker"));
+        }
+        inp.journal.check_unchanged()?;
+        mark_recovered(self.dir, self.fingerprint.clone(), outcome.last_lsn)?;
+        self.timer.lap("mark");
+        let bs = inp.layout.block_size() as u64;
+        let written = self.stats.blocks_written;
+        self.t.finish(written * bs, written, written * bs);
+        Ok(())
+    }
+
+    /// The report, completed.
+    fn report(mut self, start: &StartPoint, analysis: &Analysis, outcome: scan::ScanOutcome) -> RecoveryReport {
+        let report = &mut self.report;
+        let steal = analysis.steal;
+        let losers = analysis.count(TxnOutcome::InFlight);
+        report.txns = TxnCounts {
+            committed: analysis.count(TxnOutcome::Committed),
+            aborted: analysis.count(TxnOutcome::Aborted),
+            rolled_back: if steal { losers } else { 0 },
+            discarded: if steal { 0 } else { losers },
+            damaged: analysis.count(TxnOutcome::Damaged),
+        };
+        report.loser_allocations_freed = analysis.loser_allocs();
+        if let Some(c) = &start.checkpoint {
+            report.checkpoint = Some(CheckpointUse {
+                seq: c.record.seq,
+                kind: c.record.kind,
+                lsn: c.record.lsn,
+                redo_start: c.record.redo_start,
+                open_txns: c.record.open.len() as u64,
+                dirty_blocks: c.record.dirty.len() as u64,
+                fallbacks: c.index as u64,
+                find_ms: start.find_ms,
+                journal_bytes_skipped: start.bytes_skipped,
+                records_before_start: analysis.counts.before_start,
+                records_home: self.stats.redo_skipped_home,
+            });
+        }
+        report.bytes_scanned = outcome.bytes;
+        report.records_scanned = outcome.records;
+        report.lsn_range = (outcome.first_lsn, outcome.last_lsn);
+        report.record_counts = analysis.counts;
+        report.replay = self.stats;
+        report.tail = outcome.tail;
+        report.skipped = outcome.skipped;
+        report.invalid = analysis.invalid.clone();
+        report.windows = self.windows;
+        report.phases = std::mem::take(&mut self.timer.phases);
+        report.total_ms = self.started.elapsed().as_secs_f64() * 1e3;
+        report.throughput_mb_s = report.bytes_scanned as f64 / 1e6 / (report.total_ms / 1e3).max(1e-9);
+        report.stats = statistics(self.t);
+        self.report
+    }
 }
 
 /// The undo phase's note when there is nothing to undo.

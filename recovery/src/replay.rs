@@ -13,6 +13,7 @@ use std::time::Instant;
 use rustc_hash::FxHashMap;
 
 use crate::analysis::{invalid_reason, Analysis};
+use crate::copylog::CopyReads;
 use crate::error::{Error, Result};
 use crate::format::fragment::{SegmentDecoder, Step};
 use crate::format::record::{decode_body, decode_header, AllocTarget, Record, RecordHeader};
@@ -38,8 +39,12 @@ pub struct ReplayStats {
     pub undo_applied: u64,
     /// Inodes freed from the orphan list.
     pub orphans_freed: u64,
-    /// Image blocks written back.
+    /// Image blocks written back (their content differed from the file's).
     pub blocks_written: u64,
+    /// Blocks redo or undo changed whose final content was what the file held: not written.
+    pub blocks_unchanged: u64,
+    /// Anonymous memory that held changed blocks, in bytes (the default image I/O).
+    pub memory_bytes: u64,
     /// Image bytes read into the cache.
     pub bytes_read: u64,
 }
@@ -61,13 +66,20 @@ pub enum FaultPoint {
 /// Faulting a large buffer in page by page costs far more than copying into it (one trap per
 /// 4 KiB page, expensive under virtualisation), so the arena asks for transparent huge pages
 /// and is populated in one call (`MADV_POPULATE_WRITE`) where the kernel allows.
-struct Arena {
+pub(crate) struct Arena {
     ptr: *mut u8,
     len: usize,
 }
 
+// SAFETY: the arena owns its mapping outright (nothing else holds the pointer), so moving it to
+// another thread moves that ownership; access goes through `&self`/`&mut self` slices, which
+// the borrow rules keep exclusive for writes.
+unsafe impl Send for Arena {}
+// SAFETY: `&Arena` only gives out shared slices of memory nobody writes through a `&`.
+unsafe impl Sync for Arena {}
+
 impl Arena {
-    fn new(len: usize) -> Option<Arena> {
+    pub(crate) fn new(len: usize) -> Option<Arena> {
         if len == 0 {
             return None;
         }
@@ -95,10 +107,15 @@ impl Arena {
         Some(Arena { ptr: ptr.cast(), len })
     }
 
-    fn as_mut_slice(&mut self) -> &mut [u8] {
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {
         // SAFETY: the mapping is `len` bytes, readable and writable, zero-initialised by the
         // kernel, owned by this value, and `&mut self` guarantees exclusive access.
         unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        // SAFETY: as for `as_mut_slice`; `&self` rules out a concurrent `&mut` slice.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
     }
 }
 
@@ -157,135 +174,24 @@ pub trait ImageBlocks {
         self.block_mut(block, false)?[offset..offset + bytes.len()].copy_from_slice(bytes);
         Ok(true)
     }
-}
 
-/// The image mapped shared and writable: changes go straight into the page cache, with no
-/// copy in or out and no fresh memory to fault in.
-///
-/// The kernel may write changed pages back at any moment, which is harmless: recovery gives
-/// the same image from any intermediate state (see DESIGN.md), exactly as after a crash.
-pub struct MappedImage {
-    map: memmap2::MmapMut,
-    block_size: usize,
-    block_count: u64,
-    dirty: rustc_hash::FxHashSet<u64>,
-    fail_after_blocks: Option<u64>,
-}
-
-impl MappedImage {
-    /// Maps `image` (opened read-write, `layout.image_len()` bytes long), shared: changes
-    /// reach the file as the kernel writes pages back.
-    ///
-    /// Contract, as for journal segments: the file must not be truncated while mapped. The
-    /// caller holds the directory lock and checked the length; a process that ignores the lock
-    /// and truncates the image mid-recovery is outside what the engine can defend against.
-    pub fn map(image: &File, path: &Path, layout: &Layout, fault: Option<FaultPoint>) -> Result<MappedImage> {
-        Self::map_as(image, path, layout, fault, false)
+    /// Where copies read their sources from and record what they read (see
+    /// [`crate::copylog`]); `None`: straight from the blocks, unrecorded.
+    fn copy_reads(&mut self) -> Option<&mut CopyReads> {
+        None
     }
 
-    /// Maps `image` privately (copy on write): changes stay in this process until
-    /// [`commit`](Self::commit) writes them, so a crash leaves the file untouched. Used when
-    /// the journal has copies (see [`crate::doublewrite`]). Same contract as [`map`](Self::map).
-    pub fn map_private(image: &File, path: &Path, layout: &Layout, fault: Option<FaultPoint>) -> Result<MappedImage> {
-        Self::map_as(image, path, layout, fault, true)
-    }
-
-    fn map_as(
-        image: &File,
-        path: &Path,
-        layout: &Layout,
-        fault: Option<FaultPoint>,
-        private: bool,
-    ) -> Result<MappedImage> {
-        let mut opts = memmap2::MmapOptions::new();
-        opts.len(layout.image_len() as usize);
-        // SAFETY: see `map`'s contract; the mapping is only accessed through bounds-checked
-        // slices of `block_size` bytes within `block_count` blocks, and a private one never
-        // writes to the file.
-        let map = unsafe {
-            if private {
-                opts.map_copy(image)
-            } else {
-                opts.map_mut(image)
-            }
+    /// The `len` bytes at `offset` of `src` that the copy at `lsn` reads: an interrupted
+    /// run's logged bytes when there are some, else the block's, recorded for the log.
+    fn copy_source(&mut self, lsn: u64, src: u64, offset: usize, len: usize) -> Result<Vec<u8>> {
+        if let Some(logged) = self.copy_reads().and_then(|c| c.log.as_ref()).and_then(|l| l.get(lsn)) {
+            return Ok(logged.to_vec());
         }
-        .map_err(|e| Error::io(path, "map image", e))?;
-        Ok(MappedImage {
-            map,
-            block_size: layout.block_size(),
-            block_count: layout.block_count(),
-            dirty: rustc_hash::FxHashSet::default(),
-            fail_after_blocks: match fault {
-                Some(FaultPoint::AfterBlockWrites(n)) => Some(n),
-                _ => None,
-            },
-        })
-    }
-
-    /// The whole mapping, for workers that split it by block ownership.
-    pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        &mut self.map
-    }
-
-    /// Records blocks changed through [`as_mut_slice`](Self::as_mut_slice).
-    pub fn note_dirty(&mut self, blocks: impl IntoIterator<Item = u64>) {
-        self.dirty.extend(blocks);
-    }
-
-    /// Blocks changed so far.
-    pub fn blocks_dirty(&self) -> u64 {
-        self.dirty.len() as u64
-    }
-
-    /// Makes every changed page durable: one `fdatasync` of the file. On Linux a page changed
-    /// through a shared mapping is a dirty page-cache page of the file (the first store marks
-    /// it), so `fdatasync` writes it like any other; an `msync` first would only add a second
-    /// device flush. The image's length never changes, so no metadata needs the full `fsync`.
-    pub fn flush(&self, image: &File, path: &Path) -> Result<()> {
-        image.sync_data().map_err(|e| Error::io(path, "fdatasync image", e))
-    }
-
-    /// For a private mapping: writes the changed blocks through the doublewrite file into
-    /// `image`.
-    pub fn commit(&self, dir: &Path, image: &File, path: &Path, tag: u64, last_lsn: u64) -> Result<()> {
-        let mut blocks: Vec<u64> = self.dirty.iter().copied().collect();
-        blocks.sort_unstable();
-        let bs = self.block_size;
-        let refs: Vec<(u64, &[u8])> =
-            blocks.iter().map(|&b| (b, &self.map[b as usize * bs..(b as usize + 1) * bs])).collect();
-        let t = crate::doublewrite::Target { dir, image, image_path: path, tag, last_lsn, block_size: bs };
-        crate::doublewrite::commit(&t, &refs, None)
-    }
-
-    fn range(&self, block: u64, path_hint: &'static str) -> Result<std::ops::Range<usize>> {
-        let at = (block as usize)
-            .checked_mul(self.block_size)
-            .filter(|&a| block < self.block_count && a + self.block_size <= self.map.len());
-        match at {
-            Some(at) => Ok(at..at + self.block_size),
-            None => Err(Error::Config(format!("{path_hint}: block {block} beyond the image"))),
+        let bytes = self.block(src)?[offset..offset + len].to_vec();
+        if let Some(c) = self.copy_reads() {
+            c.recorded.push((lsn, bytes.clone()));
         }
-    }
-}
-
-impl ImageBlocks for MappedImage {
-    fn block_mut(&mut self, block: u64, _overwrite: bool) -> Result<&mut [u8]> {
-        let r = self.range(block, "mapped image")?;
-        if self.dirty.insert(block) {
-            if let Some(n) = self.fail_after_blocks {
-                // A simulated crash in the middle of redo: everything changed so far is in the
-                // page cache, as if the kernel had written it back before the crash.
-                if self.dirty.len() as u64 > n {
-                    return Err(Error::InjectedFault("after-block-writes"));
-                }
-            }
-        }
-        Ok(&mut self.map[r])
-    }
-
-    fn block(&mut self, block: u64) -> Result<&[u8]> {
-        let r = self.range(block, "mapped image")?;
-        Ok(&self.map[r])
+        Ok(bytes)
     }
 }
 
@@ -300,6 +206,8 @@ pub struct BlockCache<'f> {
     dirty: Vec<bool>,
     /// Bytes read from the image.
     pub bytes_read: u64,
+    /// How copies read their sources (see [`crate::copylog`]).
+    pub copies: CopyReads,
 }
 
 impl<'f> BlockCache<'f> {
@@ -317,6 +225,7 @@ impl<'f> BlockCache<'f> {
             blocks: Vec::with_capacity(capacity_blocks),
             dirty: Vec::with_capacity(capacity_blocks),
             bytes_read: 0,
+            copies: CopyReads::default(),
         }
     }
 
@@ -356,25 +265,6 @@ impl<'f> BlockCache<'f> {
         self.dirty[s] = was.unwrap_or(false);
         let bs = self.block_size;
         Ok(self.arena.slice_mut(s * bs, bs))
-    }
-
-    /// Writes every changed block through the doublewrite file into the image (one window
-    /// only: with copies every touched block is in it). Returns the blocks written.
-    pub fn commit(&mut self, dir: &Path, tag: u64, last_lsn: u64, fault: Option<FaultPoint>) -> Result<u64> {
-        let bs = self.block_size;
-        let mut order: Vec<usize> = (0..self.blocks.len()).filter(|&s| self.dirty[s]).collect();
-        order.sort_unstable_by_key(|&s| self.blocks[s]);
-        let copies: Vec<(u64, Vec<u8>)> =
-            order.iter().map(|&s| (self.blocks[s], self.arena.slice_mut(s * bs, bs).to_vec())).collect();
-        let refs: Vec<(u64, &[u8])> = copies.iter().map(|(b, d)| (*b, d.as_slice())).collect();
-        let fail_after = match fault {
-            Some(FaultPoint::AfterBlockWrites(n)) => Some(n),
-            _ => None,
-        };
-        let t =
-            crate::doublewrite::Target { dir, image: self.image, image_path: self.path, tag, last_lsn, block_size: bs };
-        crate::doublewrite::commit(&t, &refs, fail_after)?;
-        Ok(refs.len() as u64)
     }
 
     /// Writes dirty blocks back in ascending order, coalescing neighbours into one write.
@@ -422,6 +312,10 @@ impl ImageBlocks for BlockCache<'_> {
 
     fn block(&mut self, block: u64) -> Result<&[u8]> {
         self.cached(block)
+    }
+
+    fn copy_reads(&mut self) -> Option<&mut CopyReads> {
+        Some(&mut self.copies)
     }
 }
 
@@ -519,7 +413,7 @@ pub fn redo_record(
                 return Ok(());
             }
             let (so, d, n) = (src_offset as usize, dst_offset as usize, len as usize);
-            let bytes = cache.block(src)?[so..so + n].to_vec();
+            let bytes = cache.copy_source(h.lsn, src, so, n)?;
             cache.write_bytes(dst, d, &bytes)?;
         }
         Record::Bitmap { target, index, set, .. } => set_bit(cache, layout, region_of(target), index, set)?,

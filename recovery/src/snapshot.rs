@@ -351,8 +351,8 @@ pub fn write(dir: &Path, layout: &Layout, image: &[u8], spec: &Spec) -> Result<W
     let mut data_crc = 0u32;
     for c in compressed {
         let (runs, stored, raw) = c.map_err(|e| Error::io(&cdir, "compress snapshot chunk", e))?;
-        let crc = crc32c::crc32c(&stored);
-        data_crc = crc32c::crc32c_append(data_crc, &stored);
+        let crc = crate::crc::crc32c(&stored);
+        data_crc = crate::crc::crc32c_append(data_crc, &stored);
         chunks.push(ChunkMeta { runs, offset, stored: stored.len() as u64, raw, crc });
         offset += stored.len() as u64;
         data.push(stored);
@@ -387,7 +387,7 @@ pub fn write(dir: &Path, layout: &Layout, image: &[u8], spec: &Spec) -> Result<W
         let mut f = std::io::BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
         f.write_all(MAGIC)?;
         f.write_all(&(json.len() as u32).to_le_bytes())?;
-        f.write_all(&crc32c::crc32c(&json).to_le_bytes())?;
+        f.write_all(&crate::crc::crc32c(&json).to_le_bytes())?;
         f.write_all(&json)?;
         for d in &data {
             f.write_all(d)?;
@@ -517,7 +517,7 @@ impl Loaded {
         let mut buf = vec![0u8; c.stored as usize];
         file.read_exact_at(&mut buf, at)
             .map_err(|e| reject(&self.path, Some(at), format!("cannot read chunk {ci}: {e}")))?;
-        if crc32c::crc32c(&buf) != c.crc {
+        if crate::crc::crc32c(&buf) != c.crc {
             return Err(reject(&self.path, Some(at), "chunk checksum mismatch"));
         }
         self.chunks[ci] = Some(buf);
@@ -548,12 +548,12 @@ pub fn load(path: &Path) -> std::result::Result<Loaded, Rejected> {
     let at = loaded.data_at;
     file.read_exact_at(&mut data, at).map_err(|e| reject(path, Some(at), format!("cannot read data: {e}")))?;
     let m = &loaded.manifest;
-    if crc32c::crc32c(&data) != m.data_crc {
+    if crate::crc::crc32c(&data) != m.data_crc {
         // Name the first damaged chunk when there is one (the table is consistent by now).
-        let bad = m.chunks.iter().find(|c| crc32c::crc32c(chunk_bytes(&data, c)) != c.crc);
+        let bad = m.chunks.iter().find(|c| crate::crc::crc32c(chunk_bytes(&data, c)) != c.crc);
         return Err(reject(path, Some(at + bad.map_or(0, |c| c.offset)), "data checksum mismatch"));
     }
-    if let Some(c) = m.chunks.iter().find(|c| crc32c::crc32c(chunk_bytes(&data, c)) != c.crc) {
+    if let Some(c) = m.chunks.iter().find(|c| crate::crc::crc32c(chunk_bytes(&data, c)) != c.crc) {
         return Err(reject(path, Some(at + c.offset), "chunk checksum mismatch"));
     }
     loaded.chunks = m.chunks.iter().map(|c| Some(chunk_bytes(&data, c).to_vec())).collect();
@@ -574,7 +574,7 @@ fn read_head(file: &File, path: &Path) -> std::result::Result<(Manifest, u64), R
     }
     let mut json = vec![0u8; mlen as usize];
     file.read_exact_at(&mut json, 16).map_err(|_| reject(path, Some(16), "manifest runs past the end of the file"))?;
-    if crc32c::crc32c(&json) != u32::from_le_bytes([head[12], head[13], head[14], head[15]]) {
+    if crate::crc::crc32c(&json) != u32::from_le_bytes([head[12], head[13], head[14], head[15]]) {
         return Err(reject(path, Some(16), "manifest checksum mismatch"));
     }
     let manifest: Manifest =

@@ -32,7 +32,7 @@ pub fn fragment_crc(salt: u64, len: u16, kind: u8, payload: &[u8]) -> u32 {
     pre[0..8].copy_from_slice(&salt.to_le_bytes());
     pre[8..10].copy_from_slice(&len.to_le_bytes());
     pre[10] = kind;
-    crc32c::crc32c_append(crc32c::crc32c(&pre), payload)
+    crate::crc::crc32c_append(crate::crc::crc32c(&pre), payload)
 }
 
 /// Appends one encoded fragment to `out`. `payload` must be at most `u16::MAX` bytes; the

@@ -252,7 +252,8 @@ impl Record<'_> {
         }
         let body_len = (out.len() - start - RECORD_HEADER_LEN) as u32;
         out[start + 4..start + 8].copy_from_slice(&body_len.to_le_bytes());
-        let crc = crc32c::crc32c_append(crc32c::crc32c(&out[start..start + 24]), &out[start + RECORD_HEADER_LEN..]);
+        let crc =
+            crate::crc::crc32c_append(crate::crc::crc32c(&out[start..start + 24]), &out[start + RECORD_HEADER_LEN..]);
         out[start + 24..start + 28].copy_from_slice(&crc.to_le_bytes());
     }
 }
@@ -279,7 +280,7 @@ pub fn decode_header_with(bytes: &[u8], verify_crc: bool) -> Result<(RecordHeade
     }
     if verify_crc {
         let stored = le_u32(bytes, 24);
-        let computed = crc32c::crc32c_append(crc32c::crc32c(&bytes[..24]), &bytes[RECORD_HEADER_LEN..]);
+        let computed = crate::crc::crc32c_append(crate::crc::crc32c(&bytes[..24]), &bytes[RECORD_HEADER_LEN..]);
         if stored != computed {
             return Err((24, CorruptKind::Checksum { stored, computed }));
         }
@@ -477,7 +478,7 @@ mod tests {
                 let len = (b.len() - RECORD_HEADER_LEN) as u32;
                 b[4..8].copy_from_slice(&len.to_le_bytes());
                 b[2] = 0; b[3] = 0;
-                let crc = crc32c::crc32c_append(crc32c::crc32c(&b[..24]), &b[RECORD_HEADER_LEN..]);
+                let crc = crate::crc::crc32c_append(crate::crc::crc32c(&b[..24]), &b[RECORD_HEADER_LEN..]);
                 b[24..28].copy_from_slice(&crc.to_le_bytes());
                 if let Ok((h, body)) = decode_header(&b) {
                     let _ = decode_body(&h, body);
@@ -498,7 +499,7 @@ mod field_tests {
     }
 
     fn refix(buf: &mut [u8]) {
-        let crc = crc32c::crc32c_append(crc32c::crc32c(&buf[..24]), &buf[RECORD_HEADER_LEN..]);
+        let crc = crate::crc::crc32c_append(crate::crc::crc32c(&buf[..24]), &buf[RECORD_HEADER_LEN..]);
         buf[24..28].copy_from_slice(&crc.to_le_bytes());
     }
 

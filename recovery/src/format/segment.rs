@@ -68,7 +68,7 @@ impl SegmentHeader {
         out[40..48].copy_from_slice(&self.first_lsn.to_le_bytes());
         out[48..52].copy_from_slice(&self.image_block_size.to_le_bytes());
         out[52..56].copy_from_slice(&self.segment_blocks.to_le_bytes());
-        let crc = crc32c::crc32c(&out[0..60]);
+        let crc = crate::crc::crc32c(&out[0..60]);
         out[60..64].copy_from_slice(&crc.to_le_bytes());
         out
     }
@@ -83,7 +83,7 @@ impl SegmentHeader {
             return Err((0, CorruptKind::BadMagic));
         }
         let stored = le_u32(bytes, 60);
-        let computed = crc32c::crc32c(&bytes[0..60]);
+        let computed = crate::crc::crc32c(&bytes[0..60]);
         if stored != computed {
             return Err((60, CorruptKind::Checksum { stored, computed }));
         }
@@ -192,7 +192,7 @@ mod tests {
             h.block_size = 4096;
             let mut out = h.encode();
             out[12..16].copy_from_slice(&bs.to_le_bytes());
-            let crc = crc32c::crc32c(&out[0..60]);
+            let crc = crate::crc::crc32c(&out[0..60]);
             out[60..64].copy_from_slice(&crc.to_le_bytes());
             out
         }
@@ -223,7 +223,7 @@ mod field_tests {
         }
         .encode();
         out[at..at + bytes.len()].copy_from_slice(bytes);
-        let crc = crc32c::crc32c(&out[0..60]);
+        let crc = crate::crc::crc32c(&out[0..60]);
         out[60..64].copy_from_slice(&crc.to_le_bytes());
         out
     }

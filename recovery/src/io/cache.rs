@@ -58,8 +58,46 @@ pub fn evict(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Counts `path`'s pages in the page cache with mincore(2) over a mapping that is never
-/// touched (so measuring faults nothing in).
+/// `cachestat(2)`'s range argument (Linux 6.5 and later).
+#[repr(C)]
+struct CachestatRange {
+    off: u64,
+    len: u64,
+}
+
+/// `cachestat(2)`'s result: page counts.
+#[repr(C)]
+#[derive(Default)]
+struct Cachestat {
+    nr_cache: u64,
+    nr_dirty: u64,
+    nr_writeback: u64,
+    nr_evicted: u64,
+    nr_recently_evicted: u64,
+}
+
+/// `cachestat` on x86_64 and aarch64 (the same number on both).
+const SYS_CACHESTAT: libc::c_long = 451;
+
+/// Resident pages of `file` from `cachestat(2)`, or `None` where the kernel does not have it.
+/// It counts in the kernel without copying a byte per page out, several times faster than
+/// mincore over a mapping.
+fn cachestat_pages(file: &File, len: u64) -> Option<u64> {
+    if !cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
+        return None;
+    }
+    let range = CachestatRange { off: 0, len };
+    let mut st = Cachestat::default();
+    // SAFETY: `range` and `st` are live, correctly laid out for the syscall (linux/mman.h),
+    // and the descriptor is open; the kernel only reads `range` and writes `st`.
+    let rc = unsafe {
+        libc::syscall(SYS_CACHESTAT, file.as_raw_fd(), &range as *const CachestatRange, &mut st as *mut Cachestat, 0u32)
+    };
+    (rc == 0).then_some(st.nr_cache)
+}
+
+/// Counts `path`'s pages in the page cache: with cachestat(2) where the kernel has it, else
+/// with mincore(2) over a mapping that is never touched (so measuring faults nothing in).
 pub fn residency(path: &Path) -> std::io::Result<Residency> {
     let file = File::open(path)?;
     let len = file.metadata()?.len() as usize;
@@ -67,6 +105,9 @@ pub fn residency(path: &Path) -> std::io::Result<Residency> {
     let total = len.div_ceil(page);
     if total == 0 {
         return Ok(Residency::default());
+    }
+    if let Some(n) = cachestat_pages(&file, len as u64) {
+        return Ok(Residency { resident_pages: n.min(total as u64), total_pages: total as u64 });
     }
     // SAFETY: a read-only shared mapping of a file we hold open; its pages are never read
     // (mincore only inspects the page cache), so a concurrent truncation cannot fault here.
@@ -117,4 +158,32 @@ pub fn residency_of_journal(dir: &Path) -> Residency {
         .filter(|e| e.metadata().is_ok_and(|m| m.len() <= crate::format::segment::SEGMENT_BYTES_MAX))
         .filter_map(|e| residency(&e.path()).ok())
         .fold(Residency::default(), Residency::plus)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cachestat_and_mincore_agree() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("f");
+        std::fs::write(&path, vec![7u8; 1 << 20]).expect("write");
+        let file = File::open(&path).expect("open");
+        let Some(n) = cachestat_pages(&file, 1 << 20) else { return };
+        // Just written: every page cached, as mincore sees it too.
+        assert_eq!(n, 256);
+        let page = page_size();
+        // SAFETY: a read-only mapping of the open file, only inspected by mincore.
+        let map = unsafe {
+            libc::mmap(std::ptr::null_mut(), 1 << 20, libc::PROT_READ, libc::MAP_SHARED, file.as_raw_fd(), 0)
+        };
+        assert_ne!(map, libc::MAP_FAILED);
+        let mut vec = vec![0u8; (1 << 20) / page];
+        // SAFETY: `map` is a live mapping of that length, `vec` one byte per page.
+        assert_eq!(unsafe { libc::mincore(map, 1 << 20, vec.as_mut_ptr()) }, 0);
+        // SAFETY: unmapping the mapping made above.
+        unsafe { libc::munmap(map, 1 << 20) };
+        assert_eq!(vec.iter().filter(|&&b| b & 1 != 0).count() as u64, n);
+    }
 }

@@ -1,0 +1,48 @@
+//! CRC-32C (Castagnoli), the checksum of every structure fastrec writes: initial value 0 and
+//! no final masking, the same values as the `crc32c` crate computes.
+//!
+//! Backed by `crc-fast`, which folds with carry-less multiplication beside the CRC32
+//! instruction: on these machines 25-30 GB/s on 1.7-32 KiB buffers against 11-21 GB/s for a
+//! CRC32-instruction loop, and checksumming every journal byte is the largest single cost of a
+//! scan.
+
+use crc_fast::{CrcAlgorithm, Digest};
+
+/// The CRC-32C of `data`.
+#[inline]
+pub fn crc32c(data: &[u8]) -> u32 {
+    crc_fast::crc32_iscsi(data)
+}
+
+/// The CRC-32C of the bytes `crc` was the checksum of, followed by `data`.
+#[inline]
+pub fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
+    let mut d = Digest::new_with_init_state(CrcAlgorithm::Crc32Iscsi, u64::from(!crc));
+    d.update(data);
+    d.finalize() as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_values_and_appending() {
+        assert_eq!(crc32c(b"123456789"), 0xe306_9283);
+        assert_eq!(crc32c(b""), 0);
+        let data: Vec<u8> = (0..70_000u32).map(|i| (i * 7 + 13) as u8).collect();
+        for split in [0, 1, 12, 4096, 65_537, data.len()] {
+            assert_eq!(crc32c_append(crc32c(&data[..split]), &data[split..]), crc32c(&data), "split {split}");
+        }
+    }
+
+    #[test]
+    fn the_same_values_as_the_crc32c_crate() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        for (at, len) in [(0, 0), (3, 1), (5, 12), (17, 1700), (0, 4096), (1, 32_768), (0, data.len())] {
+            let s = &data[at..at + len];
+            assert_eq!(crc32c(s), ::crc32c::crc32c(s), "{at}+{len}");
+            assert_eq!(crc32c_append(0xdead_beef, s), ::crc32c::crc32c_append(0xdead_beef, s), "{at}+{len}");
+        }
+    }
+}
