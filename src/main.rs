@@ -192,7 +192,7 @@ struct GenArgs {
     /// Directory to create (must not hold a journal already).
     #[arg(long)]
     out: PathBuf,
-    /// Named parameter set: small, default, large, skewed, steal, cpu-bound, memory-bound, deps.
+    /// Named parameter set: small, default, large, skewed, steal, cpu-bound, memory-bound, physical, deps.
     #[arg(long, default_value = "default")]
     preset: String,
     /// Seed; the same seed and parameters give byte-identical output.
@@ -363,7 +363,7 @@ struct RecoverArgs {
     /// Below this many durable records, replay stays serial.
     #[arg(long, default_value_t = 10_000)]
     parallel_threshold: u64,
-    /// Operations per batch sent to a replay worker.
+    /// Records a replay worker applies between progress updates and cancellation checks.
     #[arg(long, default_value_t = 1024)]
     batch_ops: usize,
     /// Also compute the replay dependency graph's work and span (parallel replay only).

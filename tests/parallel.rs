@@ -14,7 +14,6 @@ fn parallel_opts(workers: usize) -> RecoverOptions {
         parallel_threshold: 0,
         chunk_bytes: 64 << 10, // many chunks even on small journals
         batch_ops: 7,
-        queue_batches: 2,
         ..RecoverOptions::default()
     }
 }

@@ -149,6 +149,42 @@ pub enum BlockSet {
 }
 
 impl BlockSet {
+    /// An empty set for the blocks one scan chunk touches: a bitmap while the image is small
+    /// enough that one per chunk costs little, a hash set otherwise.
+    pub fn for_chunk(block_count: u64) -> BlockSet {
+        if block_count <= 1 << 20 {
+            BlockSet::Bits(vec![0; block_count.div_ceil(64) as usize])
+        } else {
+            BlockSet::Hash(FxHashSet::default())
+        }
+    }
+
+    /// Adds every block of `other`.
+    pub fn union(&mut self, other: &BlockSet) {
+        match (self, other) {
+            (BlockSet::Bits(a), BlockSet::Bits(b)) if a.len() == b.len() => {
+                for (x, y) in a.iter_mut().zip(b) {
+                    *x |= y;
+                }
+            }
+            (me, BlockSet::Bits(b)) => {
+                for (i, &word) in b.iter().enumerate() {
+                    let mut w = word;
+                    while w != 0 {
+                        let bit = w.trailing_zeros() as u64;
+                        me.insert(i as u64 * 64 + bit);
+                        w &= w - 1;
+                    }
+                }
+            }
+            (me, BlockSet::Hash(h)) => {
+                for &b in h {
+                    me.insert(b);
+                }
+            }
+        }
+    }
+
     /// An empty set for an image of `block_count` blocks.
     pub fn new(block_count: u64) -> BlockSet {
         if block_count <= 1 << 27 {
@@ -417,6 +453,9 @@ pub struct Analyzer<'a> {
     partial: bool,
     partial_failed: bool,
     done: Done,
+    /// Ids of the transactions compacted into `done` by a serial analysis, so a record that
+    /// comes after its transaction's end is still recognised as a stray.
+    finished: FxHashSet<u64>,
 }
 
 impl RecordCounts {
@@ -547,6 +586,7 @@ impl<'a> Analyzer<'a> {
             partial: false,
             partial_failed: false,
             done: Done::default(),
+            finished: FxHashSet::default(),
         }
     }
 
@@ -707,6 +747,10 @@ impl<'a> Analyzer<'a> {
         if let Some(reason) = invalid_reason(self.layout, self.steal, rec) {
             return self.reject(ctx, h, reason, true);
         }
+        if !self.finished.is_empty() && self.finished.contains(&h.txid) {
+            let reason = format!("record of transaction {} after its commit or abort", h.txid);
+            return self.reject(ctx, h, reason, false);
+        }
         let truncated = self.start.as_ref().is_some_and(|c| c.truncated(h.txid, h.lsn));
         let entry =
             self.txns.entry(h.txid).or_insert_with(|| TxnEntry { truncated, first_seen: h.lsn, ..TxnEntry::new() });
@@ -735,9 +779,16 @@ impl<'a> Analyzer<'a> {
                     if matches!(rec, Record::Commit { .. }) { TxnOutcome::Committed } else { TxnOutcome::Aborted };
                 // Only losers are undone; a finished transaction's locations are not needed.
                 entry.undo = Vec::new();
-                if self.partial && entry.records == records && !entry.truncated {
+                // Skip-corrupt keeps finished transactions whole: an invalid record that comes
+                // later still damages the transaction it names.
+                let compact = self.partial || self.mode != RecoveryMode::SkipCorrupt;
+                if compact && entry.records == records && !entry.truncated {
                     // Begun and ended here (in a valid journal; a duplicate id elsewhere is
-                    // caught when chunks merge): keep only what `finish` needs.
+                    // caught when chunks merge, or by `finished` serially): keep only what
+                    // `finish` needs.
+                    if !self.partial {
+                        self.finished.insert(h.txid);
+                    }
                     if let Some(t) = self.txns.remove(&h.txid) {
                         let committed = t.outcome == TxnOutcome::Committed;
                         let d = &mut self.done;

@@ -118,14 +118,27 @@ impl CopyLog {
 pub struct CopyReads {
     /// An earlier run's log, shared by all workers.
     pub log: Option<std::sync::Arc<CopyLog>>,
-    /// What this run's copies read: (LSN, bytes).
-    pub recorded: Vec<(u64, Vec<u8>)>,
+    /// What this run's copies read, back to back (one buffer, not one allocation per copy).
+    data: Vec<u8>,
+    /// (LSN, offset in `data`, length) of each copy this run recorded.
+    index: Vec<(u64, usize, usize)>,
 }
 
 impl CopyReads {
     /// Reads for a run with `log` (an interrupted run's), or none.
     pub fn with(log: Option<std::sync::Arc<CopyLog>>) -> CopyReads {
-        CopyReads { log, recorded: Vec::new() }
+        CopyReads { log, data: Vec::new(), index: Vec::new() }
+    }
+
+    /// Records that the copy at `lsn` read `bytes`.
+    pub fn record(&mut self, lsn: u64, bytes: &[u8]) {
+        self.index.push((lsn, self.data.len(), bytes.len()));
+        self.data.extend_from_slice(bytes);
+    }
+
+    /// Copies recorded by this run.
+    pub fn recorded(&self) -> usize {
+        self.index.len()
     }
 }
 
@@ -178,36 +191,54 @@ fn parse(bytes: &[u8], tag: u64) -> Option<CopyLog> {
 /// Writes the copy log of this run durably (temporary file, fsync, rename, directory fsync):
 /// the journal's `tag`, where the run started, and what every copy read (this run's reads,
 /// and those of an earlier run's log `existing`).
-pub fn write(dir: &Path, tag: u64, start: Start, existing: Option<&CopyLog>, reads: Vec<CopyReads>) -> Result<u64> {
-    let mut entries: Vec<(u64, Vec<u8>)> = reads.into_iter().flat_map(|r| r.recorded).collect();
+pub fn write(dir: &Path, tag: u64, start: Start, existing: Option<&CopyLog>, reads: &[CopyReads]) -> Result<u64> {
+    let mut entries: Vec<(u64, &[u8])> =
+        reads.iter().flat_map(|r| r.index.iter().map(|&(lsn, at, n)| (lsn, &r.data[at..at + n]))).collect();
     if let Some(old) = existing {
-        entries.extend(old.index.iter().map(|(&lsn, &(at, n))| (lsn, old.data[at..at + n].to_vec())));
+        entries.extend(old.index.iter().map(|(&lsn, &(at, n))| (lsn, &old.data[at..at + n])));
     }
     entries.sort_unstable_by_key(|e| e.0);
     entries.dedup_by_key(|e| e.0);
-    let mut b = Vec::with_capacity(HEADER + 4 + entries.iter().map(|e| 12 + e.1.len()).sum::<usize>());
-    b.extend_from_slice(MAGIC);
-    b.extend_from_slice(&tag.to_le_bytes());
-    b.extend_from_slice(&start.encode());
-    b.extend_from_slice(&(entries.len() as u64).to_le_bytes());
-    for (lsn, bytes) in &entries {
-        b.extend_from_slice(&lsn.to_le_bytes());
-        b.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-        b.extend_from_slice(bytes);
-    }
-    let crc = crate::crc::crc32c(&b);
-    b.extend_from_slice(&crc.to_le_bytes());
     let path = dir.join(COPY_LOG_FILE);
     let tmp = dir.join(format!("{COPY_LOG_FILE}.tmp"));
-    let put = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&b)?;
-        f.sync_all()
+    // Streamed through a buffer with a running checksum: no second copy of every byte.
+    let put = || -> std::io::Result<u64> {
+        let mut out =
+            Checksummed { w: std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?), crc: 0, len: 0 };
+        out.put(MAGIC)?;
+        out.put(&tag.to_le_bytes())?;
+        out.put(&start.encode())?;
+        out.put(&(entries.len() as u64).to_le_bytes())?;
+        for (lsn, bytes) in &entries {
+            out.put(&lsn.to_le_bytes())?;
+            out.put(&(bytes.len() as u32).to_le_bytes())?;
+            out.put(bytes)?;
+        }
+        let crc = out.crc;
+        out.put(&crc.to_le_bytes())?;
+        let f = out.w.into_inner().map_err(std::io::IntoInnerError::into_error)?;
+        f.sync_all()?;
+        Ok(out.len)
     };
-    put().map_err(|e| Error::io(&tmp, "write copy log", e))?;
+    let len = put().map_err(|e| Error::io(&tmp, "write copy log", e))?;
     std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, "rename copy log into place", e))?;
     fsync_dir(dir)?;
-    Ok(b.len() as u64)
+    Ok(len)
+}
+
+/// A writer that keeps the CRC-32C of what went through it.
+struct Checksummed<W: Write> {
+    w: W,
+    crc: u32,
+    len: u64,
+}
+
+impl<W: Write> Checksummed<W> {
+    fn put(&mut self, b: &[u8]) -> std::io::Result<()> {
+        self.crc = crate::crc::crc32c_append(self.crc, b);
+        self.len += b.len() as u64;
+        self.w.write_all(b)
+    }
 }
 
 /// Removes the copy log (its journal changed: nothing can repeat that recovery any more).
@@ -223,11 +254,11 @@ mod tests {
     fn round_trip_and_damage_is_discarded() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let mut a = CopyReads::default();
-        a.recorded.push((42, vec![1, 2, 3]));
+        a.record(42, &[1, 2, 3]);
         let mut b = CopyReads::default();
-        b.recorded.push((7, vec![9; 300]));
+        b.record(7, &[9; 300]);
         let start = Start::Checkpoint { seq: 5, crc: 0xabcd };
-        write(tmp.path(), 99, start, None, vec![a, b]).expect("write");
+        write(tmp.path(), 99, start, None, &[a, b]).expect("write");
         let log = load(tmp.path(), 99).expect("load").expect("present");
         assert_eq!((log.start, log.len()), (Some(start), 2));
         assert_eq!(log.get(42), Some(&[1u8, 2, 3][..]));
@@ -236,7 +267,7 @@ mod tests {
         assert!(load(tmp.path(), 98).expect("load").is_none());
         assert!(!tmp.path().join(COPY_LOG_FILE).exists());
         // A torn one too.
-        write(tmp.path(), 99, Start::Journal, None, vec![]).expect("write");
+        write(tmp.path(), 99, Start::Journal, None, &[]).expect("write");
         let p = tmp.path().join(COPY_LOG_FILE);
         let len = std::fs::metadata(&p).expect("stat").len();
         std::fs::OpenOptions::new().write(true).open(&p).expect("open").set_len(len - 1).expect("tear");

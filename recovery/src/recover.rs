@@ -126,10 +126,9 @@ pub struct RecoverOptions {
     pub numa_nodes_mask: Option<u64>,
     /// Dedicated pinned threads or a rayon pool. Default [`Executor::Rayon`] (see its docs).
     pub executor: Executor,
-    /// Operations per batch sent to a replay worker. Default 1024, minimum 1.
+    /// Records a replay worker applies between progress updates and cancellation checks (its
+    /// "batch" in the latency histogram). Default 1024, minimum 1.
     pub batch_ops: usize,
-    /// Batches each worker's queue holds before the router waits. Default 4, minimum 1.
-    pub queue_batches: usize,
     /// Journal bytes per parallel-scan chunk (rounded to whole journal blocks). Default 1 MiB.
     pub chunk_bytes: u64,
     /// Compute the replay dependency graph's work and span (parallel replay only). Costs a
@@ -160,7 +159,6 @@ impl Default for RecoverOptions {
             numa_nodes_mask: None,
             executor: Executor::default(),
             batch_ops: 1024,
-            queue_batches: 4,
             chunk_bytes: 1 << 20,
             dependency_stats: false,
             use_checkpoints: true,
@@ -186,8 +184,71 @@ pub struct ParallelReport {
     pub plan: Option<PinPlan>,
     /// Work and span of the replay dependency graph, when replay ran in parallel.
     pub dependencies: Option<DependencyStats>,
+    /// Chunks of the parallel scan (0: the scan ran serially).
+    pub scan_chunks: usize,
+    /// Work and span of the whole recovery, with `dependency_stats` (see [`WholeBound`]).
+    pub whole: Option<WholeBound>,
     /// Things the operator should know (e.g. more workers than CPUs).
     pub warnings: Vec<String>,
+}
+
+/// Work and span of a whole recovery, measured in this run, milliseconds: the ceiling on the
+/// speedup its worker count could give, with every phase counted, not replay alone.
+///
+/// A phase's *work* is the CPU time of every thread during it where that exceeds its wall
+/// time (it ran on several threads), else its wall time (one thread, or waiting for I/O).
+/// Its *floor* is the least wall time it could take on `workers` workers: work / workers for
+/// the parallel scan (but at least one chunk's share: work / chunks), work / the replay
+/// graph's bound with these partitions for redo (at least work / its per-block bound), and
+/// the measured wall time for every phase that runs on one thread (locate, analysis merge,
+/// orphans, the final fsync and marker: the flush phase counts whole). `bound` = work /
+/// floor. Work measured with several workers includes their contention, so the bound is
+/// optimistic where the machine slows threads down when they run together.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct WholeBound {
+    /// Workers the floor assumes (this run's).
+    pub workers: usize,
+    /// Sum of the phases' work.
+    pub work_ms: f64,
+    /// Sum of the phases' parts no number of workers shortens.
+    pub span_ms: f64,
+    /// Sum of the phases' floors with `workers` workers.
+    pub floor_ms: f64,
+    /// work / floor: the speedup over one worker this run's worker count could reach at most.
+    pub bound: f64,
+    /// work / span: the speedup no number of workers could exceed.
+    pub bound_any: f64,
+}
+
+impl WholeBound {
+    /// The bound of a finished parallel recovery from its phase statistics.
+    pub fn of(phases: &[PhaseStat], workers: usize, scan_chunks: usize, deps: Option<&DependencyStats>) -> WholeBound {
+        let p = workers.max(1) as f64;
+        let mut w = WholeBound { workers, ..WholeBound::default() };
+        for ph in phases {
+            let work = ph.wall_ms.max(ph.cpu_ms.min(ph.wall_ms * p));
+            let (span, floor) = match ph.phase {
+                Phase::Scan if scan_chunks > 1 => {
+                    let span = work / scan_chunks as f64;
+                    (span, (work / p).max(span))
+                }
+                Phase::Redo => match deps {
+                    Some(d) if d.bound_blocks > 0.0 && d.bound_workers > 0.0 => {
+                        let span = work / d.bound_blocks;
+                        (span, (work / d.bound_workers.min(p)).max(span))
+                    }
+                    _ => (ph.wall_ms, ph.wall_ms),
+                },
+                _ => (ph.wall_ms, ph.wall_ms),
+            };
+            w.work_ms += work;
+            w.span_ms += span;
+            w.floor_ms += floor;
+        }
+        w.bound = if w.floor_ms > 0.0 { w.work_ms / w.floor_ms } else { 1.0 };
+        w.bound_any = if w.span_ms > 0.0 { w.work_ms / w.span_ms } else { 1.0 };
+        w
+    }
 }
 
 /// Transactions by outcome.
@@ -533,6 +594,13 @@ impl std::fmt::Display for RecoveryReport {
                 f,
                 "  deps       work {}, span {} per block ({:.1}x bound), {} with these partitions ({:.1}x); {} cross-worker copies",
                 d.work, d.span_blocks, d.bound_blocks, d.span_workers, d.bound_workers, d.cross_worker_copies
+            )?;
+        }
+        if let Some(w) = &par.whole {
+            writeln!(
+                f,
+                "  whole      work {:.1} ms, span {:.1} ms, floor at {} workers {:.1} ms: speedup bound {:.2}x ({:.1}x with any number)",
+                w.work_ms, w.span_ms, w.workers, w.floor_ms, w.bound, w.bound_any
             )?;
         }
         let phases: Vec<String> = self
@@ -984,10 +1052,14 @@ fn available_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Resolves the worker count and pinning plan; `None` means serial recovery.
+/// Resolves the worker count and pinning plan. One worker runs the same chunked pipeline as
+/// many (chunked scan, routed replay: it measured faster than replaying record by record in
+/// the scan's order, because the routed replay skips moot changes unread and prefetches);
+/// recovery still falls back to the serial path where the chunked one cannot decide (see
+/// [`Run::scan`]) or does not apply (a small journal, windows, `--image-io pwrite`).
 fn parallel_setup(opts: &RecoverOptions, report: &mut ParallelReport) -> Result<Option<ParallelSetup>> {
-    if opts.workers == Some(0) || opts.workers_max == 0 || opts.batch_ops == 0 || opts.queue_batches == 0 {
-        return Err(Error::Config("workers, workers_max, batch_ops and queue_batches must be at least 1".into()));
+    if opts.workers == Some(0) || opts.workers_max == 0 || opts.batch_ops == 0 {
+        return Err(Error::Config("workers, workers_max and batch_ops must be at least 1".into()));
     }
     let topology = Topology::detect();
     let cpus = topology.cpu_count().min(report.cpus).max(1);
@@ -1014,16 +1086,12 @@ fn parallel_setup(opts: &RecoverOptions, report: &mut ParallelReport) -> Result<
     if opts.executor == Executor::Rayon {
         plan.note = format!("{}; rayon executor: threads are not pinned", plan.note);
     }
-    if workers <= 1 {
-        return Ok(None);
-    }
     report.plan = Some(plan.clone());
     Ok(Some(ParallelSetup {
         workers,
         plan,
         executor: opts.executor,
         batch_ops: opts.batch_ops,
-        queue_batches: opts.queue_batches,
         chunk_bytes: opts.chunk_bytes.max(1),
         dependency_stats: opts.dependency_stats,
     }))
@@ -1085,7 +1153,7 @@ fn recover_inner(
     run.restore_snapshot(&inp, &mut start, &analysis)?;
     let image = run.open_image()?;
     let replayed =
-        run.replay(&inp, &start, &analysis, &pass1.outcome, pass1.entries, pass1.home_unrouted, setup, &image)?;
+        run.replay(&inp, &start, &analysis, &pass1.outcome, pass1.routed, pass1.home_unrouted, setup, &image)?;
     run.write_back(&inp, &start, &analysis, &image, replayed)?;
     run.mark(&inp, &pass1.outcome)?;
     let report = run.report(&start, &analysis, pass1.outcome);
@@ -1125,8 +1193,8 @@ struct Input {
 struct Pass1<'a> {
     outcome: scan::ScanOutcome,
     analyzer: Analyzer<'a>,
-    /// Routing entries of a parallel scan.
-    entries: Option<Vec<Vec<parallel::Entry>>>,
+    /// Each worker's tasks, from a parallel scan.
+    routed: Option<parallel::Routed>,
     /// Records the parallel scan left unrouted because the home copy held them.
     home_unrouted: u64,
 }
@@ -1222,6 +1290,8 @@ impl<'a, 't> Run<'a, 't> {
                 executor: opts.executor,
                 plan: None,
                 dependencies: None,
+                scan_chunks: 0,
+                whole: None,
                 warnings: Vec::new(),
             },
             phases: Vec::new(),
@@ -1341,14 +1411,15 @@ impl<'a, 't> Run<'a, 't> {
         let mut pass1 = None;
         match setup {
             Some(setup) if journal.bytes() > setup.chunk_bytes => {
-                match parallel::scan_parallel(layout, journal, opts.mode, setup, true, start.filter.clone(), t)? {
+                match parallel::scan_parallel(layout, journal, opts.mode, setup, start.filter.clone(), t)? {
                     Some(p1) => {
                         self.report.parallel.scan =
                             format!("parallel: {} chunks on {} workers", p1.chunks, setup.workers);
+                        self.report.parallel.scan_chunks = p1.chunks;
                         pass1 = Some(Pass1 {
                             outcome: p1.outcome,
                             analyzer: p1.analyzer,
-                            entries: Some(p1.entries),
+                            routed: Some(p1.routed),
                             home_unrouted: p1.home,
                         });
                     }
@@ -1376,7 +1447,7 @@ impl<'a, 't> Run<'a, 't> {
                     }
                     analyzer.visit(ctx, h, rec)
                 })?;
-                Pass1 { outcome, analyzer, entries: None, home_unrouted: 0 }
+                Pass1 { outcome, analyzer, routed: None, home_unrouted: 0 }
             }
         };
         t.note(format!("{} durable bytes, {} records", pass1.outcome.bytes, pass1.outcome.records));
@@ -1453,7 +1524,7 @@ impl<'a, 't> Run<'a, 't> {
         t.begin(Phase::RestoreSnapshot, chain.sources.len() as u64, 0);
         if self.copy_log.is_none() {
             let tag = crate::copylog::tag(&self.fingerprint);
-            crate::copylog::write(self.dir, tag, start.pinned(), None, Vec::new())?;
+            crate::copylog::write(self.dir, tag, start.pinned(), None, &[])?;
         }
         self.unmark()?;
         self.image_changed.set(true);
@@ -1506,7 +1577,7 @@ impl<'a, 't> Run<'a, 't> {
         start: &StartPoint,
         analysis: &Analysis,
         outcome: &scan::ScanOutcome,
-        entries: Option<Vec<Vec<parallel::Entry>>>,
+        routed: Option<parallel::Routed>,
         home_unrouted: u64,
         setup: Option<ParallelSetup>,
         image: &File,
@@ -1517,7 +1588,7 @@ impl<'a, 't> Run<'a, 't> {
         let touched = analysis.touched.len() as u64;
         let fits = touched.saturating_mul(bs) <= opts.memory_budget_bytes;
         let use_shadow = opts.image_io == ImageIo::Mmap && (fits || copies);
-        let parallel = match (&setup, &entries) {
+        let parallel = match (&setup, &routed) {
             (Some(setup), Some(_)) if use_shadow && outcome.records >= opts.parallel_threshold => {
                 self.report.parallel.replay = format!("parallel: {} partitions", setup.workers);
                 setup.clone().into()
@@ -1530,7 +1601,7 @@ impl<'a, 't> Run<'a, 't> {
                         "serial: {touched} changed blocks would not fit the {} MiB memory budget, so windows",
                         opts.memory_budget_bytes >> 20
                     )
-                } else if entries.is_none() {
+                } else if routed.is_none() {
                     "serial: pass 1 ran serially".into()
                 } else {
                     format!(
@@ -1550,8 +1621,8 @@ impl<'a, 't> Run<'a, 't> {
         }
         let map = crate::shadow::ImageMap::new(image, &self.image_path, layout)?;
         self.timer.lap("map");
-        let mut shadow = match (parallel, &entries) {
-            (Some(setup), Some(entries)) => {
+        let mut shadow = match (parallel, &routed) {
+            (Some(setup), Some(routed)) => {
                 let parts = parallel::Partitioner::new(setup.workers, layout.block_count());
                 let stores = (0..setup.workers)
                     .map(|_| crate::shadow::BlockStore::new(layout.block_size(), layout.block_count(), reads()))
@@ -1560,18 +1631,22 @@ impl<'a, 't> Run<'a, 't> {
                 t.begin(Phase::Redo, outcome.records, setup.workers);
                 // Records with nothing to route (commits, records the checkpoint's table says are
                 // home) are done as soon as the phase starts.
-                t.done_at_start(outcome.records.saturating_sub(parallel::routed(entries)));
+                t.done_at_start(outcome.records.saturating_sub(routed.ops));
                 t.note(format!(
                     "parallel: {} workers; each undoes its partition's losers after its redo",
                     setup.workers
                 ));
                 let (map, stores) = shadow.parts_mut();
-                let p2 = parallel::replay_parallel(&setup, layout, journal, analysis, entries, map, stores, t)?;
+                let p2 = parallel::replay_parallel(&setup, layout, journal, analysis, routed, map, stores, t)?;
                 self.stats = p2.stats;
                 self.stats.redo_skipped_home += home_unrouted;
-                self.report.parallel.dependencies = p2.deps;
                 self.timer.lap("redo+undo");
                 t.finish(outcome.records, outcome.records, 0);
+                if setup.dependency_stats {
+                    self.report.parallel.dependencies =
+                        parallel::dependency_stats(routed, setup.workers, layout.block_count(), analysis);
+                    self.timer.lap("dependency stats");
+                }
                 t.check_cancel(dir, self.image_changed.get())?;
                 undo_inside_redo(t, analysis.steal, undo_total, "done by the workers inside the redo phase");
                 shadow
@@ -1689,14 +1764,14 @@ impl<'a, 't> Run<'a, 't> {
     /// Makes what copies read durable before the first block is written (a rerun that finds
     /// the image half written reads the same bytes), with the start point this run chose.
     fn write_copy_log(&mut self, start: &StartPoint, reads: Vec<crate::copylog::CopyReads>) -> Result<()> {
-        let recorded: usize = reads.iter().map(|r| r.recorded.len()).sum();
+        let recorded: usize = reads.iter().map(crate::copylog::CopyReads::recorded).sum();
         if recorded == 0 && self.copy_log.is_some() {
             // Everything came from the earlier run's log, which is already durable.
             return Ok(());
         }
         let tag = crate::copylog::tag(&self.fingerprint);
         let start = self.copy_log.as_ref().and_then(|l| l.start).unwrap_or_else(|| start.pinned());
-        let bytes = crate::copylog::write(self.dir, tag, start, self.copy_log.as_deref(), reads)?;
+        let bytes = crate::copylog::write(self.dir, tag, start, self.copy_log.as_deref(), &reads)?;
         self.report.copy_log = Some(CopyLogUse { copies: recorded as u64, bytes });
         self.timer.lap("copy log");
         Ok(())
@@ -1810,6 +1885,11 @@ impl<'a, 't> Run<'a, 't> {
         report.total_ms = self.started.elapsed().as_secs_f64() * 1e3;
         report.throughput_mb_s = report.bytes_scanned as f64 / 1e6 / (report.total_ms / 1e3).max(1e-9);
         report.stats = statistics(self.t);
+        if self.opts.dependency_stats && report.parallel.workers > 1 {
+            let par = &report.parallel;
+            report.parallel.whole =
+                Some(WholeBound::of(&report.stats.phases, par.workers, par.scan_chunks, par.dependencies.as_ref()));
+        }
         self.report
     }
 }

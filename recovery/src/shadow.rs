@@ -118,6 +118,19 @@ enum SlotIndex {
 
 const NO_SLOT: u32 = u32::MAX;
 
+/// Hints the CPU to load the cache line at `bytes[offset]` (no effect where unsupported, or
+/// when `offset` is out of range).
+#[inline]
+pub fn prefetch(bytes: &[u8], offset: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(b) = bytes.get(offset) {
+        // SAFETY: a prefetch has no architectural effect; the address is inside `bytes`.
+        unsafe { std::arch::x86_64::_mm_prefetch(std::ptr::from_ref(b).cast::<i8>(), std::arch::x86_64::_MM_HINT_T0) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (bytes, offset);
+}
+
 /// Changed blocks held in anonymous memory: a slot per block, in chunks allocated as they
 /// fill.
 pub struct BlockStore {
@@ -219,6 +232,20 @@ impl BlockStore {
         }
         self.get_mut(b, current)?[offset..offset + bytes.len()].copy_from_slice(bytes);
         Ok(true)
+    }
+
+    /// Hints the CPU to load the bytes at `offset` of block `b` (its slot, else the file's
+    /// block), which a later write will touch.
+    #[inline]
+    pub fn prefetch(&self, map: &ImageMap, b: u64, offset: usize) {
+        match self.slot(b) {
+            Some(s) => prefetch(self.slot_bytes(s), offset),
+            None => {
+                if let Ok(block) = map.block(b) {
+                    prefetch(block, offset);
+                }
+            }
+        }
     }
 
     /// Blocks held.

@@ -794,7 +794,6 @@ fn par() -> RecoverOptions {
         chunk_bytes: 4096,
         parallel_threshold: 0,
         batch_ops: 1,
-        queue_batches: 1,
         ..RecoverOptions::default()
     }
 }

@@ -118,6 +118,11 @@ pub enum Preset {
     /// Bytes dominate: 16384 blocks of 4 KiB, full-block writes only, no COPY records; a
     /// journal of about 250 MiB.
     MemoryBound,
+    /// The shape of a physical journal such as jbd2's: per-record work as in `cpu-bound`
+    /// (small partial writes, about a million records) but no COPY records and no bitmap or
+    /// orphan-list operations, so no record depends on another block and no single block
+    /// collects a large share of the changes. What parallel replay scales best on.
+    Physical,
     /// Like `Small` with 30% of the writes COPY records from nearby blocks (reach 8):
     /// cross-block dependencies, quick to generate. For tests.
     Deps,
@@ -125,7 +130,7 @@ pub enum Preset {
 
 impl Preset {
     /// Every preset.
-    pub const ALL: [Preset; 8] = [
+    pub const ALL: [Preset; 9] = [
         Preset::Small,
         Preset::Default,
         Preset::Large,
@@ -133,6 +138,7 @@ impl Preset {
         Preset::Steal,
         Preset::CpuBound,
         Preset::MemoryBound,
+        Preset::Physical,
         Preset::Deps,
     ];
 
@@ -146,6 +152,7 @@ impl Preset {
             Preset::Steal => "steal",
             Preset::CpuBound => "cpu-bound",
             Preset::MemoryBound => "memory-bound",
+            Preset::Physical => "physical",
             Preset::Deps => "deps",
         }
     }
@@ -173,6 +180,14 @@ impl Preset {
             Preset::MemoryBound => {
                 GenParams { txns: MEMORY_BOUND_TXNS, full_block_fraction: 1.0, deps_rate: 0.0, ..base }
             }
+            Preset::Physical => GenParams {
+                txns: CPU_BOUND_TXNS,
+                full_block_fraction: 0.0,
+                partial_len: (16, 256),
+                deps_rate: 0.0,
+                mix: OpMix { write: 100, bitmap: 0, orphan: 0 },
+                ..base
+            },
         }
     }
 }
