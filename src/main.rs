@@ -330,8 +330,9 @@ struct RecoverArgs {
     /// page cache and say so in the report) or error.
     #[arg(long, default_value = "read")]
     direct_fallback: DirectFallbackArg,
-    /// Image access: mmap (default: change blocks in place in the page cache) or pwrite (copy
-    /// changed blocks into a cache bounded by --memory-budget, then write them back).
+    /// Image access: mmap (default: map the image, build changed blocks in memory, store back
+    /// only those that differ, one fdatasync) or pwrite (read changed blocks into a cache
+    /// bounded by --memory-budget, write them back with pwrite).
     #[arg(long, default_value = "mmap")]
     image_io: ImageIoArg,
     /// Memory for the pwrite block cache, e.g. 512M or 1G (more touched blocks than fit are

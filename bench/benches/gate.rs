@@ -1,4 +1,4 @@
-//! The instruction-count gate's benches (gungraun + callgrind): three single-threaded hot paths
+//! The instruction-count gate's benches (gungraun + callgrind): four hot paths, each on one thread at a time,
 //! over fixed inputs, each measured once under valgrind. `scripts/gate.sh` runs them and
 //! compares the counts with `bench/gate/baseline.json` (see docs/GATE.md).
 //!
@@ -10,6 +10,12 @@
 //!   journal is steal), orphan cleanup, and the write-back's preparation (comparing every held
 //!   block with the file). Analysis is setup; the writes and the fdatasync are not measured
 //!   (they are syscalls).
+//! - `routed`: the pipeline recovery runs by default on a journal larger than a chunk, with
+//!   one worker: the chunked scan that decodes, checks and analyses each chunk and routes
+//!   every record to its worker's task list ([`recovery::parallel::scan_parallel`], chunks of
+//!   256 KiB here so the small journal makes several), the analysis merge, then the routed
+//!   replay ([`recovery::parallel::replay_parallel`]) and the write-back's preparation. Its
+//!   one worker is a thread of its own; callgrind counts every thread.
 //! - `record`: reading a checkpoint record as recovery does once it has its bytes: decode and
 //!   validate a record with a 4,096-entry dirty block table
 //!   ([`recovery::checkpoint::CheckpointRecord::decode`]) and build the table redo looks blocks
@@ -147,6 +153,70 @@ fn redo(r: Redo) -> (Redo, ShadowImage, ReplayStats) {
     (r, img, stats)
 }
 
+/// `routed`'s input: the crash state's journal opened, no segment read, and its image opened
+/// for mapping.
+struct Routed {
+    dir: TempDir,
+    layout: Layout,
+    journal: Journal,
+    image: std::fs::File,
+    setup: recovery::parallel::ParallelSetup,
+    tracker: Tracker<'static>,
+}
+
+fn setup_routed() -> Routed {
+    let dir = crash_state();
+    let (layout, journal) = open(dir.path());
+    let image = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.path().join(recovery::dir::IMAGE_FILE))
+        .expect("open the image");
+    let plan = recovery::topology::plan(&recovery::topology::Topology::detect(), 1, recovery::PinMode::None, None)
+        .expect("a one-worker plan");
+    let setup = recovery::parallel::ParallelSetup {
+        workers: 1,
+        plan,
+        // Dedicated scoped threads: no pool to build inside the measurement.
+        executor: recovery::Executor::Pinned,
+        batch_ops: 1024,
+        chunk_bytes: 256 << 10,
+        dependency_stats: false,
+    };
+    Routed { dir, layout, journal, image, setup, tracker: Tracker::quiet() }
+}
+
+#[library_benchmark]
+#[bench::small(setup = setup_routed)]
+fn routed(r: Routed) -> (Routed, ShadowImage, ReplayStats) {
+    let p1 = recovery::parallel::scan_parallel(&r.layout, &r.journal, MODE, &r.setup, None, &r.tracker)
+        .expect("chunked scan")
+        .expect("the fixed journal needs no serial rescan");
+    let analysis = p1.analyzer.finish().expect("analysis");
+    let path = r.dir.path().join(recovery::dir::IMAGE_FILE);
+    let map = ImageMap::new(&r.image, &path, &r.layout).expect("map the image");
+    let parts = recovery::parallel::Partitioner::new(1, r.layout.block_count());
+    let store = recovery::shadow::BlockStore::new(
+        r.layout.block_size(),
+        r.layout.block_count(),
+        recovery::copylog::CopyReads::default(),
+    );
+    let mut img = ShadowImage::partitioned(map, vec![store], parts);
+    let (map, stores) = img.parts_mut();
+    let p2 = recovery::parallel::replay_parallel(
+        &r.setup, &r.layout, &r.journal, &analysis, &p1.routed, map, stores, &r.tracker,
+    )
+    .expect("routed replay");
+    let mut stats = p2.stats;
+    replay::clean_orphans(&mut img, &r.layout, &mut stats).expect("orphan cleanup");
+    let (changed, unchanged) = img.changed().expect("compare");
+    stats.blocks_written = changed;
+    stats.blocks_unchanged = unchanged;
+    black_box(&stats);
+    drop(analysis);
+    (r, img, stats)
+}
+
 /// `record`'s input: the bytes of a checkpoint record of the crash image's geometry with 8
 /// open transactions and a 4,096-entry dirty block table.
 fn setup_record() -> Vec<u8> {
@@ -170,7 +240,7 @@ fn record(bytes: Vec<u8>) -> Vec<u8> {
     bytes
 }
 
-library_benchmark_group!(name = hot_paths; benchmarks = scan, redo, record);
+library_benchmark_group!(name = hot_paths; benchmarks = scan, redo, routed, record);
 
 main!(
     // Only instruction counts are gated: no cache simulation (it only slows the runs down).

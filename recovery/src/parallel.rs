@@ -72,7 +72,7 @@ impl std::str::FromStr for Executor {
 /// Settings of one parallel run (resolved from `RecoverOptions`).
 #[derive(Debug, Clone)]
 pub struct ParallelSetup {
-    /// Worker count (>= 2).
+    /// Worker count (1 runs the chunked pipeline on the recovery thread).
     pub workers: usize,
     /// Where workers run.
     pub plan: PinPlan,
@@ -82,8 +82,7 @@ pub struct ParallelSetup {
     pub batch_ops: usize,
     /// Bytes of journal per pass-1 chunk (rounded to whole journal blocks).
     pub chunk_bytes: u64,
-    /// Compute the dependency graph's work and span while routing (costs a hash lookup per
-    /// operation on the routing thread).
+    /// Keep each routed record's block and LSN for [`dependency_stats`].
     pub dependency_stats: bool,
 }
 
@@ -329,6 +328,11 @@ fn task_block(block: u64) -> u32 {
 
 /// Runs `tasks` calls of `f(task, worker)` on the setup's workers (numbered from 1).
 fn run_tasks<T: Send>(setup: &ParallelSetup, tasks: usize, f: &(dyn Fn(usize, usize) -> T + Sync)) -> Vec<T> {
+    if setup.workers <= 1 {
+        // One worker runs on the recovery thread: no thread to start, and nothing pinned
+        // that would stay pinned after the phase.
+        return (0..tasks).map(|i| f(i, 1)).collect();
+    }
     match setup.executor {
         Executor::Pinned => {
             let next = AtomicUsize::new(0);
@@ -1014,6 +1018,8 @@ pub fn replay_parallel(
         *results[me].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
     };
     match setup.executor {
+        // As in `run_tasks`: one worker runs on the recovery thread.
+        _ if w == 1 => run_worker(0),
         Executor::Pinned => std::thread::scope(|s| {
             for p in &setup.plan.workers {
                 let run_worker = &run_worker;

@@ -45,7 +45,8 @@ pub enum Phase {
     Undo,
     /// Freeing the inodes left on the orphan list.
     OrphanCleanup,
-    /// Making the image durable (msync or write-back, then fsync) and writing the marker.
+    /// Making the image durable (the copy log, the write-back of the blocks that differ, one
+    /// fdatasync) and writing the marker.
     Flush,
     /// Finished.
     Done,

@@ -70,9 +70,10 @@ impl std::fmt::Display for RecoveryMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ImageIo {
-    /// Map the image shared and change blocks in place in the page cache, then msync and
-    /// fsync. Default: no copies and no fresh memory; the memory budget does not apply (the
-    /// kernel writes dirty pages back under pressure).
+    /// Map the image and build the changed blocks in anonymous memory (a shadow image, see
+    /// [`crate::shadow`]); at the end store back through the mapping only the blocks that
+    /// differ from the file, then one fdatasync. Default. Changed blocks that would not fit
+    /// the memory budget are replayed in windows instead (journals with copies excepted).
     #[default]
     Mmap,
     /// Copy the changed blocks into an anonymous cache bounded by the memory budget (windows
@@ -131,8 +132,9 @@ pub struct RecoverOptions {
     pub batch_ops: usize,
     /// Journal bytes per parallel-scan chunk (rounded to whole journal blocks). Default 1 MiB.
     pub chunk_bytes: u64,
-    /// Compute the replay dependency graph's work and span (parallel replay only). Costs a
-    /// hash lookup per operation on the routing thread. Default false.
+    /// Compute the replay dependency graph's work and span (routed replay only; a walk over
+    /// the routed records after the redo phase) and, with several workers, the whole
+    /// recovery's work/span bound ([`WholeBound`]). Default false.
     pub dependency_stats: bool,
     /// Start from the newest valid checkpoint record. Default true; false replays the whole
     /// journal (which must then begin at its first segment).

@@ -29,7 +29,7 @@ use crate::image::Layout;
 use crate::parallel::Partitioner;
 use crate::replay::{Arena, ImageBlocks};
 
-/// Bytes of one allocation of block slots (a transparent huge page where the kernel gives one).
+/// Bytes of one allocation of block slots (4 KiB pages: see [`Arena`] on huge pages).
 const CHUNK_BYTES: usize = 2 << 20;
 
 /// Largest image, in blocks, whose block-to-slot index is a dense array (16 MiB of index at
