@@ -270,8 +270,8 @@ struct LabArgs {
     /// cadences, crashes after and before a checkpoint.
     #[arg(long)]
     full: bool,
-    /// Run only these experiments (comma-separated): scaling, io, checkpoint, progress,
-    /// latency, bandwidth.
+    /// Run only these experiments (comma-separated): scaling, deps, io, checkpoint,
+    /// progress, latency, bandwidth.
     #[arg(long)]
     only: Option<String>,
     /// Only re-render the report page, claims table and every run's summary and plots from

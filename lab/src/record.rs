@@ -43,7 +43,7 @@ pub struct Cache {
 pub struct Record {
     /// [`RAW_SCHEMA`].
     pub schema: u32,
-    /// `scaling`, `io`, `checkpoint`, `progress`, `latency` or `bandwidth`.
+    /// `scaling`, `deps`, `io`, `checkpoint`, `checkpoint-find`, `progress`, `latency` or `bandwidth`.
     pub experiment: String,
     /// Short configuration label, unique within the experiment (e.g. `cpu-bound w=2`).
     pub label: String,

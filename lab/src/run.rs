@@ -18,7 +18,16 @@ use recovery::{Executor, ImageIo, IoBackend, IoOptions, Monitor, RecoverOptions,
 use crate::record::{Cache, Env, Record};
 
 /// Every experiment, in the order a run does them.
-pub const EXPERIMENTS: [&str; 6] = ["scaling", "io", "checkpoint", "progress", "latency", "bandwidth"];
+pub const EXPERIMENTS: [&str; 7] = ["scaling", "deps", "io", "checkpoint", "progress", "latency", "bandwidth"];
+
+/// Presets of the scaling experiment: `physical` has per-record work and no cross-block
+/// dependency (what parallel replay scales best on, so the fair test of the speedup claim),
+/// `cpu-bound` the same work with a fifth of the writes COPY records, `memory-bound` bytes.
+pub const SCALING_PRESETS: [&str; 3] = ["physical", "cpu-bound", "memory-bound"];
+
+/// Shares of COPY records the `deps` experiment sweeps (`GenParams::deps_rate`); 0.2 is the
+/// `cpu-bound` preset's own.
+pub const DEPS_RATES: [f64; 5] = [0.0, 0.05, 0.1, 0.2, 0.4];
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -58,6 +67,8 @@ struct Plan {
     io_records: &'static [&'static str],
     cadences: &'static [u64],
     crashes: &'static [bench::checkpoint::Phase],
+    /// Transactions of each `deps` workload; `None`: the `cpu-bound` preset's own.
+    deps_txns: Option<u64>,
 }
 
 const QUICK: Plan = Plan {
@@ -66,6 +77,9 @@ const QUICK: Plan = Plan {
     io_records: &["4K"],
     cadences: &[12_000, 3_000, 750],
     crashes: &[bench::checkpoint::Phase::After, bench::checkpoint::Phase::Before],
+    // A third of the preset's transactions: five workloads of the full size would double the
+    // quick lab's time on 2 cores, which cannot show what the density does to many workers.
+    deps_txns: Some(50_000),
 };
 
 const FULL: Plan = Plan {
@@ -74,6 +88,7 @@ const FULL: Plan = Plan {
     io_records: &["256B", "4K"],
     cadences: &[24_000, 12_000, 6_000, 3_000, 1_500, 750],
     crashes: &[bench::checkpoint::Phase::After, bench::checkpoint::Phase::Before],
+    deps_txns: None,
 };
 
 /// Same-run ceilings.
@@ -157,6 +172,7 @@ pub fn run(o: &LabOptions, log: &mut dyn FnMut(&str)) -> Result<PathBuf, String>
         log(&format!("{exp}: start"));
         let r = match exp.as_str() {
             "scaling" => scaling(o, &plan, &ceil, work.path(), env.cpus, &mut sink, log),
+            "deps" => deps(o, &plan, work.path(), env.cpus, &mut sink, log),
             "io" => io(o, &plan, &ceil, work.path(), &mut sink, log),
             "checkpoint" => checkpoint(o, &plan, work.path(), &mut sink, log),
             "progress" | "latency" | "bandwidth" => {
@@ -228,6 +244,45 @@ fn phase_wall(r: &RecoveryReport, phases: &[&str]) -> f64 {
     r.stats.phases.iter().filter(|s| phases.contains(&s.phase.name())).map(|s| s.wall_ms).sum()
 }
 
+/// What the untimed, checked run with `dependency_stats` says a worker count could reach.
+struct Bounds {
+    /// The whole recovery's work over its floor with these workers (every phase counted);
+    /// `None` where the report has no bound (a parallel run that did not compute one).
+    whole: Option<f64>,
+    /// The whole recovery's work over its span: what no number of workers exceeds.
+    whole_any: Option<f64>,
+    /// The replay dependency graph's work over its span with these partitions (replay alone).
+    replay: f64,
+    /// Copies whose source and destination belong to different workers.
+    cross_worker_copies: Option<u64>,
+}
+
+impl Bounds {
+    fn of(report: &RecoveryReport, workers: usize) -> Bounds {
+        if workers == 1 {
+            // One worker is the baseline every speedup is measured against.
+            return Bounds { whole: Some(1.0), whole_any: None, replay: 1.0, cross_worker_copies: None };
+        }
+        let deps = report.parallel.dependencies.as_ref();
+        Bounds {
+            whole: report.parallel.whole.map(|w| w.bound),
+            whole_any: report.parallel.whole.map(|w| w.bound_any),
+            replay: deps.map_or(1.0, |d| d.bound_workers),
+            cross_worker_copies: deps.map(|d| d.cross_worker_copies),
+        }
+    }
+
+    fn add(&self, r: &mut Record) {
+        if let Some(b) = self.whole {
+            r.metric("whole_bound", b, "x");
+        }
+        if let Some(b) = self.whole_any {
+            r.metric("whole_bound_any", b, "x");
+        }
+        r.metric("bound", self.replay, "x");
+    }
+}
+
 fn scaling(
     o: &LabOptions,
     plan: &Plan,
@@ -238,15 +293,15 @@ fn scaling(
     log: &mut dyn FnMut(&str),
 ) -> Result<(), String> {
     let (workers, _) = bench::scaling::worker_counts(cpus);
-    for preset in ["cpu-bound", "memory-bound"] {
+    for preset in SCALING_PRESETS {
         log(&format!("scaling: generating {preset}"));
         let p = bench::scaling::prepare(preset, o.seed, Some(work))?;
         let opts: Vec<RecoverOptions> = workers.iter().map(|&w| bench::scaling::options(w, Executor::Rayon)).collect();
-        // Checked against the oracle, and the dependency bound computed, outside the timing.
+        // Checked against the oracle, and the bounds computed, outside the timing.
         let mut bounds = Vec::new();
-        for op in &opts {
+        for (op, &w) in opts.iter().zip(&workers) {
             let r = checked(&p, &RecoverOptions { dependency_stats: true, ..*op })?;
-            bounds.push(r.parallel.dependencies.as_ref().map_or(1.0, |d| d.bound_workers));
+            bounds.push(Bounds::of(&r, w));
         }
         let mut secs: Vec<Vec<f64>> = vec![Vec::new(); opts.len()];
         let mut res: Vec<Vec<Option<f64>>> = vec![Vec::new(); opts.len()];
@@ -276,11 +331,82 @@ fn scaling(
             r.metric("throughput_mb_s", p.journal_bytes as f64 / m / 1e6, "MB/s");
             r.metric("speedup", base / m, "x");
             r.metric("efficiency", base / m / w as f64, "fraction");
-            r.metric("bound", if w == 1 { 1.0 } else { bounds[i] }, "x");
+            bounds[i].add(&mut r);
             r.metric("scan_ms", median(&scan[i]), "ms");
             r.metric("replay_ms", median(&replay[i]), "ms");
             ceil.add(&mut r);
-            log(&format!("scaling: {} {:.1} ms, {:.2}x", r.label, m * 1e3, base / m));
+            log(&format!(
+                "scaling: {} {:.1} ms, {:.2}x (whole-recovery bound {})",
+                r.label,
+                m * 1e3,
+                base / m,
+                bounds[i].whole.map_or("-".to_string(), |b| format!("{b:.2}x"))
+            ));
+            sink.push(&r)?;
+        }
+    }
+    Ok(())
+}
+
+/// The `cpu-bound` preset at each share of COPY records in [`DEPS_RATES`] (same seed), each
+/// recovered with one worker and with every CPU: what cross-block dependencies cost parallel
+/// recovery, beside what the bounds say they should cost. Each speedup compares two medians
+/// taken in turn on the same workload, so drift between the rates cancels out of it.
+fn deps(
+    o: &LabOptions,
+    plan: &Plan,
+    work: &Path,
+    cpus: usize,
+    sink: &mut Sink,
+    log: &mut dyn FnMut(&str),
+) -> Result<(), String> {
+    let workers = serial_and_all(cpus);
+    let base_params = workloads::Preset::CpuBound.params(o.seed);
+    let txns = plan.deps_txns.unwrap_or(base_params.txns);
+    for rate in DEPS_RATES {
+        let params = workloads::GenParams { deps_rate: rate, txns, ..base_params.clone() };
+        log(&format!("deps: generating cpu-bound with {txns} transactions, deps {rate}"));
+        let p = bench::scaling::prepare_params(&format!("cpu-bound deps={rate}"), &params, Some(work))?;
+        let opts: Vec<RecoverOptions> = workers.iter().map(|&w| bench::scaling::options(w, Executor::Rayon)).collect();
+        let mut bounds = Vec::new();
+        for (op, &w) in opts.iter().zip(&workers) {
+            let r = checked(&p, &RecoverOptions { dependency_stats: true, ..*op })?;
+            bounds.push(Bounds::of(&r, w));
+        }
+        let mut secs: Vec<Vec<f64>> = vec![Vec::new(); opts.len()];
+        let mut res: Vec<Vec<Option<f64>>> = vec![Vec::new(); opts.len()];
+        for _ in 0..plan.reps {
+            for (i, op) in opts.iter().enumerate() {
+                let (s, _, rs) = timed(&p, op)?;
+                secs[i].push(s);
+                res[i].push(rs);
+            }
+        }
+        let base = median(&secs[0]);
+        for (i, &w) in workers.iter().enumerate() {
+            let m = median(&secs[i]);
+            let mut r = Record::new("deps", &format!("deps={rate} w={w}"), o.seed)
+                .param("preset", "cpu-bound")
+                .param("deps_rate", rate)
+                .param("workers", w)
+                .param("executor", "rayon")
+                .param("txns", txns)
+                .param("journal_bytes", p.journal_bytes);
+            r.cache = warm_cache(&res[i]);
+            r.samples_ms = ms(&secs[i]);
+            r.metric("time_ms", m * 1e3, "ms");
+            r.metric("speedup", base / m, "x");
+            bounds[i].add(&mut r);
+            if let Some(c) = bounds[i].cross_worker_copies {
+                r.metric("cross_worker_copies", c as f64, "count");
+            }
+            log(&format!(
+                "deps: {} {:.1} ms, {:.2}x (whole-recovery bound {})",
+                r.label,
+                m * 1e3,
+                base / m,
+                bounds[i].whole.map_or("-".to_string(), |b| format!("{b:.2}x"))
+            ));
             sink.push(&r)?;
         }
     }

@@ -47,11 +47,35 @@ fn worker_counts(cpus: usize) -> Vec<usize> {
     w
 }
 
-/// Scaling records of both presets: speedup grows geometrically to `top` at the most workers.
+/// Scaling records of the lab's three presets: speedup grows geometrically to `top` at the
+/// most workers, each at 0.9 of its whole-recovery bound (12x with any number of workers).
 pub(crate) fn scaling(cpus: usize, top: f64) -> Vec<Record> {
+    let mut out = scaling_presets(cpus, top, &[("physical", 520.0, 125_829_120.0)]);
+    out.extend(scaling_before_whole(cpus, top));
+    for r in &mut out {
+        let w = r.p_num("workers").unwrap_or(1.0);
+        let speedup = r.get("speedup").unwrap_or(1.0);
+        if w > 1.0 {
+            r.metric("whole_bound", speedup / 0.9, "x");
+            r.metric("whole_bound_any", 12.0, "x");
+        } else {
+            r.metric("whole_bound", 1.0, "x");
+        }
+    }
+    out
+}
+
+/// Scaling records as runs wrote them before the whole-recovery bound: `cpu-bound` and
+/// `memory-bound`, the replay-only bound alone.
+pub(crate) fn scaling_before_whole(cpus: usize, top: f64) -> Vec<Record> {
+    scaling_presets(cpus, top, &[("cpu-bound", 450.0, 130_023_424.0), ("memory-bound", 121.0, 260_046_848.0)])
+}
+
+/// Scaling records of `presets` (name, 1-worker milliseconds, journal bytes).
+fn scaling_presets(cpus: usize, top: f64, presets: &[(&str, f64, f64)]) -> Vec<Record> {
     let ws = worker_counts(cpus);
     let mut out = vec![];
-    for (preset, base_ms, bytes) in [("cpu-bound", 450.0, 130_023_424.0), ("memory-bound", 121.0, 260_046_848.0)] {
+    for &(preset, base_ms, bytes) in presets {
         for &w in &ws {
             let frac = if ws.len() > 1 { (w as f64).log2() / (*ws.last().unwrap_or(&1) as f64).log2() } else { 0.0 };
             let speedup = top.powf(frac);
@@ -73,6 +97,42 @@ pub(crate) fn scaling(cpus: usize, top: f64) -> Vec<Record> {
             r.metric("replay_ms", ms * 0.5, "ms");
             r.ceilings.insert("memcpy_1t_gb_s".into(), crate::record::Metric::new(9.91, "GB/s"));
             r.ceilings.insert("memcpy_all_gb_s".into(), crate::record::Metric::new(33.06, "GB/s"));
+            out.push(r);
+        }
+    }
+    out
+}
+
+/// Records of the `deps` experiment as run.rs writes them: the `cpu-bound` preset at each
+/// dependency density, with 1 worker and with `cpus`; the speedup with `cpus` falls from `top`
+/// at no copies, at 0.85 of the whole-recovery bound.
+pub(crate) fn deps(cpus: usize, top: f64) -> Vec<Record> {
+    let mut out = vec![];
+    for rate in [0.0, 0.05, 0.1, 0.2, 0.4] {
+        let base_ms = 180.0 * (1.0 + rate);
+        for w in [1, cpus] {
+            let speedup = if w == 1 { 1.0 } else { top / (1.0 + 4.0 * rate) };
+            let ms = base_ms / speedup;
+            let mut r = Record::new("deps", &format!("deps={rate} w={w}"), 1)
+                .param("preset", "cpu-bound")
+                .param("deps_rate", rate)
+                .param("workers", w as u64)
+                .param("executor", "rayon")
+                .param("txns", 50_000u64)
+                .param("journal_bytes", (40_000_000.0 * (1.0 + rate / 2.0)) as u64);
+            r.cache = warm();
+            r.samples_ms = vec![ms * 1.01, ms, ms * 0.98];
+            r.metric("time_ms", ms, "ms");
+            r.metric("speedup", speedup, "x");
+            if w == 1 {
+                r.metric("whole_bound", 1.0, "x");
+                r.metric("bound", 1.0, "x");
+            } else {
+                r.metric("whole_bound", speedup / 0.85, "x");
+                r.metric("whole_bound_any", 20.0 / (1.0 + 10.0 * rate), "x");
+                r.metric("bound", w as f64 / (1.0 + 2.0 * rate), "x");
+                r.metric("cross_worker_copies", (rate * 300_000.0).round(), "count");
+            }
             out.push(r);
         }
     }
@@ -300,6 +360,7 @@ pub(crate) fn bandwidth(cpus: usize) -> Vec<Record> {
 pub(crate) fn full_run(cpus: usize, sha: &str) -> (Env, Vec<Record>) {
     let env = env(cpus, sha, "2026-11-26T10:00:00Z");
     let mut records = scaling(cpus, 3.1);
+    records.extend(deps(cpus, 1.8));
     records.extend(io(&[3.5, 1.2]));
     records.extend(checkpoint());
     records.extend(progress(812.0, 905.0));

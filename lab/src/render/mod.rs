@@ -216,6 +216,7 @@ mod tests {
                 "plots/scaling-throughput.svg",
                 "plots/scaling-speedup.svg",
                 "plots/scaling-efficiency.svg",
+                "plots/deps.svg",
                 "plots/io.svg",
                 "plots/checkpoint.svg",
                 "plots/progress.svg",

@@ -90,6 +90,10 @@ pub(crate) fn render_plots(env: &Env, records: &[Record]) -> Result<Vec<Plot>, S
     if !scaling.is_empty() {
         plots.extend(scaling_plots(env, &scaling)?);
     }
+    let deps = of(records, "deps");
+    if !deps.is_empty() {
+        plots.push(deps_plot(env, &deps)?);
+    }
     for (experiment, render) in single {
         let rs = of(records, experiment);
         if rs.is_empty() {
@@ -535,13 +539,18 @@ fn scaling_plots(env: &Env, records: &[&Record]) -> Result<Vec<Plot>, String> {
             .collect()
     };
 
-    // Speedup, with the ideal line and the work/span bound.
+    // Speedup with the whole-recovery bound as the ceiling; records from before that bound
+    // keep the plot they had, the ideal line and the replay work/span bound.
+    let whole = records.iter().any(|r| r.get("whole_bound").is_some());
+    let speedup_plot = if whole { Some(speedup_against_whole_bound(env, &presets, &keys, x_range)?) } else { None };
     let mut speedup = vec![Series::line("ideal (speedup = workers)", vec![(1.0, 1.0), (max_w, max_w)], GREY).thin()];
-    for (i, (p, rs)) in presets.iter().enumerate() {
-        speedup.push(Series::line(format!("{p} measured"), by_workers(rs, "speedup"), color(i)));
-        let bound = by_workers(rs, "bound");
-        if !bound.is_empty() {
-            speedup.push(Series::line(format!("{p} work/span bound"), bound, color(i)).dashed());
+    if !whole {
+        for (i, (p, rs)) in presets.iter().enumerate() {
+            speedup.push(Series::line(format!("{p} measured"), by_workers(rs, "speedup"), color(i)));
+            let bound = by_workers(rs, "bound");
+            if !bound.is_empty() {
+                speedup.push(Series::line(format!("{p} work/span bound"), bound, color(i)).dashed());
+            }
         }
     }
     let panels = [
@@ -577,7 +586,150 @@ fn scaling_plots(env: &Env, records: &[&Record]) -> Result<Vec<Plot>, String> {
             reserve_legend: true,
         },
     ];
-    panels.into_iter().map(|p| workers_plot(env, &keys, x_range, p)).collect()
+    panels
+        .into_iter()
+        .map(|p| match (&speedup_plot, p.name) {
+            (Some(plot), "scaling-speedup") => Ok(plot.clone()),
+            _ => workers_plot(env, &keys, x_range, p),
+        })
+        .collect()
+}
+
+/// The marker of the `i`th preset, so that the presets stay apart without colour.
+fn preset_marker(i: usize) -> Marker {
+    [Marker::Circle, Marker::Square, Marker::Triangle, Marker::Cross][i % 4]
+}
+
+/// `scaling-speedup` of records with the whole-recovery bound: each preset's measured speedup
+/// under its whole-recovery bound, the ceiling that every phase's work and span set. The
+/// replay-only bound stays in the tables: beside three presets it would double the lines, and
+/// it overstates the ceiling where the scan and the serial phases take a share of the time.
+fn speedup_against_whole_bound(
+    env: &Env,
+    presets: &BTreeMap<String, Vec<&Record>>,
+    keys: &[f64],
+    x_range: (f64, f64),
+) -> Result<Plot, String> {
+    let max_w = keys.last().copied().unwrap_or(1.0);
+    let mut series = Vec::new();
+    let mut groups: Vec<(String, usize)> = Vec::new();
+    for (i, (p, rs)) in presets.iter().enumerate() {
+        let first = series.len();
+        series.push(Series::line("measured speedup", by_workers(rs, "speedup"), color(i)).marked(preset_marker(i)));
+        let bound = by_workers(rs, "whole_bound");
+        if !bound.is_empty() {
+            series.push(Series::line("whole-recovery bound (ceiling)", bound, color(i)).dashed());
+        }
+        groups.push((p.clone(), series.len() - first));
+    }
+    let ideal = Series::line("ideal (speedup = workers)", vec![(1.0, 1.0), (max_w, max_w)], GREY).thin();
+    series.push(ideal);
+    let y_range = zero_range(series.iter().flat_map(|s| s.points.iter().map(|q| q.1)), 1.0);
+    let title = "Scaling: speedup over the same run's 1-worker median, under the whole-recovery bound";
+    let svg = document((960, 500), title, env, |area| {
+        let (chart, legend) = area.split_horizontally(700);
+        let spec = Xy {
+            caption: None,
+            x_desc: "workers".into(),
+            y_desc: "speedup (x)".into(),
+            x_range,
+            x_keys: keys.to_vec(),
+            x_label: &integer_label,
+            y_range,
+            y_log: false,
+            series,
+            hlines: vec![],
+            bands: vec![],
+            legend: SeriesLabelPosition::UpperLeft,
+            reserve_legend: false,
+            side_legend: true,
+        };
+        draw_xy(&chart, &spec)?;
+        let mut rows = Vec::new();
+        let mut at = 0;
+        for (p, n) in &groups {
+            rows.push(LegendRow::Heading(p.as_str()));
+            rows.extend(spec.series[at..at + n].iter().map(LegendRow::Item));
+            at += n;
+        }
+        rows.push(LegendRow::Heading("reference"));
+        rows.extend(spec.series[at..].iter().map(LegendRow::Item));
+        draw_side_legend(&legend, &rows, 24)
+    })?;
+    Ok(plot("scaling-speedup", "scaling", title, svg))
+}
+
+// ---------------------------------------------------------------------------------------------
+// deps
+
+fn deps_rate(r: &Record) -> Option<f64> {
+    r.p_num("deps_rate")
+}
+
+/// Points (x = dependency density, y = metric) of `records`, sorted by density.
+fn by_density(records: &[&Record], metric: &str) -> Vec<(f64, f64)> {
+    let mut pts: Vec<(f64, f64)> =
+        records.iter().filter_map(|r| Some((deps_rate(r)?, r.get(metric)?))).filter(|(_, y)| y.is_finite()).collect();
+    pts.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    pts
+}
+
+/// `deps`: the speedup with several workers against the dependency density, with the
+/// whole-recovery bound (the ceiling) and the replay-only bound beside it, per worker count.
+fn deps_plot(env: &Env, records: &[&Record]) -> Result<Plot, String> {
+    let mut by_w: BTreeMap<u64, Vec<&Record>> = BTreeMap::new();
+    for r in records.iter().copied().filter(|r| workers(r).is_some_and(|w| w > 1.0)) {
+        by_w.entry(workers(r).map_or(0, |w| w as u64)).or_default().push(r);
+    }
+    // No ideal line: at 16 workers it would squeeze the measured speedups and their bound,
+    // the comparison this plot is for, into the bottom of the chart.
+    let mut series = Vec::new();
+    for (i, (w, rs)) in by_w.iter().enumerate() {
+        let c = color(i);
+        let n = fmt::axis(*w as f64);
+        series.push(Series::line(format!("measured speedup, {n} workers"), by_density(rs, "speedup"), c));
+        series.push(
+            Series::line(format!("whole-recovery bound (ceiling), {n} workers"), by_density(rs, "whole_bound"), c)
+                .dashed(),
+        );
+        series.push(
+            Series::line(format!("replay-only bound, {n} workers"), by_density(rs, "bound"), color(i + 5))
+                .thin()
+                .marked(Marker::Cross),
+        );
+    }
+    series.retain(|s| !s.points.is_empty());
+    let rates: BTreeSet<u64> = records.iter().filter_map(|r| deps_rate(r)).map(f64::to_bits).collect();
+    let mut x_keys: Vec<f64> = rates.into_iter().map(f64::from_bits).collect();
+    x_keys.sort_by(f64::total_cmp);
+    let lo = x_keys.first().copied().unwrap_or(0.0);
+    let hi = x_keys.last().copied().unwrap_or(1.0);
+    let pad = (hi - lo).max(0.1) * 0.05;
+    let y_range = zero_range(series.iter().flat_map(|s| s.points.iter().map(|q| q.1)), 1.0);
+    let x_label = |v: f64| fmt::axis(v);
+    let title = "Dependency density: speedup with every CPU, under the whole-recovery bound";
+    let svg = document(SIZE, title, env, |area| {
+        draw_xy(
+            area,
+            &Xy {
+                caption: None,
+                x_desc: "dependency density (share of writes that are COPY records)".into(),
+                y_desc: "speedup over 1 worker (x)".into(),
+                x_range: (lo - pad, hi + pad),
+                x_keys,
+                x_label: &x_label,
+                y_range,
+                y_log: false,
+                series,
+                hlines: vec![],
+                bands: vec![],
+                legend: SeriesLabelPosition::UpperRight,
+                reserve_legend: true,
+                side_legend: false,
+            },
+        )
+    })?;
+    Ok(plot("deps", "deps", title, svg))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1301,10 +1453,34 @@ mod tests {
 
     #[test]
     fn every_plot_is_well_formed_svg_with_units_and_sha() {
-        let expected: [(&str, &[&str]); 8] = [
+        let expected: [(&str, &[&str]); 9] = [
             ("scaling-throughput", &["workers", "throughput (MB/s)"]),
-            ("scaling-speedup", &["workers", "speedup (x)", "ideal", "work/span bound"]),
+            (
+                "scaling-speedup",
+                &[
+                    "workers",
+                    "speedup (x)",
+                    "ideal",
+                    "whole-recovery bound (ceiling)",
+                    "physical",
+                    "cpu-bound",
+                    "memory-bound",
+                    "reference",
+                ],
+            ),
             ("scaling-efficiency", &["workers", "efficiency (fraction)"]),
+            (
+                "deps",
+                &[
+                    "dependency density (share of writes that are COPY records)",
+                    "speedup over 1 worker (x)",
+                    "measured speedup, 16 workers",
+                    "whole-recovery bound (ceiling), 16 workers",
+                    "replay-only bound, 16 workers",
+                    "\n0.05\n",
+                    "\n0.4\n",
+                ],
+            ),
             ("io", &["throughput (MB/s)", "consumer · cache state", "mmap", "sequential read(2) ceiling"]),
             ("checkpoint", &["checkpoint every N transactions", "skipped (%", "time with / without (x)", "3,000"]),
             ("progress", &["progress interval (ms)", "gap between callbacks (ms)"]),
@@ -1339,6 +1515,7 @@ mod tests {
                 "scaling-throughput",
                 "scaling-speedup",
                 "scaling-efficiency",
+                "deps",
                 "io",
                 "checkpoint",
                 "checkpoint-writer",
@@ -1347,7 +1524,7 @@ mod tests {
                 "bandwidth"
             ]
         );
-        let time = &plots[4];
+        let time = &plots[5];
         assert_eq!(time.experiment, "checkpoint");
         for needle in [
             "distance from the last checkpoint record (MiB of journal written after it)",
@@ -1367,7 +1544,7 @@ mod tests {
             let hex = format!("#{:02X}{:02X}{:02X}", c.0, c.1, c.2);
             assert!(time.svg.contains(&hex), "checkpoint lacks the colour {hex}");
         }
-        let writer = &plots[5];
+        let writer = &plots[6];
         assert_eq!(writer.experiment, "checkpoint");
         for needle in [
             "checkpoint every N transactions",
@@ -1380,7 +1557,7 @@ mod tests {
         ] {
             assert!(writer.svg.contains(needle), "checkpoint-writer lacks {needle:?}");
         }
-        for p in &plots[4..6] {
+        for p in &plots[5..7] {
             assert!(!p.svg.contains("NaN"), "{}", p.name);
             assert!(p.svg.trim_end().ends_with("</svg>"), "{}", p.name);
         }
@@ -1396,6 +1573,27 @@ mod tests {
         assert!(plots[0].svg.contains("recovery time (ms)"));
         assert!(!plots[0].svg.contains("log scale"), "linear axis expected");
         assert!(!plots[1].svg.contains("writer time in checkpoints"));
+    }
+
+    #[test]
+    fn scaling_records_before_the_whole_bound_keep_their_speedup_plot() {
+        let (env, _) = full_run(16, "a94a590663e3aa");
+        let plots = render_plots(&env, &scaling_before_whole(16, 3.1)).expect("render");
+        let speedup = plots.iter().find(|p| p.name == "scaling-speedup").expect("speedup plot");
+        assert_eq!(speedup.title, "Scaling: speedup over the same run's 1-worker median");
+        assert!(speedup.svg.contains("cpu-bound work/span bound"));
+        assert!(!speedup.svg.contains("whole-recovery"));
+
+        let plots = render_plots(&env, &scaling(16, 3.1)).expect("render");
+        let speedup = plots.iter().find(|p| p.name == "scaling-speedup").expect("speedup plot");
+        assert!(speedup.svg.contains("whole-recovery bound (ceiling)"));
+        // the replay-only bound stays in the tables, off this plot
+        assert!(!speedup.svg.contains("work/span bound"));
+        // each preset's bound is dashed in the preset's colour
+        for c in [PALETTE[0], PALETTE[1], PALETTE[2]] {
+            let hex = format!("#{:02X}{:02X}{:02X}", c.0, c.1, c.2);
+            assert!(speedup.svg.contains(&hex), "speedup lacks the colour {hex}");
+        }
     }
 
     #[test]
