@@ -295,7 +295,8 @@ struct RecoverArgs {
     /// The directory to recover.
     dir: PathBuf,
     /// tolerate-tail (default): cut a torn tail; absolute: any damage is an error and the
-    /// image is untouched; skip-corrupt: skip damaged records and report each.
+    /// image is untouched; skip-corrupt: skip damaged records, leave out every transaction
+    /// that may have lost one, and report what is in doubt (docs/DESIGN.md, "Skip-corrupt").
     #[arg(long, default_value = "tolerate-tail")]
     mode: ModeArg,
     /// Journal reader. auto (default): mmap (populated) for journals of at least

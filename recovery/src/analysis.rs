@@ -239,6 +239,8 @@ pub struct TxnEntry {
     revokes: Vec<(u64, u64)>,
     /// Copy sources it read: (source block, LSN, location).
     reads: Vec<(u64, UndoLoc)>,
+    /// Skip-corrupt only: (source, destination, LSN) of its copies.
+    copies: Vec<(u64, u64, u64)>,
     undo: Vec<UndoLoc>,
     /// In a partial (per-chunk) analysis: the record count its COMMIT or ABORT claimed,
     /// checked when chunks are merged.
@@ -248,9 +250,21 @@ pub struct TxnEntry {
     truncated: bool,
     /// LSN of its first record read (for the error when a truncated one never ended).
     first_seen: u64,
+    /// LSN of its last record read, its end included.
+    last_seen: u64,
 }
 
 impl TxnEntry {
+    /// LSN of its first record read (0 when first met as damage).
+    pub fn first_seen(&self) -> u64 {
+        self.first_seen
+    }
+
+    /// Whether it may have begun before the start point (only a suffix of it was read).
+    pub fn truncated(&self) -> bool {
+        self.truncated
+    }
+
     fn new() -> Self {
         TxnEntry {
             outcome: TxnOutcome::InFlight,
@@ -259,10 +273,12 @@ impl TxnEntry {
             full_writes: Vec::new(),
             revokes: Vec::new(),
             reads: Vec::new(),
+            copies: Vec::new(),
             undo: Vec::new(),
             claimed: None,
             truncated: false,
             first_seen: 0,
+            last_seen: 0,
         }
     }
 }
@@ -456,6 +472,8 @@ pub struct Analyzer<'a> {
     /// Ids of the transactions compacted into `done` by a serial analysis, so a record that
     /// comes after its transaction's end is still recognised as a stray.
     finished: FxHashSet<u64>,
+    /// Skip-corrupt: LSNs where damage was skipped (see [`note_damage`](Self::note_damage)).
+    damage: Vec<u64>,
 }
 
 impl RecordCounts {
@@ -502,6 +520,28 @@ pub struct Analysis {
     pub revoked: BlockTable,
     /// Undoable records of losers, newest first (steal only).
     pub undo: Vec<UndoLoc>,
+    /// Skip-corrupt only: transactions left out of the recovered state, as losers are: those
+    /// that lost a record to damage or an invalid record, and those without an end; under
+    /// steal also the aborted ones (taken out rather than redone with their compensation
+    /// records, whose bytes are earlier states that may hold a dropped change). Under steal
+    /// redo takes them out as it goes (see [`restore_dropped`](Self::restore_dropped)).
+    pub dropped: FxHashSet<u64>,
+    /// Skip-corrupt under steal: redo takes the dropped transactions out as it walks history
+    /// (see `replay::redo_window`), instead of undoing them after redo: a damaged transaction
+    /// may have committed, and later winners may have changed its blocks after its locks were
+    /// released.
+    pub restore_dropped: bool,
+    /// Skip-corrupt under no-steal: the records of dropped transactions (newest first). They
+    /// cannot be undone (no-steal records carry no undo images), so the blocks they change
+    /// are reported as possibly holding a dropped transaction's flushed changes.
+    pub suspects: Vec<(UndoLoc, u64)>,
+    /// Skip-corrupt: revokes logged by dropped transactions, as (transaction, block). Not
+    /// honoured (a transaction left out freed nothing), but if it did commit, the block may
+    /// have been reused without logging, so the report names it.
+    pub dropped_revokes: Vec<(u64, u64)>,
+    /// Skip-corrupt: (source, destination, LSN) of the copies redo applies. A copy from a
+    /// block that may hold a dropped transaction's change carries it to its destination.
+    pub copy_edges: Vec<(u64, u64, u64)>,
     /// Records skip-corrupt passed over as invalid.
     pub invalid: Vec<InvalidNote>,
     /// LSNs of those records: redo and undo never apply them.
@@ -527,8 +567,9 @@ impl Analysis {
     /// unnecessary never reach redo: see [`home`](Self::home)).
     pub fn redo_applies(&self, txid: u64) -> bool {
         if self.steal {
-            // Repeat history: winners, losers and compensation records alike.
-            true
+            // Repeat history: winners, losers and compensation records alike (but not what
+            // skip-corrupt drops: it is undone before redo).
+            self.dropped.is_empty() || !self.dropped.contains(&txid)
         } else {
             self.committed.contains(txid)
         }
@@ -587,7 +628,16 @@ impl<'a> Analyzer<'a> {
             partial_failed: false,
             done: Done::default(),
             finished: FxHashSet::default(),
+            damage: Vec::new(),
         }
+    }
+
+    /// Skip-corrupt: where the scan skipped damage (the LSN the next record would have had).
+    /// A transaction that may have begun before the start point has no record count to check,
+    /// so one that ends after such a point may have lost a record there unseen (even its first
+    /// one read): it counts as damaged.
+    pub fn note_damage(&mut self, lsns: impl IntoIterator<Item = u64>) {
+        self.damage.extend(lsns);
     }
 
     /// Starts from `start` (see [`StartFilter`]).
@@ -760,6 +810,7 @@ impl<'a> Analyzer<'a> {
             let reason = format!("record of transaction {} after its commit or abort", h.txid);
             return self.reject(ctx, h, reason, false);
         }
+        entry.last_seen = h.lsn;
         match *rec {
             Record::Commit { records } | Record::Abort { records } => {
                 if entry.outcome == TxnOutcome::Damaged {
@@ -777,8 +828,11 @@ impl<'a> Analyzer<'a> {
                 }
                 entry.outcome =
                     if matches!(rec, Record::Commit { .. }) { TxnOutcome::Committed } else { TxnOutcome::Aborted };
-                // Only losers are undone; a finished transaction's locations are not needed.
-                entry.undo = Vec::new();
+                // Only losers are undone; a finished transaction's locations are not needed
+                // (skip-corrupt keeps them: damage may yet make it a transaction to drop).
+                if self.mode != RecoveryMode::SkipCorrupt {
+                    entry.undo = Vec::new();
+                }
                 // Skip-corrupt keeps finished transactions whole: an invalid record that comes
                 // later still damages the transaction it names.
                 let compact = self.partial || self.mode != RecoveryMode::SkipCorrupt;
@@ -808,8 +862,11 @@ impl<'a> Analyzer<'a> {
                 return Ok(());
             }
             Record::Revoke { block } => entry.revokes.push((block, h.lsn)),
-            Record::Copy { src, .. } => {
+            Record::Copy { src, dst, .. } => {
                 entry.reads.push((src, UndoLoc { lsn: h.lsn, segment: ctx.segment as u32, start: ctx.start }));
+                if self.mode == RecoveryMode::SkipCorrupt {
+                    entry.copies.push((src, dst, h.lsn));
+                }
                 if !self.partial {
                     self.touched.insert(src);
                 }
@@ -819,7 +876,10 @@ impl<'a> Analyzer<'a> {
             _ => {}
         }
         entry.records += 1;
-        if self.steal && !rec.is_compensation() && !matches!(rec, Record::Revoke { .. }) {
+        if (self.steal || self.mode == RecoveryMode::SkipCorrupt)
+            && !rec.is_compensation()
+            && !matches!(rec, Record::Revoke { .. })
+        {
             entry.undo.push(UndoLoc { lsn: h.lsn, segment: ctx.segment as u32, start: ctx.start });
         }
         // A parallel scan derives the touched set from its routing entries, only when needed.
@@ -841,10 +901,19 @@ impl<'a> Analyzer<'a> {
         let mut last_full = BlockTable::new(blocks);
         let mut revoked = BlockTable::new(blocks);
         let mut reads: Vec<(u64, UndoLoc)> = Vec::new();
+        let skip_corrupt = self.mode == RecoveryMode::SkipCorrupt;
+        let mut txns = self.txns;
+        if skip_corrupt {
+            for t in txns.values_mut() {
+                if t.truncated && t.outcome != TxnOutcome::Damaged && self.damage.iter().any(|&d| d <= t.last_seen) {
+                    t.outcome = TxnOutcome::Damaged;
+                }
+            }
+        }
         let mut undo = Vec::new();
-        if let Some(start) = &self.start {
-            let unfinished = self
-                .txns
+        // Skip-corrupt drops such a transaction instead (damage may have taken its end).
+        if let Some(start) = self.start.as_ref().filter(|_| !skip_corrupt) {
+            let unfinished = txns
                 .iter()
                 .filter(|(_, t)| t.truncated && !matches!(t.outcome, TxnOutcome::Committed | TxnOutcome::Aborted))
                 .min_by_key(|(_, t)| t.first_seen);
@@ -861,8 +930,30 @@ impl<'a> Analyzer<'a> {
                 });
             }
         }
-        for t in self.txns.values() {
-            let redone = steal || t.outcome == TxnOutcome::Committed;
+        // Under steal, aborted transactions are undone first too, rather than redone with their
+        // compensation records: a compensation record's bytes are an earlier state of the
+        // block, which may hold a dropped transaction's change.
+        let dropped: FxHashSet<u64> = if skip_corrupt {
+            txns.iter()
+                .filter(|(_, t)| {
+                    matches!(t.outcome, TxnOutcome::InFlight | TxnOutcome::Damaged)
+                        || steal && t.outcome == TxnOutcome::Aborted
+                })
+                .map(|(&id, _)| id)
+                .collect()
+        } else {
+            FxHashSet::default()
+        };
+        let mut suspects = Vec::new();
+        let mut dropped_revokes = Vec::new();
+        let mut copy_edges = Vec::new();
+        for (&id, t) in &txns {
+            if dropped.contains(&id) {
+                dropped_revokes.extend(t.revokes.iter().map(|&(b, _)| (id, b)));
+            } else if t.outcome == TxnOutcome::Committed || steal {
+                copy_edges.extend_from_slice(&t.copies);
+            }
+            let redone = t.outcome == TxnOutcome::Committed || steal && !dropped.contains(&id);
             if redone {
                 for &(b, lsn) in &t.full_writes {
                     last_full.raise(b, lsn);
@@ -876,10 +967,15 @@ impl<'a> Analyzer<'a> {
                     revoked.raise(b, lsn);
                 }
             }
-            if steal && matches!(t.outcome, TxnOutcome::InFlight | TxnOutcome::Damaged) {
-                undo.extend_from_slice(&t.undo);
+            if matches!(t.outcome, TxnOutcome::InFlight | TxnOutcome::Damaged) || dropped.contains(&id) {
+                if steal {
+                    undo.extend_from_slice(&t.undo);
+                } else if skip_corrupt {
+                    suspects.extend(t.undo.iter().map(|&u| (u, t.first_seen)));
+                }
             }
         }
+        suspects.sort_unstable_by_key(|(u, _)| std::cmp::Reverse(u.lsn));
         let done = self.done;
         for &(b, lsn) in &done.full_writes {
             last_full.raise(b, lsn);
@@ -913,8 +1009,7 @@ impl<'a> Analyzer<'a> {
             touched.insert(b);
         }
         let touched = touched.sorted();
-        let committed_ids = self
-            .txns
+        let committed_ids = txns
             .iter()
             .filter(|(_, t)| t.outcome == TxnOutcome::Committed)
             .map(|(id, _)| *id)
@@ -925,13 +1020,18 @@ impl<'a> Analyzer<'a> {
             committed,
             done_committed: done.committed.len() as u64,
             done_aborted: done.aborted,
-            txns: self.txns,
+            txns,
             steal,
             touched,
             last_full,
             read_floor,
             revoked,
+            restore_dropped: skip_corrupt && steal,
             undo,
+            dropped,
+            suspects,
+            dropped_revokes,
+            copy_edges,
             invalid: self.invalid,
             rejected: self.rejected,
             counts: self.counts,

@@ -383,6 +383,28 @@ pub struct CopyLogUse {
     pub bytes: u64,
 }
 
+/// What a skip-corrupt recovery could not keep (see docs/DESIGN.md, "Skip-corrupt").
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LossReport {
+    /// Transactions left out because damage took one of their records or one was invalid.
+    pub damaged_txns: Vec<u64>,
+    /// Transactions left out for lack of an end that began before the last damage: their
+    /// end may have been in the damaged bytes.
+    pub maybe_committed_txns: Vec<u64>,
+    /// Blocks that may still hold changes of those transactions (no-steal: flushed changes
+    /// of a transaction that may have committed cannot be undone). Every other block is the
+    /// committed state without the transactions left out, except blocks that records before
+    /// the start point of `partly_read_txns` changed.
+    pub unresolved_blocks: Vec<u64>,
+    /// Of the transactions left out, those that began before the start point (a checkpoint's
+    /// redo start): their records before it were not read, so whatever those changed stays as
+    /// the image holds it. Recovering with `--no-checkpoints` (when the journal still holds
+    /// them) reads them too.
+    pub partly_read_txns: Vec<u64>,
+    /// Damaged ranges skipped (listed in `skipped`): what their records changed is unknown.
+    pub damaged_ranges: u64,
+}
+
 /// Everything a recovery did, for people (`Display`) and programs (JSON).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RecoveryReport {
@@ -401,6 +423,8 @@ pub struct RecoveryReport {
     /// The copy log this recovery wrote (journals with COPY records; see
     /// [`crate::copylog`]).
     pub copy_log: Option<CopyLogUse>,
+    /// What skip-corrupt left out, when it met damage or an invalid record.
+    pub loss: Option<LossReport>,
     /// Checkpoint records (or, rebuilding, snapshots) newer than the one used (or all, when
     /// none was) that were passed over, and why.
     pub checkpoints_rejected: Vec<checkpoint::Rejected>,
@@ -582,6 +606,22 @@ impl std::fmt::Display for RecoveryReport {
         }
         for i in &self.invalid {
             writeln!(f, "  invalid    LSN {} (txn {}): {}", i.lsn, i.txid, i.reason)?;
+        }
+        if let Some(l) = &self.loss {
+            writeln!(
+                f,
+                "  loss       {} damaged transaction(s) {:?} and {} without an end before the damage {:?} left out; \
+                 {} block(s) may still hold their changes {:?}; {:?} began before the start point (what their \
+                 records before it changed stays); what the {} damaged range(s) held is unknown",
+                l.damaged_txns.len(),
+                l.damaged_txns,
+                l.maybe_committed_txns.len(),
+                l.maybe_committed_txns,
+                l.unresolved_blocks.len(),
+                l.unresolved_blocks,
+                l.partly_read_txns,
+                l.damaged_ranges
+            )?;
         }
         let par = &self.parallel;
         writeln!(f, "  workers    {} of {} CPUs; scan {}; replay {}", par.workers, par.cpus, par.scan, par.replay)?;
@@ -1156,6 +1196,7 @@ fn recover_inner(
     let image = run.open_image()?;
     let replayed =
         run.replay(&inp, &start, &analysis, &pass1.outcome, pass1.routed, pass1.home_unrouted, setup, &image)?;
+    run.report.loss = loss_report(&inp, &analysis, &pass1.outcome)?;
     run.write_back(&inp, &start, &analysis, &image, replayed)?;
     run.mark(&inp, &pass1.outcome)?;
     let report = run.report(&start, &analysis, pass1.outcome);
@@ -1164,6 +1205,73 @@ fn recover_inner(
     // only unmapped there, never read, so a file changed meanwhile cannot fault.
     let _ = std::thread::Builder::new().name("fastrec-drop".into()).spawn(move || drop((inp, analysis)));
     Ok(report)
+}
+
+/// What skip-corrupt left out, when it met damage or an invalid record (`None` otherwise).
+fn loss_report(inp: &Input, analysis: &Analysis, outcome: &scan::ScanOutcome) -> Result<Option<LossReport>> {
+    if analysis.dropped.is_empty() && outcome.skipped.is_empty() && analysis.invalid.is_empty() {
+        return Ok(None);
+    }
+    if outcome.skipped.is_empty() && analysis.invalid.is_empty() {
+        // Only losers without an end at the tail: nothing was lost.
+        return Ok(None);
+    }
+    // The newest LSN damage may have hidden an end behind. Damage after the last record read
+    // is the crash's torn tail: nothing there was durable, so it hides no end.
+    let mid = outcome.skipped.iter().filter(|r| r.lsn_before < outcome.last_lsn);
+    if mid.clone().next().is_none() && analysis.invalid.is_empty() {
+        return Ok(None);
+    }
+    let damage_lsn =
+        mid.map(|r| r.lsn_before.saturating_add(1)).chain(analysis.invalid.iter().map(|i| i.lsn)).max().unwrap_or(0);
+    let mut damaged = Vec::new();
+    let mut maybe = Vec::new();
+    for (&id, t) in &analysis.txns {
+        match t.outcome {
+            TxnOutcome::Damaged => damaged.push(id),
+            TxnOutcome::InFlight if t.first_seen() < damage_lsn => maybe.push(id),
+            _ => {}
+        }
+    }
+    damaged.sort_unstable();
+    maybe.sort_unstable();
+    let mut partly: Vec<u64> = damaged
+        .iter()
+        .chain(&maybe)
+        .copied()
+        .filter(|id| analysis.txns.get(id).is_some_and(|t| t.truncated()))
+        .collect();
+    partly.sort_unstable();
+    let mut unresolved = replay::suspect_blocks(&inp.layout, &inp.journal, analysis, damage_lsn)?;
+    let maybe_committed: rustc_hash::FxHashSet<u64> = damaged.iter().chain(&maybe).copied().collect();
+    unresolved.extend(analysis.dropped_revokes.iter().filter(|(id, _)| maybe_committed.contains(id)).map(|&(_, b)| b));
+    let mut set: std::collections::BTreeSet<u64> = unresolved.into_iter().collect();
+    // What redo derives from such a block is in doubt too: a copy carries it to its
+    // destination (whatever the copy's LSN: the block's content at recovery is its latest), and
+    // orphan cleanup frees the inodes an orphan bitmap lists.
+    loop {
+        let before = set.len();
+        for &(src, dst, _) in &analysis.copy_edges {
+            if set.contains(&src) {
+                set.insert(dst);
+            }
+        }
+        if set.len() == before {
+            break;
+        }
+    }
+    let layout = &inp.layout;
+    if layout.orphan_bitmap.clone().any(|b| set.contains(&b)) {
+        set.extend(layout.inode_bitmap.clone());
+    }
+    let unresolved: Vec<u64> = set.into_iter().collect();
+    Ok(Some(LossReport {
+        damaged_txns: damaged,
+        maybe_committed_txns: maybe,
+        unresolved_blocks: unresolved,
+        partly_read_txns: partly,
+        damaged_ranges: outcome.skipped.iter().filter(|r| r.lsn_before < outcome.last_lsn).count() as u64,
+    }))
 }
 
 /// One recovery in progress: what every stage reads, and the report they fill in.
@@ -1266,6 +1374,7 @@ impl<'a, 't> Run<'a, 't> {
             checkpoint: None,
             snapshot: None,
             copy_log: None,
+            loss: None,
             checkpoints_rejected: Vec::new(),
             image_io: opts.image_io,
             policy: if journal.steal() { "steal" } else { "no-steal" },
@@ -1466,13 +1575,14 @@ impl<'a, 't> Run<'a, 't> {
         &mut self,
         inp: &Input,
         start: &StartPoint,
-        analyzer: Analyzer<'_>,
+        mut analyzer: Analyzer<'_>,
         outcome: &scan::ScanOutcome,
     ) -> Result<Analysis> {
         let t = self.t;
         // After a parallel scan only the transactions that span chunks are left to settle; the
         // phase ends with every transaction of the journal, as the report counts them.
         t.begin(Phase::Analyze, analyzer.txn_count() as u64, 0);
+        analyzer.note_damage(outcome.skipped.iter().map(|r| r.lsn_before.saturating_add(1)));
         let analysis = analyzer.finish()?;
         let txns = [TxnOutcome::Committed, TxnOutcome::Aborted, TxnOutcome::InFlight, TxnOutcome::Damaged]
             .into_iter()
@@ -1670,7 +1780,9 @@ impl<'a, 't> Run<'a, 't> {
                 self.timer.lap("redo");
                 t.finish(outcome.records, outcome.records, 0);
                 t.check_cancel(dir, self.image_changed.get())?;
-                if analysis.steal {
+                if analysis.restore_dropped {
+                    undo_inside_redo(t, true, undo_total, UNDO_IN_REDO);
+                } else if analysis.steal {
                     t.begin(Phase::Undo, undo_total, 0);
                     replay::undo_losers(&mut shadow, layout, journal, analysis, &|_| true, &mut self.stats, Some(t))?;
                     self.timer.lap("undo");
@@ -1729,7 +1841,7 @@ impl<'a, 't> Run<'a, 't> {
             replay::redo_window(&mut cache, layout, journal, opts.mode, outcome, analysis, window, &mut self.stats, t)?;
             self.timer.lap("redo");
             t.check_cancel(dir, self.image_changed.get())?;
-            if analysis.steal {
+            if analysis.steal && !analysis.restore_dropped {
                 replay::undo_losers(
                     &mut cache,
                     layout,
@@ -1755,7 +1867,8 @@ impl<'a, 't> Run<'a, 't> {
             self.timer.lap("write-back");
         }
         t.finish(outcome.records * nw, outcome.records * nw, 0);
-        undo_inside_redo(t, analysis.steal, undo_total, "done window by window inside the redo phase");
+        let how = if analysis.restore_dropped { UNDO_IN_REDO } else { "done window by window inside the redo phase" };
+        undo_inside_redo(t, analysis.steal, undo_total, how);
         t.begin(Phase::OrphanCleanup, orphan_blocks, 0);
         t.note("done with the first window, inside the redo phase");
         t.finish(orphan_blocks, self.stats.orphans_freed, 0);
@@ -1895,6 +2008,9 @@ impl<'a, 't> Run<'a, 't> {
         self.report
     }
 }
+
+/// The undo phase's note when skip-corrupt took the dropped transactions out during redo.
+const UNDO_IN_REDO: &str = "skip-corrupt: the dropped transactions were taken out during redo";
 
 /// The undo phase's note when there is nothing to undo.
 const NO_STEAL_UNDO: &str = "no-steal: losers never reached the image";

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use rustc_hash::FxHashMap;
 
-use crate::analysis::{invalid_reason, Analysis};
+use crate::analysis::{invalid_reason, Analysis, UndoLoc};
 use crate::copylog::CopyReads;
 use crate::error::{Error, Result};
 use crate::format::fragment::{SegmentDecoder, Step};
@@ -394,7 +394,9 @@ pub fn redo_record(
             // Counted by analysis (`before_start`).
             return Ok(());
         }
-        if start.home(h.txid, h.lsn, block) {
+        // Taking dropped transactions out may put older bytes in a block the checkpoint saw
+        // home: every change is redone then.
+        if !analysis.restore_dropped && start.home(h.txid, h.lsn, block) {
             stats.redo_skipped_home += 1;
             return Ok(());
         }
@@ -469,7 +471,9 @@ pub fn undo_losers(
         let Some(block) = crate::analysis::target_block(layout, &rec) else {
             continue;
         };
-        if !owns(block) {
+        // A block a committed transaction revoked later was freed and may have been reused
+        // (unlogged): its content is no longer the loser's to restore.
+        if !owns(block) || analysis.revoked_at(block, h.lsn) {
             continue;
         }
         match rec {
@@ -486,6 +490,63 @@ pub fn undo_losers(
         stats.undo_applied += 1;
     }
     Ok(())
+}
+
+/// Skip-corrupt: the blocks that may still hold changes of a dropped transaction that may
+/// have committed (it lost a record, or it has no end and began before `damage_lsn`, the last
+/// damage's LSN), so that the report can name them. Under no-steal those changes cannot be
+/// removed (no undo images): every block such a change touched is listed unless a later
+/// full-block write that redo applies replaces it. Under steal they were undone, except on
+/// blocks a committed transaction revoked later: the block was freed and may have been reused
+/// (unlogged), so undo leaves it alone, and it is listed. A block revoked later is listed
+/// under no-steal too: redo leaves it alone, whatever it holds.
+pub fn suspect_blocks(layout: &Layout, journal: &Journal, analysis: &Analysis, damage_lsn: u64) -> Result<Vec<u64>> {
+    let mut blocks = std::collections::BTreeSet::new();
+    let mut first_dropped: std::collections::BTreeMap<u64, u64> = std::collections::BTreeMap::new();
+    let mut loaded: Option<(u32, SegmentBytes)> = None;
+    let locs: Vec<UndoLoc> =
+        if analysis.steal { analysis.undo.clone() } else { analysis.suspects.iter().map(|&(u, _)| u).collect() };
+    for loc in locs {
+        if loaded.as_ref().is_none_or(|(s, _)| *s != loc.segment) {
+            loaded = Some((loc.segment, journal.load(loc.segment as usize)?));
+        }
+        let Some((_, bytes)) = loaded.as_ref() else { continue };
+        let meta = &journal.segments[loc.segment as usize];
+        let mut dec = SegmentDecoder::new(bytes, meta.header.block_size, meta.header.salt);
+        dec.seek(loc.start as usize, false);
+        let corrupt = |offset: u64, kind| Error::Corrupt { path: meta.path.clone(), offset, kind };
+        let rec_bytes = match dec.next_step() {
+            Step::Record { bytes, .. } => bytes,
+            Step::Damage { offset, kind } => return Err(corrupt(offset as u64, kind)),
+            Step::End { offset } => return Err(corrupt(offset as u64, crate::error::CorruptKind::RecordTruncated)),
+        };
+        let (h, body) = decode_header(rec_bytes).map_err(|(o, k)| corrupt(loc.start + o as u64, k))?;
+        let rec = decode_body(&h, body).map_err(|(o, k)| corrupt(loc.start + o as u64, k))?;
+        let maybe_committed = analysis.dropped.contains(&h.txid)
+            && match analysis.txns.get(&h.txid) {
+                Some(t) if t.outcome == crate::analysis::TxnOutcome::Damaged => true,
+                Some(t) if t.outcome == crate::analysis::TxnOutcome::InFlight => t.first_seen() < damage_lsn,
+                _ => false,
+            };
+        let Some(block) = crate::analysis::target_block(layout, &rec) else { continue };
+        let revoked = analysis.revoked_at(block, h.lsn);
+        let left = if analysis.steal { revoked } else { revoked || !analysis.superseded(block, h.lsn) };
+        if maybe_committed && left {
+            blocks.insert(block);
+        }
+        if maybe_committed {
+            let first = first_dropped.entry(block).or_insert(h.lsn);
+            *first = (*first).min(h.lsn);
+        }
+    }
+    // A copy redo does not apply (its destination is revoked later) leaves the destination as
+    // the crash image has it: made, perhaps, from a source a dropped change had touched.
+    for &(src, dst, lsn) in &analysis.copy_edges {
+        if first_dropped.get(&src).is_some_and(|&f| f < lsn) && analysis.revoked_at(dst, lsn) {
+            blocks.insert(dst);
+        }
+    }
+    Ok(blocks.into_iter().collect())
 }
 
 /// Frees every inode left on the orphan list and empties the list. Needs the metadata blocks
@@ -530,6 +591,7 @@ pub fn redo_window(
     stats: &mut ReplayStats,
     progress: &Tracker<'_>,
 ) -> Result<()> {
+    let mut dropping = if analysis.restore_dropped { Some(DropRestore::new(layout, journal, analysis)?) } else { None };
     let mut seen = 0u64;
     let mut batch_start = Instant::now();
     let mut apply = |_ctx: &RecordCtx, h: &RecordHeader, rec: &Record<'_>| {
@@ -544,7 +606,19 @@ pub fn redo_window(
                 return Err(Error::WorkerStopped);
             }
         }
-        redo_record(cache, layout, analysis, &|b| window.contains(&b), h, rec, stats)
+        let owns = |b: u64| window.contains(&b);
+        match dropping.as_mut() {
+            Some(d) if analysis.dropped.contains(&h.txid) => d.restore(cache, layout, analysis, &owns, h, rec, stats),
+            Some(d) => {
+                let applied = stats.redo_applied;
+                redo_record(cache, layout, analysis, &owns, h, rec, stats)?;
+                if stats.redo_applied != applied {
+                    d.mark(layout, rec);
+                }
+                Ok(())
+            }
+            None => redo_record(cache, layout, analysis, &owns, h, rec, stats),
+        }
     };
     if crate::scan::trusted_rescan_possible(first) {
         crate::scan::scan_trusted(journal, first.end, &mut apply)
@@ -552,6 +626,160 @@ pub fn redo_window(
         crate::scan::scan(journal, mode, &mut apply).map(|_| ())
     }?;
     progress.add(0, seen % REDO_BATCH, 0);
+    Ok(())
+}
+
+/// Skip-corrupt under steal: takes the dropped transactions out during the redo pass itself.
+///
+/// Undoing them after redo (ARIES's order for losers) would overwrite later winners' changes:
+/// a damaged transaction may have committed and released its locks. Undoing them before redo
+/// would put back before-images that hold *later* history wherever a copy reads the block
+/// first. So, walking history in LSN order, each dropped change is replaced by its undo image
+/// on exactly the bits this pass has not written yet: those still hold whatever the crash
+/// image had, which the undo image corrects to the state before the change; bits the pass
+/// wrote already hold the right state (an earlier winner's, or an earlier dropped change's
+/// undo). Compensation records of dropped transactions are ignored (their originals are not
+/// applied). Bits are tracked only in blocks some dropped change touches.
+struct DropRestore {
+    /// Per tracked block: one bit per image bit, set once the pass has written it.
+    written: rustc_hash::FxHashMap<u64, Vec<u8>>,
+}
+
+impl DropRestore {
+    fn new(layout: &Layout, journal: &Journal, analysis: &Analysis) -> Result<DropRestore> {
+        let mut written = rustc_hash::FxHashMap::default();
+        let bs = layout.block_size();
+        for_each_record(journal, &analysis.undo, |_, rec| {
+            if let Some(b) = crate::analysis::target_block(layout, rec) {
+                written.entry(b).or_insert_with(|| vec![0u8; bs]);
+            }
+        })?;
+        Ok(DropRestore { written })
+    }
+
+    /// Marks what an applied record wrote.
+    fn mark(&mut self, layout: &Layout, rec: &Record<'_>) {
+        match *rec {
+            Record::Write { block, offset, redo, .. } => self.mark_bytes(block, offset as usize, redo.len()),
+            Record::Copy { dst, dst_offset, len, .. } => self.mark_bytes(dst, dst_offset as usize, len as usize),
+            Record::Bitmap { target, index, .. } => self.mark_bit(layout, region_of(target), index),
+            Record::Orphan { ino, .. } => self.mark_bit(layout, BitRegion::Orphans, ino),
+            _ => {}
+        }
+    }
+
+    fn mark_bytes(&mut self, block: u64, offset: usize, len: usize) {
+        if let Some(m) = self.written.get_mut(&block) {
+            for b in m.iter_mut().skip(offset).take(len) {
+                *b = 0xff;
+            }
+        }
+    }
+
+    fn mark_bit(&mut self, layout: &Layout, region: BitRegion, index: u64) {
+        if let Some(p) = layout.bit(region, index) {
+            if let Some(m) = self.written.get_mut(&p.block) {
+                m[p.byte] |= p.mask;
+            }
+        }
+    }
+
+    /// A dropped transaction's record, at its place in history.
+    #[expect(clippy::too_many_arguments, reason = "the redo pass's context")]
+    fn restore(
+        &mut self,
+        cache: &mut impl ImageBlocks,
+        layout: &Layout,
+        analysis: &Analysis,
+        owns: &dyn Fn(u64) -> bool,
+        h: &RecordHeader,
+        rec: &Record<'_>,
+        stats: &mut ReplayStats,
+    ) -> Result<()> {
+        if rec.is_compensation() || analysis.rejected.contains(&h.lsn) {
+            return Ok(());
+        }
+        let Some(block) = crate::analysis::target_block(layout, rec) else { return Ok(()) };
+        // Freed by a committed transaction later (maybe reused unlogged): left as it is, and
+        // reported (`suspect_blocks`).
+        if !owns(block) || analysis.revoked_at(block, h.lsn) {
+            return Ok(());
+        }
+        let (offset, undo) = match *rec {
+            Record::Write { offset, undo: Some(undo), .. } => (offset as usize, undo),
+            Record::Copy { dst_offset, undo: Some(undo), .. } => (dst_offset as usize, undo),
+            Record::Bitmap { target, index, set, .. } => {
+                return self.restore_bit(cache, layout, region_of(target), index, !set, stats)
+            }
+            Record::Orphan { ino, add, .. } => {
+                return self.restore_bit(cache, layout, BitRegion::Orphans, ino, !add, stats)
+            }
+            _ => return Ok(()),
+        };
+        let Some(mask) = self.written.get_mut(&block) else { return Ok(()) };
+        // Runs of bytes the pass has not written yet get the undo image's bytes.
+        let mut i = 0;
+        let mut restored = false;
+        while i < undo.len() {
+            if mask[offset + i] == 0xff {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < undo.len() && mask[offset + i] != 0xff {
+                i += 1;
+            }
+            cache.write_bytes(block, offset + start, &undo[start..i])?;
+            restored = true;
+        }
+        for b in mask.iter_mut().skip(offset).take(undo.len()) {
+            *b = 0xff;
+        }
+        stats.undo_applied += u64::from(restored);
+        Ok(())
+    }
+
+    fn restore_bit(
+        &mut self,
+        cache: &mut impl ImageBlocks,
+        layout: &Layout,
+        region: BitRegion,
+        index: u64,
+        value: bool,
+        stats: &mut ReplayStats,
+    ) -> Result<()> {
+        let Some(p) = layout.bit(region, index) else { return Ok(()) };
+        let Some(mask) = self.written.get_mut(&p.block) else { return Ok(()) };
+        if mask[p.byte] & p.mask == 0 {
+            mask[p.byte] |= p.mask;
+            set_bit(cache, layout, region, index, value)?;
+            stats.undo_applied += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Decodes the records at `locs` (locations analysis recorded) and calls `f` with each.
+fn for_each_record(journal: &Journal, locs: &[UndoLoc], mut f: impl FnMut(&RecordHeader, &Record<'_>)) -> Result<()> {
+    let mut loaded: Option<(u32, SegmentBytes)> = None;
+    for loc in locs {
+        if loaded.as_ref().is_none_or(|(s, _)| *s != loc.segment) {
+            loaded = Some((loc.segment, journal.load(loc.segment as usize)?));
+        }
+        let Some((_, bytes)) = loaded.as_ref() else { continue };
+        let meta = &journal.segments[loc.segment as usize];
+        let mut dec = SegmentDecoder::new(bytes, meta.header.block_size, meta.header.salt);
+        dec.seek(loc.start as usize, false);
+        let corrupt = |offset: u64, kind| Error::Corrupt { path: meta.path.clone(), offset, kind };
+        let rec_bytes = match dec.next_step() {
+            Step::Record { bytes, .. } => bytes,
+            Step::Damage { offset, kind } => return Err(corrupt(offset as u64, kind)),
+            Step::End { offset } => return Err(corrupt(offset as u64, crate::error::CorruptKind::RecordTruncated)),
+        };
+        let (h, body) = decode_header(rec_bytes).map_err(|(o, k)| corrupt(loc.start + o as u64, k))?;
+        let rec = decode_body(&h, body).map_err(|(o, k)| corrupt(loc.start + o as u64, k))?;
+        f(&h, &rec);
+    }
     Ok(())
 }
 

@@ -307,6 +307,10 @@ pub struct GenParams {
     /// each sharp checkpoint an fdatasync), so the summary can time what checkpoints cost the
     /// writer. Default false: the image is written once at the crash (same bytes, faster).
     pub real_image_io: bool,
+    /// Transactions the oracle leaves out, as skip-corrupt recovery does when damage takes one
+    /// of their records (tests inject that damage after generating). The journal and image are
+    /// the same as without; only the expected image changes. Default none.
+    pub exclude_txns: Vec<u64>,
 }
 
 /// Which dirty blocks the background writer writes back first.
@@ -526,6 +530,7 @@ impl Default for GenParams {
             checkpoints: None,
             snapshots: None,
             real_image_io: false,
+            exclude_txns: Vec::new(),
         }
     }
 }
