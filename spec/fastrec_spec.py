@@ -306,7 +306,8 @@ def read_segment_header(seg, image, block_size_seen):
         errs.append("crc32c")
     if h["format_version"] != 1:
         errs.append("format_version")
-    if h["flags"] & ~1:
+    # Bit 0: steal policy; bit 1: the writer uses sync markers (FORMAT.md sections 2 and 6).
+    if h["flags"] & ~3:
         errs.append("flags")
     bs = h["block_size"]
     if not (is_pow2(bs) and 4096 <= bs <= 1048576):

@@ -1,6 +1,7 @@
 //! The `fastrec` command line: a thin shell over the `recovery` and `workloads` libraries.
 
 mod progress_ui;
+mod trials;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -77,6 +78,14 @@ enum Command {
     /// `recover --from-snapshot` can rebuild a lost or damaged image from, with the journal
     /// after it.
     Snapshot(SnapshotArgs),
+    /// Run the simulated system as a real writer (image and journal written and synced as a
+    /// running system would), logging what recovery must give at each moment. Meant to be
+    /// killed: `fastrec trials --kind sigkill` does so.
+    Writer(WriterArgs),
+    /// Reliability trials: kill a live writer, simulate power-loss crash images, or kill
+    /// recovery; recover and check each against its oracle (docs/RELIABILITY.md). Exits 1 if
+    /// any trial found a violation.
+    Trials(TrialsArgs),
     /// Generate a crash state, recover it and verify it, with a summary.
     Demo {
         /// Preset to generate.
@@ -89,6 +98,50 @@ enum Command {
         #[arg(long)]
         keep: Option<PathBuf>,
     },
+}
+
+#[derive(clap::Args)]
+struct WriterArgs {
+    #[command(flatten)]
+    gen: GenArgs,
+    /// The log: `base DIGEST`, then `c K TXID DIGEST` before each commit record is appended
+    /// and `d K` after each journal sync (docs/RELIABILITY.md). Appended to.
+    #[arg(long)]
+    log: PathBuf,
+    /// Continue a recovered directory (after its final checkpoint record) instead of making
+    /// a new one.
+    #[arg(long)]
+    resume: bool,
+}
+
+#[derive(clap::Args)]
+struct TrialsArgs {
+    /// Which trials: sigkill (a live writer killed, recovered, resumed and killed again),
+    /// images (simulated power-loss crash images), recovery-kill (recovery killed, then
+    /// recovered again).
+    #[arg(long, value_enum)]
+    kind: trials::TrialKind,
+    /// Number of trials.
+    #[arg(long, default_value_t = 100)]
+    trials: u64,
+    /// Seed; trial i uses derived seeds, so a failing trial is reproduced by its line's seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Workload preset.
+    #[arg(long, default_value = "small")]
+    preset: String,
+    /// Transactions per writer run (default: the preset's).
+    #[arg(long)]
+    txns: Option<u64>,
+    /// Scratch directory (default: a new folder under the system's temporary directory).
+    #[arg(long)]
+    work: Option<PathBuf>,
+    /// Append one JSON line per trial to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Keep the directories of failing trials in the scratch directory.
+    #[arg(long)]
+    keep_failures: bool,
 }
 
 #[derive(clap::Args)]
@@ -379,10 +432,11 @@ struct RecoverArgs {
     /// journal after it, instead of starting from a checkpoint record.
     #[arg(long, conflicts_with = "no_checkpoints")]
     from_snapshot: bool,
-    /// After recovering, write an emergency checkpoint record (the next recovery then starts
-    /// after the journal recovered here).
+    /// Do not write the checkpoint record at the journal's end that recovery writes after
+    /// success (a writer resuming on the directory needs it: docs/DESIGN.md, "The writer after
+    /// recovery").
     #[arg(long)]
-    emergency_checkpoint: bool,
+    no_final_checkpoint: bool,
     /// Also write the report as JSON to this file.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -502,6 +556,57 @@ fn run_gen(a: &GenArgs) -> Result<()> {
     Ok(())
 }
 
+fn run_writer(a: &WriterArgs) -> Result<()> {
+    let mut params = gen_params(&a.gen)?;
+    // A live writer logs what recovery must give before it knows when it is killed: an
+    // unlogged write's survival would depend on that moment.
+    params.unlogged_write_rate = 0.0;
+    let s = workloads::run_live(&a.gen.out, &params, &a.log, a.resume)
+        .with_context(|| format!("writing {}", a.gen.out.display()))?;
+    println!("writer: {} commits, {} journal syncs", s.commits, s.syncs);
+    Ok(())
+}
+
+fn run_trials(a: &TrialsArgs) -> Result<bool> {
+    let preset: Preset = a.preset.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (work, _guard) = match &a.work {
+        Some(w) => (w.clone(), None),
+        None => {
+            let t =
+                tempfile::Builder::new().prefix("fastrec-trials-").tempdir().context("creating a scratch directory")?;
+            (t.path().to_path_buf(), Some(t))
+        }
+    };
+    let o = trials::TrialOptions {
+        kind: a.kind,
+        trials: a.trials,
+        seed: a.seed,
+        preset,
+        txns: a.txns,
+        work,
+        out: a.out.clone(),
+        keep_failures: a.keep_failures,
+    };
+    let t = std::time::Instant::now();
+    let tally = trials::run(&o)?;
+    println!(
+        "trials {:?}: {} ok, {} trivial, {} violations ({} {}), {:.1} s",
+        a.kind,
+        tally.ok,
+        tally.trivial,
+        tally.violations,
+        tally.extra,
+        match a.kind {
+            trials::TrialKind::Sigkill => "resumed and crashed again",
+            trials::TrialKind::RecoveryKill => "kills landed during recovery",
+            trials::TrialKind::Images => "extra",
+            trials::TrialKind::Exhaustive => "crash points capped",
+        },
+        t.elapsed().as_secs_f64()
+    );
+    Ok(tally.violations == 0)
+}
+
 fn run_lab(a: &LabArgs) -> Result<()> {
     if a.render {
         let runs = lab::render::load_runs(&a.results).map_err(anyhow::Error::msg)?;
@@ -591,6 +696,7 @@ fn run_recover(a: &RecoverArgs) -> Result<()> {
         dependency_stats: a.dependency_stats,
         use_checkpoints: !a.no_checkpoints,
         from_snapshot: a.from_snapshot,
+        final_checkpoint: !a.no_final_checkpoint,
         ..RecoverOptions::default()
     };
     let observer = progress_ui::observer(a.progress);
@@ -603,13 +709,6 @@ fn run_recover(a: &RecoverArgs) -> Result<()> {
     let report = recovery::recover_with(&a.dir, &opts, &monitor)?;
     for w in &report.parallel.warnings {
         eprintln!("fastrec: warning: {w}");
-    }
-    if a.emergency_checkpoint {
-        let o = CheckpointOptions { kind: CheckpointKind::Emergency, ..CheckpointOptions::default() };
-        let c = recovery::recover::checkpoint_dir(&a.dir, &o)?;
-        if !a.quiet {
-            println!("{c}");
-        }
     }
     if let Some(path) = &a.report {
         let json = serde_json::to_vec_pretty(&report)?;
@@ -859,6 +958,8 @@ fn main() -> ExitCode {
         Command::Checkpoint(a) => run_checkpoint(a).map(|()| true),
         Command::Snapshot(a) => run_snapshot(a).map(|()| true),
         Command::Demo { preset, seed, keep } => run_demo(preset, *seed, keep.as_deref()),
+        Command::Writer(a) => run_writer(a).map(|()| true),
+        Command::Trials(a) => run_trials(a),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

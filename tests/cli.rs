@@ -147,7 +147,7 @@ fn checkpoints_from_the_command_line() {
     assert_eq!(o.status.code(), Some(2), "a crash state is not a recovered image: {}", text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("fastrec recover"), "{}", text(&o));
     let report = tmp.path().join("r.json");
-    let o = fastrec(&["recover", d, "--report", report.to_str().expect("utf-8"), "--emergency-checkpoint"]);
+    let o = fastrec(&["recover", d, "--report", report.to_str().expect("utf-8")]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("checkpoint"), "{}", text(&o));
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).expect("report")).expect("json");

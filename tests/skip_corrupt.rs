@@ -130,7 +130,9 @@ fn check(p: &GenParams, pick: u64, base: RecoverOptions) {
     recover(&dir, &RecoverOptions::default()).expect_err(&format!("{what}: tolerate-tail must refuse the damage"));
     assert_eq!(common::image(&dir), before, "{what}: a refused recovery changed the image");
 
-    let opts = RecoverOptions { mode: RecoveryMode::SkipCorrupt, ..base };
+    // Without the checkpoint record recovery writes at the journal's end, so that the rerun
+    // below reads the same damaged journal again (with it, a rerun starts after the record).
+    let opts = RecoverOptions { mode: RecoveryMode::SkipCorrupt, final_checkpoint: false, ..base };
     let report = recover(&dir, &opts).unwrap_or_else(|e| panic!("{what}: skip-corrupt failed: {e}"));
     let loss = report.loss.as_ref().unwrap_or_else(|| panic!("{what}: no loss reported"));
     assert!(!report.skipped.is_empty(), "{what}: the damage was not reported");

@@ -447,7 +447,10 @@ fn the_copy_log_and_the_marker_of_a_recovered_directory_decode_the_same() {
         let what = format!("seed {} recovered", p.seed);
         let (_tmp, dir) = tmpdir();
         generate(&dir, &p);
-        let report = recover(&dir, &RecoverOptions::default()).unwrap_or_else(|e| panic!("{what}: recover: {e}"));
+        // Without the record recovery writes at the journal's end: the spec decoder selects the
+        // newest record, which must then be the one the copy log names.
+        let opts = RecoverOptions { final_checkpoint: false, ..RecoverOptions::default() };
+        let report = recover(&dir, &opts).unwrap_or_else(|e| panic!("{what}: recover: {e}"));
         assert!(report.copy_log.is_some(), "{what}: recovery wrote a copy log");
         let (spec, engine) = check_state(&what, &dir);
         let log = spec.one("copylog");

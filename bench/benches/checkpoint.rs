@@ -95,7 +95,7 @@ fn scope(c: &mut Criterion) {
             medians[0] / medians[1]
         );
         if !p.checkpoints_unchanged() {
-            println!("{name}: warning: the checkpoint directory changed during recovery");
+            println!("{name}: warning: recovery changed the checkpoint directory beyond its final record");
         }
     }
     g.finish();

@@ -165,6 +165,7 @@ pub struct Prepared {
     /// The crash-state directory.
     pub dir: PathBuf,
     crash_image: Vec<u8>,
+    checkpoints: crate::CheckpointState,
     /// What generation reported.
     pub summary: workloads::GenSummary,
     /// Seconds generation took (the whole simulated run, checkpoints included).
@@ -245,10 +246,12 @@ pub fn prepare(
     let settle_secs = t.elapsed().as_secs_f64();
     let crash_image = std::fs::read(dir.join(recovery::dir::IMAGE_FILE)).map_err(|e| e.to_string())?;
     let checkpoints_at_start = listing(&dir);
+    let checkpoints = crate::CheckpointState::of(&dir);
     Ok(Prepared {
         _tmp: tmp,
         dir,
         crash_image,
+        checkpoints,
         summary,
         gen_secs,
         settle_secs,
@@ -288,9 +291,10 @@ impl Cache {
 }
 
 impl Prepared {
-    /// Puts the crash image back, durable, and forgets any earlier recovery. The checkpoint
-    /// directory stays as generated: recovery only reads it.
+    /// Puts the crash image back, durable, and forgets any earlier recovery (its marker, and
+    /// the checkpoint record it wrote at the journal's end).
     pub fn restore(&self) -> Result<(), String> {
+        self.checkpoints.restore(&self.dir)?;
         let path = self.dir.join(recovery::dir::IMAGE_FILE);
         std::fs::write(&path, &self.crash_image).map_err(|e| format!("{}: {e}", path.display()))?;
         std::fs::File::open(&path).and_then(|f| f.sync_all()).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -350,10 +354,10 @@ impl Prepared {
         Ok((secs, report, resident))
     }
 
-    /// Whether the checkpoint directory still holds exactly the files (names and lengths)
-    /// generation left.
+    /// Whether the checkpoint directory, restored, holds exactly the files (names and lengths)
+    /// generation left: recoveries add their record at the journal's end, and nothing else.
     pub fn checkpoints_unchanged(&self) -> bool {
-        listing(&self.dir) == self.checkpoints_at_start
+        self.restore().is_ok() && listing(&self.dir) == self.checkpoints_at_start
     }
 
     /// Journal bytes written after the newest checkpoint record was: how far the crash came
@@ -601,7 +605,7 @@ mod tests {
             assert!(s.records_not_replayed > 0.0 && s.records_not_replayed <= 1.0, "{s:?}");
             assert!(s.distance_bytes > 0 && s.distance_bytes < s.journal_bytes, "{s:?}");
         }
-        assert!(p.checkpoints_unchanged());
+        assert!(p.checkpoints_unchanged(), "{:?} against {:?}", listing(&p.dir), p.checkpoints_at_start);
         let f = find_cost(&[1, 4], 3).expect("find");
         assert_eq!(f.len(), 2);
         assert!(f.iter().all(|&(_, us)| us > 0.0));

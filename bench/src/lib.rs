@@ -14,6 +14,7 @@ pub mod io;
 pub mod scaling;
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -292,5 +293,50 @@ mod tests {
         let (bw, samples) = memcpy_bandwidth(1 << 20, 3);
         assert_eq!(samples.len(), 3);
         assert!(bw > 0.0);
+    }
+}
+
+/// The checkpoint directory of a crash state as generated, so that repeated measured
+/// recoveries each start from it: every successful recovery writes a checkpoint record at the
+/// journal's end (through a temporary file that may replace one a generated crash left torn,
+/// and repointing the pointer file), after which a recovery of the restored crash image would
+/// start past all the work.
+#[derive(Debug, Clone, Default)]
+pub struct CheckpointState {
+    files: Vec<(std::ffi::OsString, Vec<u8>)>,
+}
+
+impl CheckpointState {
+    /// Records `dir`'s checkpoint directory (every file's name and bytes: records are small).
+    pub fn of(dir: &Path) -> CheckpointState {
+        let cdir = dir.join(recovery::dir::CHECKPOINT_DIR);
+        let files = std::fs::read_dir(&cdir)
+            .map(|it| {
+                it.filter_map(|e| {
+                    let e = e.ok()?;
+                    Some((e.file_name(), std::fs::read(e.path()).ok()?))
+                })
+                .collect()
+            })
+            .unwrap_or_default();
+        CheckpointState { files }
+    }
+
+    /// Removes what recoveries added since and puts back what they replaced.
+    pub fn restore(&self, dir: &Path) -> Result<(), String> {
+        let cdir = dir.join(recovery::dir::CHECKPOINT_DIR);
+        let Ok(entries) = std::fs::read_dir(&cdir) else { return Ok(()) };
+        for e in entries.filter_map(|e| e.ok()) {
+            if !self.files.iter().any(|(n, _)| *n == e.file_name()) {
+                std::fs::remove_file(e.path()).map_err(|err| format!("{}: {err}", e.path().display()))?;
+            }
+        }
+        for (name, bytes) in &self.files {
+            let path = cdir.join(name);
+            if std::fs::read(&path).ok().as_ref() != Some(bytes) {
+                std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+        }
+        Ok(())
     }
 }

@@ -15,6 +15,7 @@ pub struct Prepared {
     /// The crash-state directory.
     pub dir: PathBuf,
     crash_image: Vec<u8>,
+    checkpoints: crate::CheckpointState,
     /// Journal bytes.
     pub journal_bytes: u64,
     /// Preset name.
@@ -45,7 +46,8 @@ pub fn prepare_params(name: &str, params: &workloads::GenParams, parent: Option<
         .filter_map(|e| e.ok()?.metadata().ok())
         .map(|m| m.len())
         .sum();
-    Ok(Prepared { _tmp: tmp, dir, crash_image, journal_bytes, preset: name.into(), seed: params.seed })
+    let checkpoints = crate::CheckpointState::of(&dir);
+    Ok(Prepared { _tmp: tmp, dir, crash_image, checkpoints, journal_bytes, preset: name.into(), seed: params.seed })
 }
 
 impl Prepared {
@@ -56,6 +58,7 @@ impl Prepared {
             let _ = std::fs::File::open(&path).and_then(|f| f.sync_all());
         }
         let _ = std::fs::remove_file(self.dir.join(recovery::dir::MARKER_FILE));
+        let _ = self.checkpoints.restore(&self.dir);
     }
 
     /// One recovery from the crash state with `opts`; checks the result against the oracle

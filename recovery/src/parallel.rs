@@ -503,6 +503,7 @@ pub fn scan_parallel<'a>(
                         offset: offset as u64,
                         damage: None,
                         bytes_discarded: meta.len - offset as u64,
+                        unsynced_epoch: false,
                     });
                 }
                 done_segment = Some(si);

@@ -143,6 +143,12 @@ pub struct RecoverOptions {
     /// image may be missing or damaged), instead of starting from a checkpoint record. Default
     /// false.
     pub from_snapshot: bool,
+    /// After a recovery that changed anything, write a checkpoint record at the journal's end
+    /// (kind emergency, empty tables: the image is durable whole), so that a writer that
+    /// resumes on this directory appends after it and no later recovery reads the old journal
+    /// again: its losers are never undone twice, over blocks the resumed writer reused.
+    /// Default true.
+    pub final_checkpoint: bool,
 }
 
 impl Default for RecoverOptions {
@@ -165,6 +171,7 @@ impl Default for RecoverOptions {
             dependency_stats: false,
             use_checkpoints: true,
             from_snapshot: false,
+            final_checkpoint: true,
         }
     }
 }
@@ -425,6 +432,8 @@ pub struct RecoveryReport {
     pub copy_log: Option<CopyLogUse>,
     /// What skip-corrupt left out, when it met damage or an invalid record.
     pub loss: Option<LossReport>,
+    /// The checkpoint record written at the journal's end after recovery (its sequence).
+    pub final_checkpoint: Option<u64>,
     /// Checkpoint records (or, rebuilding, snapshots) newer than the one used (or all, when
     /// none was) that were passed over, and why.
     pub checkpoints_rejected: Vec<checkpoint::Rejected>,
@@ -583,11 +592,16 @@ impl std::fmt::Display for RecoveryReport {
         match &self.tail {
             Some(t) => writeln!(
                 f,
-                "  tail       cut at {} offset {} ({}), {} bytes discarded",
+                "  tail       cut at {} offset {} ({}), {} bytes discarded{}",
                 t.path.display(),
                 t.offset,
                 t.damage.as_ref().map_or("zero fill".to_string(), |k| k.to_string()),
-                t.bytes_discarded
+                t.bytes_discarded,
+                if t.unsynced_epoch {
+                    "; valid records follow, written after the last sync marker (an unsynced tail)"
+                } else {
+                    ""
+                }
             )?,
             None => writeln!(f, "  tail       clean")?,
         }
@@ -686,6 +700,9 @@ struct Marker {
     /// (file name, length, salt, first LSN) of every segment file seen; 0s for ignored ones.
     files: Vec<(String, u64, u64, u64)>,
     last_lsn: u64,
+    /// Where the durable journal ended, when a tail was ignored: (file name, offset).
+    #[serde(default)]
+    tail: Option<(String, u64)>,
 }
 
 fn journal_fingerprint(journal: &Journal) -> Vec<(String, u64, u64, u64)> {
@@ -710,8 +727,13 @@ fn write_json_atomic(path: &Path, value: &impl serde::Serialize) -> Result<()> {
 
 /// Records that the image is the recovered state of this journal. A copy log stays: with it a
 /// later `--force` recovery of the same journal repeats this one exactly.
-fn mark_recovered(dir: &Path, files: Vec<(String, u64, u64, u64)>, last_lsn: u64) -> Result<()> {
-    write_json_atomic(&dir.join(MARKER_FILE), &Marker { version: 1, files, last_lsn })
+fn mark_recovered(
+    dir: &Path,
+    files: Vec<(String, u64, u64, u64)>,
+    last_lsn: u64,
+    tail: Option<(String, u64)>,
+) -> Result<()> {
+    write_json_atomic(&dir.join(MARKER_FILE), &Marker { version: 1, files, last_lsn, tail })
 }
 
 fn read_marker(path: &Path) -> Option<Marker> {
@@ -769,6 +791,7 @@ struct Timer {
 
 impl Timer {
     fn lap(&mut self, phase: &'static str) {
+        crash_point(phase);
         let now = Instant::now();
         let ms = (now - self.at).as_secs_f64() * 1e3;
         match self.phases.iter_mut().find(|p| p.phase == phase) {
@@ -1139,6 +1162,80 @@ fn parallel_setup(opts: &RecoverOptions, report: &mut ParallelReport) -> Result<
     }))
 }
 
+/// Where a writer resuming on a recovered directory continues: the segment sequence number
+/// and LSN of its first new record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResumePoint {
+    /// Sequence number of the first new segment.
+    pub next_seq: u64,
+    /// LSN of the first new record.
+    pub next_lsn: u64,
+}
+
+/// Prepares a recovered directory for a writer that continues it (DESIGN.md, "The writer
+/// after recovery"): checks that recovery finished and wrote its checkpoint record at the
+/// journal's end, then removes the journal's tail that recovery ignored (the last segment is
+/// truncated where the durable records end; later and torn segments are deleted), so that no
+/// later recovery, even one that reads the journal from its start, meets torn or unsynced
+/// bytes followed by the new segments. Recovery itself leaves the journal as it found it: its
+/// marker and copy log name the journal's files and lengths, and a rerun after a crash must
+/// find them unchanged.
+pub fn resume_journal(dir: &Path, layout: &Layout) -> Result<ResumePoint> {
+    let mpath = dir.join(MARKER_FILE);
+    let marker = read_marker(&mpath).ok_or_else(|| {
+        Error::Config(format!(
+            "{}: no readable recovery marker: recover the directory before resuming",
+            mpath.display()
+        ))
+    })?;
+    if marker.last_lsn > 0 {
+        let newest = checkpoint::list(dir)?.into_iter().rev().find_map(|(_, p)| checkpoint::read(&p, layout).ok());
+        if newest.is_none_or(|r| r.lsn < marker.last_lsn) {
+            return Err(Error::Config(format!(
+                "{}: the checkpoint record recovery writes at the journal's end (LSN {}) is missing: recover again \
+                 (without --no-final-checkpoint) before resuming",
+                dir.display(),
+                marker.last_lsn
+            )));
+        }
+    }
+    let jdir = dir.join(JOURNAL_DIR);
+    let seq_of = |name: &str| crate::format::segment::parse_segment_file_name(name);
+    let valid_max = marker.files.iter().filter(|f| f.3 != 0).filter_map(|f| seq_of(&f.0)).max().unwrap_or(0);
+    let keep_max = marker.tail.as_ref().and_then(|(n, _)| seq_of(n)).unwrap_or(valid_max);
+    let entries = std::fs::read_dir(&jdir).map_err(|e| Error::io(&jdir, "list journal", e))?;
+    for e in entries {
+        let e = e.map_err(|e| Error::io(&jdir, "list journal", e))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if seq_of(&name).is_some_and(|q| q > keep_max) || name.ends_with(".wal.tmp") {
+            std::fs::remove_file(e.path()).map_err(|err| Error::io(e.path(), "remove segment after the tail", err))?;
+        }
+    }
+    if let Some((name, offset)) = &marker.tail {
+        let path = jdir.join(name);
+        let f = std::fs::OpenOptions::new().write(true).open(&path).map_err(|e| Error::io(&path, "open segment", e))?;
+        let len = f.metadata().map_err(|e| Error::io(&path, "stat segment", e))?.len();
+        if len > *offset {
+            f.set_len(*offset).map_err(|e| Error::io(&path, "cut the journal's tail", e))?;
+            f.sync_all().map_err(|e| Error::io(&path, "fsync segment", e))?;
+        }
+    }
+    fsync_dir(&jdir)?;
+    Ok(ResumePoint { next_seq: keep_max + 1, next_lsn: marker.last_lsn + 1 })
+}
+
+/// The environment variable naming a recovery phase to crash at (`FASTREC_CRASH_AT=write-back`):
+/// the process aborts as that phase ends, as a power cut or `kill -9` would end it, so that
+/// tests can stop recovery at each phase boundary and check that the next run completes it.
+pub const CRASH_AT_ENV: &str = "FASTREC_CRASH_AT";
+
+fn crash_point(phase: &str) {
+    static AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    if AT.get_or_init(|| std::env::var(CRASH_AT_ENV).ok()).as_deref() == Some(phase) {
+        std::process::abort();
+    }
+}
+
 /// Recovers `dir` in place: afterwards its image holds exactly the committed state.
 pub fn recover(dir: &Path, opts: &RecoverOptions) -> Result<RecoveryReport> {
     recover_with(dir, opts, &Monitor::default())
@@ -1199,6 +1296,7 @@ fn recover_inner(
     run.report.loss = loss_report(&inp, &analysis, &pass1.outcome)?;
     run.write_back(&inp, &start, &analysis, &image, replayed)?;
     run.mark(&inp, &pass1.outcome)?;
+    run.final_checkpoint(&inp, &pass1.outcome)?;
     let report = run.report(&start, &analysis, pass1.outcome);
     // Unmapping a few hundred MiB of journal (and freeing the tables) costs milliseconds of
     // page-table work that nothing waits for: done off the recovery's path. The mappings are
@@ -1375,6 +1473,7 @@ impl<'a, 't> Run<'a, 't> {
             snapshot: None,
             copy_log: None,
             loss: None,
+            final_checkpoint: None,
             checkpoints_rejected: Vec::new(),
             image_io: opts.image_io,
             policy: if journal.steal() { "steal" } else { "no-steal" },
@@ -1595,14 +1694,19 @@ impl<'a, 't> Run<'a, 't> {
             check_copy_start(start, &analysis, self.dir)?;
         }
         if let Some(c) = &start.checkpoint {
-            if outcome.last_lsn < c.record.lsn && self.opts.mode != RecoveryMode::SkipCorrupt {
+            // A segment's header names the LSN its first record gets: records below it were
+            // written before it, even when the scan (started in it) meets none at all (a
+            // writer resumed after recovery and stopped before its first record).
+            let floor = inp.journal.segments.first().map_or(0, |s| s.header.first_lsn.saturating_sub(1));
+            let durable_end = outcome.last_lsn.max(floor);
+            if durable_end < c.record.lsn && self.opts.mode != RecoveryMode::SkipCorrupt {
                 return Err(Error::Checkpoint {
                     path: c.path.clone(),
                     offset: None,
                     reason: format!(
                         "every record up to LSN {} was durable when this checkpoint was taken, but the journal's \
                          durable end is LSN {}: records the checkpoint relies on are lost",
-                        c.record.lsn, outcome.last_lsn
+                        c.record.lsn, durable_end
                     ),
                 });
             }
@@ -1951,11 +2055,35 @@ impl<'a, 't> Run<'a, 't> {
             return Err(Error::InjectedFault("before-marker"));
         }
         inp.journal.check_unchanged()?;
-        mark_recovered(self.dir, self.fingerprint.clone(), outcome.last_lsn)?;
+        let tail = outcome
+            .tail
+            .as_ref()
+            .map(|t| (t.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), t.offset));
+        mark_recovered(self.dir, self.fingerprint.clone(), outcome.last_lsn, tail)?;
         self.timer.lap("mark");
         let bs = inp.layout.block_size() as u64;
         let written = self.stats.blocks_written;
         self.t.finish(written * bs, written, written * bs);
+        Ok(())
+    }
+
+    /// Stage 8, the checkpoint record a resumed writer starts after (see
+    /// [`RecoverOptions::final_checkpoint`]).
+    fn final_checkpoint(&mut self, inp: &Input, outcome: &scan::ScanOutcome) -> Result<()> {
+        if !self.opts.final_checkpoint || outcome.records == 0 {
+            return Ok(());
+        }
+        let record = checkpoint::CheckpointRecord::new(
+            &inp.layout,
+            checkpoint::CheckpointKind::Emergency,
+            outcome.last_lsn,
+            Vec::new(),
+            Vec::new(),
+        );
+        let w = checkpoint::write(self.dir, record)?;
+        checkpoint::prune(self.dir, checkpoint::RETAIN_DEFAULT, false)?;
+        self.report.final_checkpoint = Some(w.record.seq);
+        self.timer.lap("final checkpoint");
         Ok(())
     }
 
@@ -2128,7 +2256,7 @@ pub fn checkpoint_dir(dir: &Path, o: &CheckpointOptions) -> Result<CheckpointRep
         let (_, rest) = open_dir(dir, RecoveryMode::TolerateTail, &IoOptions::default())?;
         write_json_atomic(
             &dir.join(MARKER_FILE),
-            &Marker { version: 1, files: journal_fingerprint(&rest), last_lsn: marker.last_lsn },
+            &Marker { version: 1, files: journal_fingerprint(&rest), last_lsn: marker.last_lsn, tail: marker.tail },
         )?;
     }
     Ok(CheckpointReport { path: w.path, file_bytes: w.file_bytes, record: w.record, write_secs, pruned })

@@ -607,18 +607,10 @@ pub fn redo_window(
             }
         }
         let owns = |b: u64| window.contains(&b);
-        match dropping.as_mut() {
-            Some(d) if analysis.dropped.contains(&h.txid) => d.restore(cache, layout, analysis, &owns, h, rec, stats),
-            Some(d) => {
-                let applied = stats.redo_applied;
-                redo_record(cache, layout, analysis, &owns, h, rec, stats)?;
-                if stats.redo_applied != applied {
-                    d.mark(layout, rec);
-                }
-                Ok(())
-            }
-            None => redo_record(cache, layout, analysis, &owns, h, rec, stats),
+        if let Some(d) = dropping.as_mut() {
+            return redo_dropping(d, cache, layout, analysis, &owns, h, rec, stats);
         }
+        redo_record(cache, layout, analysis, &owns, h, rec, stats)
     };
     if crate::scan::trusted_rescan_possible(first) {
         crate::scan::scan_trusted(journal, first.end, &mut apply)
@@ -626,6 +618,31 @@ pub fn redo_window(
         crate::scan::scan(journal, mode, &mut apply).map(|_| ())
     }?;
     progress.add(0, seen % REDO_BATCH, 0);
+    Ok(())
+}
+
+/// Redo of one record when skip-corrupt takes dropped transactions out (see [`DropRestore`]).
+/// Out of line: the common path's loop stays as small as it was without skip-corrupt.
+#[inline(never)]
+#[expect(clippy::too_many_arguments, reason = "redo_record's arguments and the drop state")]
+fn redo_dropping(
+    d: &mut DropRestore,
+    cache: &mut impl ImageBlocks,
+    layout: &Layout,
+    analysis: &Analysis,
+    owns: &dyn Fn(u64) -> bool,
+    h: &RecordHeader,
+    rec: &Record<'_>,
+    stats: &mut ReplayStats,
+) -> Result<()> {
+    if analysis.dropped.contains(&h.txid) {
+        return d.restore(cache, layout, analysis, owns, h, rec, stats);
+    }
+    let applied = stats.redo_applied;
+    redo_record(cache, layout, analysis, owns, h, rec, stats)?;
+    if stats.redo_applied != applied {
+        d.mark(layout, rec);
+    }
     Ok(())
 }
 

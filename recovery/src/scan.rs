@@ -34,6 +34,9 @@ pub struct TailCut {
     pub damage: Option<CorruptKind>,
     /// Bytes from there to the end of the journal that recovery ignores.
     pub bytes_discarded: u64,
+    /// Valid records follow the damage, but no sync marker after it says the journal was
+    /// durable past it: the unsynced tail of a writer with sync markers, reordered by a crash.
+    pub unsynced_epoch: bool,
 }
 
 /// A damaged region that skip-corrupt mode passed over.
@@ -153,6 +156,7 @@ where
                                 offset: offset as u64,
                                 damage: None,
                                 bytes_discarded: discarded,
+                                unsynced_epoch: false,
                             });
                         }
                         segment_end = segment_end.max(offset as u64);
@@ -202,6 +206,7 @@ pub(crate) fn torn_tail(journal: &Journal, si: usize, offset: u64, kind: Corrupt
         offset,
         damage: Some(kind),
         bytes_discarded: meta.len.saturating_sub(offset) + later,
+        unsynced_epoch: false,
     }
 }
 
@@ -235,6 +240,38 @@ pub(crate) fn valid_data_after(
     Ok(None)
 }
 
+/// With sync markers: whether a valid SYNC record after the damage at `offset` of segment
+/// `si` (the first valid data after it being at `next` of segment `sj`) says the journal was
+/// durable past the damage. If one does, the damaged bytes had been synced: corruption, not a
+/// torn tail. If none does, everything after the damage was written after the last sync the
+/// journal records, and a power cut may have kept any subset of it: the journal ends there.
+fn later_sync_covers(journal: &Journal, si: usize, offset: u64, sj: usize, next: u64) -> Result<bool> {
+    let damaged = (journal.segments[si].header.segment_seq, offset);
+    for sk in sj..journal.segments.len() {
+        let meta = &journal.segments[sk];
+        let bytes = journal.load(sk)?;
+        let mut dec = SegmentDecoder::new(&bytes, meta.header.block_size, meta.header.salt);
+        dec.seek(if sk == sj { next as usize } else { meta.header.block_size as usize }, false);
+        loop {
+            match dec.next_step() {
+                Step::Record { bytes: rec, .. } => {
+                    if let Ok((h, body)) = crate::format::record::decode_header(rec) {
+                        if crate::format::record::sync_through(&h, body).is_some_and(|t| t > damaged) {
+                            return Ok(true);
+                        }
+                    }
+                }
+                Step::Damage { offset, .. } => match dec.next_valid_after(offset) {
+                    Some(p) => dec.seek(p, false),
+                    None => break,
+                },
+                Step::End { .. } => break,
+            }
+        }
+    }
+    Ok(false)
+}
+
 #[expect(clippy::too_many_arguments, reason = "one call site; the state is the scan's own locals")]
 fn on_damage(
     journal: &Journal,
@@ -250,6 +287,14 @@ fn on_damage(
     match mode {
         RecoveryMode::Absolute => Err(Error::Corrupt { path: meta.path.clone(), offset: offset as u64, kind }),
         RecoveryMode::TolerateTail => match valid_data_after(journal, si, dec, offset, record_level)? {
+            Some((sj, next))
+                if meta.header.sync_markers() && !later_sync_covers(journal, si, offset as u64, sj, next)? =>
+            {
+                let mut cut = torn_tail(journal, si, offset as u64, kind);
+                cut.unsynced_epoch = true;
+                out.tail = Some(cut);
+                Ok(Flow::Stop)
+            }
             Some((sj, next)) => Err(Error::MidJournalCorruption {
                 path: meta.path.clone(),
                 offset: offset as u64,

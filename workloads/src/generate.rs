@@ -507,6 +507,8 @@ struct Gen<'p> {
     /// files. The simulation itself (flush sources, eligibility checks) follows `oracle`, so
     /// the journal and image are byte for byte those of the same parameters without them.
     excluded: Option<Oracle>,
+    /// A live writer's log (see [`run_live`]).
+    live: Option<LiveLog>,
     /// Per block: LSN of the newest logged change in `mem`, in `disk`, and in the durable
     /// committed state.
     mem_lsn: Vec<u64>,
@@ -611,31 +613,49 @@ fn build_base(layout: &Layout, rng: &mut Rng, filler: &Filler) -> (Vec<u8>, u64)
 
 impl<'p> Gen<'p> {
     fn new(dir: &Path, p: &'p GenParams) -> Result<Gen<'p>, GenError> {
+        Gen::create(dir, p, None)
+    }
+
+    fn create(dir: &Path, p: &'p GenParams, resume: Option<Resume>) -> Result<Gen<'p>, GenError> {
         let jdir = dir.join(JOURNAL_DIR);
         let jdir = jdir.as_path();
         let geometry = Geometry {
             block_size: p.block_size,
             block_count: p.block_count,
             inode_count: p.inode_count,
-            image_id: derive(p.seed, 1),
+            image_id: resume.as_ref().map_or(derive(p.seed, 1), |r| r.image_id),
         };
         let layout = Layout::new(geometry)?;
         let steal = p.policy == Policy::Steal;
-        let writer = JournalWriter::create(
-            jdir,
-            WriterConfig {
-                block_size: p.journal_block_size,
-                segment_blocks: p.segment_blocks,
-                image_id: geometry.image_id,
-                image_block_size: p.block_size,
-                steal,
-                salt_seed: derive(p.seed, 2),
-            },
-        )?;
+        let cfg = WriterConfig {
+            block_size: p.journal_block_size,
+            segment_blocks: p.segment_blocks,
+            image_id: geometry.image_id,
+            image_block_size: p.block_size,
+            steal,
+            salt_seed: derive(p.seed, 2),
+        };
+        let writer = match &resume {
+            Some(r) => JournalWriter::resume(jdir, cfg, r.next_seq, r.next_lsn)?,
+            None => JournalWriter::create(jdir, cfg)?,
+        };
         let mut rng = Rng::new(derive(p.seed, 3));
         let filler = Filler::new(&mut rng);
-        let (base, orphans) = build_base(&layout, &mut rng, &filler);
-        let image_file = if p.real_image_io {
+        let (mut base, mut orphans) = build_base(&layout, &mut rng, &filler);
+        let next_txid = resume.as_ref().map_or(1, |r| r.next_lsn);
+        if let Some(r) = resume {
+            base = r.base;
+            orphans = 0;
+        }
+        let image_file = if next_txid > 1 {
+            let path = dir.join(IMAGE_FILE);
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(|e| GenError::io(&path, "open image", e))?;
+            Some(f)
+        } else if p.real_image_io {
             let path = dir.join(IMAGE_FILE);
             let f = std::fs::OpenOptions::new()
                 .read(true)
@@ -667,6 +687,7 @@ impl<'p> Gen<'p> {
             mem: base.clone(),
             disk: base.clone(),
             excluded: if p.exclude_txns.is_empty() { None } else { Some(Oracle::new(layout.clone(), base.clone())?) },
+            live: None,
             oracle: Oracle::new(layout.clone(), base)?,
             layout,
             rng,
@@ -696,7 +717,7 @@ impl<'p> Gen<'p> {
                 reader: vec![0; blocks],
                 open: HashSet::new(),
             },
-            next_txid: 1,
+            next_txid,
             commits_since_sync: 0,
             durable_pos: 0,
             durable_lsn: 0,
@@ -1028,9 +1049,13 @@ impl<'p> Gen<'p> {
             let mut pick = None;
             for _ in 0..LOCK_RETRIES {
                 let b = forced.map_or_else(|| self.layout.data_start() + self.rng.below(data), |f| f.0);
+                // A live writer under no-steal cannot put a block home durably before its
+                // revoke commits if the same transaction wrote it (see `settle_revokes_live`).
+                let live_own = self.live.is_some() && !self.steal && !set && self.open[ti].wrote(b);
                 if self.block_free_for(ti, b)
                     && bit_get(&self.mem, &self.layout, BitRegion::Blocks, b) != set
                     && (set || self.first_read_lsn[b as usize] == 0)
+                    && !live_own
                 {
                     pick = Some(b);
                     break;
@@ -1113,6 +1138,19 @@ impl<'p> Gen<'p> {
 
     fn commit(&mut self, ti: usize) -> Result<(), GenError> {
         let records = self.open[ti].records;
+        if self.live.is_some() && !self.open[ti].revokes.is_empty() {
+            self.settle_revokes_live(ti)?;
+        }
+        if self.live.is_some() {
+            // Logged before the commit record is appended: the writer may push it to the
+            // segment file as part of this append, and a kill right after must find the commit
+            // in the log.
+            let (id, events) = (self.open[ti].id, op_events(&self.open[ti].ops));
+            let pos = self.writer.position();
+            if let Some(live) = self.live.as_mut() {
+                live.commit(id, events, pos)?;
+            }
+        }
         let a = self.append(ti, &Record::Commit { records })?;
         let t = self.open.swap_remove(ti);
         self.release(&t);
@@ -1156,6 +1194,34 @@ impl<'p> Gen<'p> {
         self.commits_since_sync += 1;
         if !self.in_tail && self.commits_since_sync >= self.p.sync_every {
             self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// A live writer, before transaction `ti` commits its revokes: makes the journal durable,
+    /// then writes the revoked blocks home and syncs the image. Recovery never replays a
+    /// block's changes from before a durable revoke, so the block must hold them durably
+    /// before the revoke can be durable: a power cut may lose any image write not yet synced.
+    fn settle_revokes_live(&mut self, ti: usize) -> Result<(), GenError> {
+        self.sync()?;
+        let blocks: Vec<u64> = self.open[ti].revokes.iter().map(|&(b, _)| b).collect();
+        for b in blocks {
+            if self.can_flush(b) {
+                self.flush_block(b, FlushCause::Other)?;
+            }
+        }
+        self.sync_image()
+    }
+
+    /// fsyncs the image (with `real_image_io`) and records it in a live writer's trace.
+    fn sync_image(&mut self) -> Result<(), GenError> {
+        if let Some(f) = &self.image_file {
+            let path = self.dir.join(IMAGE_FILE);
+            f.sync_data().map_err(|e| GenError::io(&path, "fsync image", e))?;
+        }
+        let pos = self.writer.position();
+        if let Some(trace) = self.live.as_mut().and_then(|l| l.trace.as_mut()) {
+            trace.push(Traced { pos, event: TraceEvent::ImageSync });
         }
         Ok(())
     }
@@ -1237,6 +1303,10 @@ impl<'p> Gen<'p> {
     /// keeps when it skips their earlier logged writes is the committed one) and become
     /// eligible for unlogged writes.
     fn sync(&mut self) -> Result<(), GenError> {
+        if self.live.is_some() {
+            // A live writer's group commit: the bytes reach the segment file and the device.
+            self.writer.sync()?;
+        }
         self.durable_pos = self.writer.position();
         self.durable_lsn = self.writer.next_lsn() - 1;
         self.syncs += 1;
@@ -1262,6 +1332,10 @@ impl<'p> Gen<'p> {
                     self.eligible_list.push(b);
                 }
             }
+        }
+        let pos = self.writer.position();
+        if let Some(live) = self.live.as_mut() {
+            live.durable(pos)?;
         }
         Ok(())
     }
@@ -1321,6 +1395,11 @@ impl<'p> Gen<'p> {
         if let Some(f) = &self.image_file {
             let path = self.dir.join(IMAGE_FILE);
             f.write_all_at(&self.disk[r.clone()], r.start as u64).map_err(|e| GenError::io(&path, "write image", e))?;
+        }
+        let pos = self.writer.position();
+        if let Some(trace) = self.live.as_mut().and_then(|l| l.trace.as_mut()) {
+            trace
+                .push(Traced { pos, event: TraceEvent::ImageWrite { block: b, bytes: self.disk[r.clone()].to_vec() } });
         }
         self.disk_lsn[b as usize] = src_lsn;
         self.unmark_dirty(b);
@@ -1510,7 +1589,11 @@ impl<'p> Gen<'p> {
             if self.steal {
                 self.scenario_abort_flushed()?;
             }
-            self.scenario_revoke_unlogged()?;
+            // A live writer logs what recovery must give before it knows when it dies: an
+            // unlogged write's survival would depend on that moment.
+            if self.live.is_none() {
+                self.scenario_revoke_unlogged()?;
+            }
         }
         Ok(())
     }
@@ -1610,15 +1693,16 @@ impl<'p> Gen<'p> {
         for b in self.checkpoint_writeback(plan.style) {
             self.flush_block(b, FlushCause::Checkpoint)?;
         }
-        if plan.style != CheckpointStyle::Incremental {
-            if let Some(f) = &self.image_file {
-                let path = self.dir.join(IMAGE_FILE);
-                f.sync_data().map_err(|e| GenError::io(&path, "fsync image", e))?;
-            }
-        }
+        // Every style: the record says which blocks are home, and a power cut may lose any
+        // image write not yet synced (the background writer's too, under a fuzzy checkpoint).
+        self.sync_image()?;
+        let pos = self.writer.position();
         let record = self.checkpoint_record(plan.style);
         self.cost.last_checkpoint_dirty = record.dirty.len() as u64;
         let w = recovery::checkpoint::write(&self.dir, record)?;
+        if let Some(trace) = self.live.as_mut().and_then(|l| l.trace.as_mut()) {
+            trace.push(Traced { pos, event: TraceEvent::Checkpoint { seq: w.record.seq } });
+        }
         recovery::checkpoint::prune(&self.dir, plan.retain, false)?;
         if self.image_file.is_some() {
             *self.cost.checkpoint_secs.get_or_insert(0.0) += t.elapsed().as_secs_f64();
@@ -2095,4 +2179,252 @@ mod tests {
             assert!(matches!(g.unlogged_write(src), Err(GenError::Invariant { .. })), "{policy}");
         }
     }
+}
+
+/// Where a resumed live writer continues: the recovered image, and the journal after it.
+struct Resume {
+    base: Vec<u8>,
+    /// The journal's image identity (a resumed run keeps it, whatever its seed).
+    image_id: u64,
+    next_seq: u64,
+    next_lsn: u64,
+}
+
+/// A live writer's log: one line per event, each written with one `write` call so a kill
+/// leaves whole lines (a torn last line is ignored by readers).
+///
+/// - `base DIGEST RAW`: what recovery must give with no commit durable, and the image as
+///   written before the first journal record (`RAW`: orphans not yet cleaned up);
+/// - `c K TXID DIGEST`: commit number `K` (1-based, in commit order) of transaction `TXID`,
+///   written before any byte of its commit record can reach the journal file; `DIGEST` is what
+///   recovery must give with commits `1..=K` in the journal (the committed state after them,
+///   then orphan cleanup), computed by an oracle that applies each commit as it happens;
+/// - `d K`: the first `K` commits are durable (the journal was written and fdatasync'd).
+///
+/// A recovery after a kill is right only when its image's digest is that of some `c K` line
+/// with `K` at least the last `d` line's (every acknowledged commit kept, each transaction
+/// all or nothing, nothing uncommitted visible).
+struct LiveLog {
+    file: Option<(std::fs::File, std::path::PathBuf)>,
+    /// For the crash simulator: every event, with the journal position at it.
+    trace: Option<Vec<Traced>>,
+    inorder: Oracle,
+    commits: u64,
+}
+
+impl LiveLog {
+    fn line(&mut self, text: &str) -> Result<(), GenError> {
+        use std::io::Write as _;
+        match self.file.as_mut() {
+            Some((file, path)) => {
+                file.write_all(format!("{text}\n").as_bytes()).map_err(|e| GenError::io(path.as_path(), "write log", e))
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn commit(&mut self, txid: u64, events: Vec<Event>, pos: u64) -> Result<(), GenError> {
+        self.commits += 1;
+        // Commit numbers stand in for journal ends: this oracle only needs them increasing.
+        self.inorder.commit(self.commits, events)?;
+        self.inorder.make_durable(self.commits);
+        let digest = self.inorder.cleaned_digest();
+        self.line(&format!("c {} {txid} {digest}", self.commits))?;
+        if let Some(t) = self.trace.as_mut() {
+            t.push(Traced { pos, event: TraceEvent::Commit { k: self.commits, digest } });
+        }
+        Ok(())
+    }
+
+    fn durable(&mut self, pos: u64) -> Result<(), GenError> {
+        self.line(&format!("d {}", self.commits))?;
+        if let Some(t) = self.trace.as_mut() {
+            t.push(Traced { pos, event: TraceEvent::Durable { k: self.commits } });
+        }
+        Ok(())
+    }
+}
+
+/// One I/O-relevant event of a traced live writer (see [`run_traced`]).
+#[derive(Debug, Clone)]
+pub enum TraceEvent {
+    /// Commit number `k` is about to be appended; `digest` is recovery's result with commits
+    /// `1..=k` (as a `c` line of the live log).
+    Commit {
+        /// Commit number (1-based, in commit order).
+        k: u64,
+        /// The image digest recovery must give with commits `1..=k`.
+        digest: String,
+    },
+    /// The journal was fdatasync'd: commits `1..=k` are durable.
+    Durable {
+        /// Commits durable so far.
+        k: u64,
+    },
+    /// A block went home (a `pwrite` of the image, not synced).
+    ImageWrite {
+        /// The block written.
+        block: u64,
+        /// Its new content (one image block).
+        bytes: Vec<u8>,
+    },
+    /// The image was fsync'd: every earlier image write is durable.
+    ImageSync,
+    /// Checkpoint record `seq` was written (durable: the record and its directory are synced).
+    Checkpoint {
+        /// The record's sequence number.
+        seq: u64,
+    },
+}
+
+/// A [`TraceEvent`] with the journal's length (bytes appended, buffered or not) at it.
+#[derive(Debug, Clone)]
+pub struct Traced {
+    /// Journal bytes appended before the event (global journal position).
+    pub pos: u64,
+    /// What happened.
+    pub event: TraceEvent,
+}
+
+/// What a traced live writer did: enough to build the files any crash could have left (the
+/// finished journal and checkpoint files hold every byte ever written to them).
+#[derive(Debug, Clone)]
+pub struct Trace {
+    /// The image before the first event (durable).
+    pub base_image: Vec<u8>,
+    /// Recovery's result with no commit.
+    pub base_digest: String,
+    /// The image's block size.
+    pub block_size: usize,
+    /// The journal's block size (a segment's header block, fsync'd when it is created).
+    pub journal_block_size: u32,
+    /// Every event, in order.
+    pub events: Vec<Traced>,
+}
+
+/// The events a transaction's operations make in the oracle.
+fn op_events(ops: &[DoneOp]) -> Vec<Event> {
+    ops.iter()
+        .filter_map(|op| match op {
+            DoneOp::Write { block, offset, redo, .. } => {
+                Some(Event::Write { block: *block, offset: *offset, bytes: redo.clone() })
+            }
+            DoneOp::Copy { src, src_offset, dst, dst_offset, before, .. } => Some(Event::Copy {
+                src: *src,
+                src_offset: *src_offset,
+                dst: *dst,
+                dst_offset: *dst_offset,
+                len: before.len() as u32,
+            }),
+            DoneOp::Bit { region, index, set, .. } => Some(Event::Bit { region: *region, index: *index, set: *set }),
+            DoneOp::Revoke => None,
+        })
+        .collect()
+}
+
+/// What a live writer did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LiveSummary {
+    /// Transactions committed.
+    pub commits: u64,
+    /// Group commits (fdatasync of the journal).
+    pub syncs: u64,
+}
+
+fn live_writer(
+    dir: &Path,
+    params: &GenParams,
+    log: Option<&Path>,
+    resume: bool,
+    traced: bool,
+) -> Result<(LiveSummary, Trace), GenError> {
+    params.validate()?;
+    if params.unlogged_write_rate != 0.0 {
+        return Err(GenError::Params {
+            what: "unlogged_write_rate (a live writer needs 0)",
+            value: params.unlogged_write_rate.to_string(),
+        });
+    }
+    let p = GenParams { real_image_io: true, ..params.clone() };
+    std::fs::create_dir_all(dir).map_err(|e| GenError::io(dir, "create directory", e))?;
+    let jdir = dir.join(JOURNAL_DIR);
+    let from = if resume {
+        let mut image_id = None;
+        for entry in std::fs::read_dir(&jdir).map_err(|e| GenError::io(&jdir, "list journal", e))? {
+            let entry = entry.map_err(|e| GenError::io(&jdir, "list journal", e))?;
+            if image_id.is_none() && parse_segment_file_name(&entry.file_name().to_string_lossy()).is_some() {
+                let bytes = std::fs::read(entry.path()).map_err(|e| GenError::io(entry.path(), "read segment", e))?;
+                image_id = recovery::format::segment::SegmentHeader::decode(&bytes).ok().map(|h| h.image_id);
+            }
+        }
+        let Some(image_id) = image_id else {
+            return Err(GenError::BadInput { path: jdir, what: "no segment with a readable header to resume" });
+        };
+        let geometry =
+            Geometry { block_size: p.block_size, block_count: p.block_count, inode_count: p.inode_count, image_id };
+        let at = recovery::recover::resume_journal(dir, &Layout::new(geometry)?)?;
+        let ipath = dir.join(IMAGE_FILE);
+        let base = std::fs::read(&ipath).map_err(|e| GenError::io(&ipath, "read image", e))?;
+        Some(Resume { base, image_id, next_seq: at.next_seq, next_lsn: at.next_lsn })
+    } else {
+        if jdir.exists()
+            && std::fs::read_dir(&jdir).map_err(|e| GenError::io(&jdir, "list journal", e))?.next().is_some()
+        {
+            return Err(GenError::JournalExists { path: jdir });
+        }
+        None
+    };
+    let file = match log {
+        Some(log) => Some((
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .map_err(|e| GenError::io(log, "open log", e))?,
+            log.to_path_buf(),
+        )),
+        None => None,
+    };
+    let mut g = Gen::create(dir, &p, from)?;
+    // A real writer may lose unsynced journal writes in any order: it tells recovery where
+    // the journal was durable.
+    g.writer.enable_sync_markers();
+    if g.mem.len() as u64 != g.layout.image_len() {
+        return Err(GenError::Params { what: "image length of the resumed directory", value: g.mem.len().to_string() });
+    }
+    let mut live = LiveLog {
+        file,
+        trace: traced.then(Vec::new),
+        inorder: Oracle::new(g.layout.clone(), g.mem.clone())?,
+        commits: 0,
+    };
+    let base_digest = live.inorder.cleaned_digest();
+    let raw = crate::digest::image_digest(&crate::digest::block_digests(&g.disk, g.bs));
+    live.line(&format!("base {base_digest} {raw}"))?;
+    let base_image = if traced { g.disk.clone() } else { Vec::new() };
+    g.live = Some(live);
+    g.run()?;
+    g.sync()?;
+    let summary = LiveSummary { commits: g.commits, syncs: g.syncs };
+    let events = g.live.take().and_then(|l| l.trace).unwrap_or_default();
+    Ok((summary, Trace { base_image, base_digest, block_size: g.bs, journal_block_size: p.journal_block_size, events }))
+}
+
+/// Runs the simulated system as a real writer in `dir`: the image written as blocks go home,
+/// the journal appended and fdatasync'd at every group commit, checkpoint records as
+/// planned, and a log at `log` saying what recovery must produce at any moment (see
+/// [`LiveLog`]). Meant to be killed: `fastrec writer` and the SIGKILL trials run it. With
+/// `resume`, `dir` must hold a recovered directory (its final checkpoint record written):
+/// the writer continues the same image and journal, in new segments after the old ones.
+///
+/// Unlogged writes are not modelled here (`unlogged_write_rate` must be 0): whether one
+/// survives depends on when the kill lands, which the log cannot say in advance.
+pub fn run_live(dir: &Path, params: &GenParams, log: &Path, resume: bool) -> Result<LiveSummary, GenError> {
+    live_writer(dir, params, Some(log), resume, false).map(|(s, _)| s)
+}
+
+/// Like [`run_live`] on a new directory, without a log, recording every event (commits,
+/// journal syncs, image writes and syncs, checkpoints) for the crash simulator.
+pub fn run_traced(dir: &Path, params: &GenParams) -> Result<(LiveSummary, Trace), GenError> {
+    live_writer(dir, params, None, false, true)
 }

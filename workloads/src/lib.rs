@@ -64,7 +64,10 @@ pub mod rng;
 pub use corrupt::{corrupt, CorruptTarget, Flip};
 pub use digest::{verify_dir, VerifyOutcome};
 pub use error::GenError;
-pub use generate::{generate, generate_with_expected_image, GenSummary, HardCases};
+pub use generate::{
+    generate, generate_with_expected_image, run_live, run_traced, GenSummary, HardCases, LiveSummary, Trace,
+    TraceEvent, Traced,
+};
 pub use params::{
     AddressDist, Cadence, CheckpointPlan, CheckpointStyle, CrashKind, GenParams, OpMix, Policy, Preset, SnapshotPlan,
     Writeback,

@@ -295,6 +295,24 @@ impl Oracle {
         self.logged_change[block as usize] = false;
     }
 
+    /// The digest (as [`crate::digest::image_digest`]) of what recovery must produce if the
+    /// crash came now with every commit so far durable: the image after orphan cleanup.
+    pub fn cleaned_digest(&self) -> String {
+        let mut img = self.image.clone();
+        let bs = self.layout.block_size();
+        for ino in 0..self.layout.geometry.inode_count {
+            let Some(o) = self.layout.bit(BitRegion::Orphans, ino) else { continue };
+            let at = o.block as usize * bs + o.byte;
+            if img[at] & o.mask != 0 {
+                img[at] &= !o.mask;
+                if let Some(i) = self.layout.bit(BitRegion::Inodes, ino) {
+                    img[i.block as usize * bs + i.byte] &= !i.mask;
+                }
+            }
+        }
+        crate::digest::image_digest(&crate::digest::block_digests(&img, bs))
+    }
+
     fn get_bit(&self, region: BitRegion, index: u64) -> bool {
         self.layout
             .bit(region, index)

@@ -36,6 +36,9 @@ pub mod types {
     pub const COPY: u8 = 9;
     /// Bit that marks a type as optional (skippable by readers that do not know it).
     pub const OPTIONAL_BIT: u8 = 0x80;
+    /// Optional: the journal was durable up to a position when this record was appended
+    /// (body: segment sequence u64, offset u64; transaction id [`super::SYNC_TXID`]).
+    pub const SYNC: u8 = 0x81;
 }
 
 /// Record flag bits.
@@ -133,6 +136,33 @@ pub enum Record<'a> {
         /// Its type code (high bit set).
         rec_type: u8,
     },
+}
+
+/// The transaction id of SYNC records (they belong to no transaction).
+pub const SYNC_TXID: u64 = u64::MAX;
+
+/// Encodes a SYNC record at `lsn`: the journal was durable up to `offset` of segment `seq`.
+pub fn encode_sync(lsn: u64, seq: u64, offset: u64, out: &mut Vec<u8>) {
+    let start = out.len();
+    Record::Optional { rec_type: types::SYNC }.encode_into(lsn, SYNC_TXID, out);
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(&offset.to_le_bytes());
+    out[start + 4..start + 8].copy_from_slice(&16u32.to_le_bytes());
+    let crc = crate::crc::crc32c_append(crate::crc::crc32c(&out[start..start + 24]), &out[start + RECORD_HEADER_LEN..]);
+    out[start + 24..start + 28].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// The durable position (segment sequence, offset) a SYNC record states, or `None` for any
+/// other record (or a SYNC record whose body is too short).
+pub fn sync_through(h: &RecordHeader, body: &[u8]) -> Option<(u64, u64)> {
+    if h.rec_type != types::SYNC || body.len() < 16 {
+        return None;
+    }
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&body[..8]);
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&body[8..16]);
+    Some((u64::from_le_bytes(a), u64::from_le_bytes(b)))
 }
 
 /// The fixed header of every record.

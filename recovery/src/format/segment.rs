@@ -15,6 +15,11 @@ pub const BLOCK_SIZE_MIN: u32 = 4096;
 pub const BLOCK_SIZE_MAX: u32 = 1 << 20;
 /// Header flag: the writer used the steal buffer policy (records carry undo images).
 pub const FLAG_STEAL: u16 = 1;
+/// Header flag: the writer appends a SYNC record after every journal sync, fsyncs each
+/// segment's header when it creates the segment and the whole segment before the next one
+/// (FORMAT.md, "Sync markers"): damage followed by valid records that no later SYNC record
+/// covers is then the unsynced tail.
+pub const FLAG_SYNC_MARKERS: u16 = 2;
 
 /// Decoded segment header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +60,11 @@ impl SegmentHeader {
         self.flags & FLAG_STEAL != 0
     }
 
+    /// True when the writer used sync markers ([`FLAG_SYNC_MARKERS`]).
+    pub fn sync_markers(&self) -> bool {
+        self.flags & FLAG_SYNC_MARKERS != 0
+    }
+
     /// Encodes the header into a full header block of `block_size` bytes.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = vec![0u8; self.block_size as usize];
@@ -92,7 +102,7 @@ impl SegmentHeader {
             return Err((8, CorruptKind::UnsupportedVersion(version)));
         }
         let flags = le_u16(bytes, 10);
-        if flags & !FLAG_STEAL != 0 {
+        if flags & !(FLAG_STEAL | FLAG_SYNC_MARKERS) != 0 {
             return Err((10, CorruptKind::BadField("flags")));
         }
         let block_size = le_u32(bytes, 12);

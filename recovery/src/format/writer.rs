@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use super::fragment::{encode_fragment, fragment_payload_max, kinds, FRAGMENT_HEADER_LEN};
 use super::record::{Record, RECORD_LEN_MAX};
-use super::segment::{segment_file_name, SegmentHeader, BLOCK_SIZE_MAX, BLOCK_SIZE_MIN, FLAG_STEAL};
+use super::segment::{segment_file_name, SegmentHeader, BLOCK_SIZE_MAX, BLOCK_SIZE_MIN, FLAG_STEAL, FLAG_SYNC_MARKERS};
 use crate::error::{Error, Result};
 
 /// Settings of a journal being written.
@@ -103,6 +103,12 @@ pub struct JournalWriter {
     next_seq: u64,
     next_base: u64,
     scratch: Vec<u8>,
+    /// Sync markers on ([`JournalWriter::enable_sync_markers`]).
+    markers: bool,
+    /// With markers: where the journal was durable at the last sync, and whether the next
+    /// append must first say so.
+    synced: (u64, u64),
+    sync_due: bool,
 }
 
 /// Flush pending bytes once this many accumulate.
@@ -144,7 +150,30 @@ impl JournalWriter {
             next_seq: 1,
             next_base: 0,
             scratch: Vec::with_capacity(RECORD_LEN_MAX),
+            markers: false,
+            synced: (0, 0),
+            sync_due: false,
         })
+    }
+
+    /// Continues a journal in `dir` after a recovery: new segments start at sequence
+    /// `next_seq` (after every existing one) and LSN `next_lsn` (right after the last durable
+    /// record), so a torn tail of the old last segment is never appended to.
+    pub fn resume(dir: &Path, cfg: WriterConfig, next_seq: u64, next_lsn: u64) -> Result<Self> {
+        let mut w = Self::create(dir, cfg)?;
+        w.next_seq = next_seq;
+        w.next_lsn = next_lsn;
+        Ok(w)
+    }
+
+    /// Makes the journal tell recovery where it was durable (FORMAT.md, "Sync markers"):
+    /// segments get [`FLAG_SYNC_MARKERS`](super::segment::FLAG_SYNC_MARKERS), each segment's
+    /// header is fsync'd when it is created and the whole segment before the next one, and
+    /// the first append after every [`sync`](Self::sync) is preceded by a SYNC record. A
+    /// writer that may lose unsynced writes in any order (a power cut) needs it: recovery can
+    /// then end the journal at damage that only unsynced data follows.
+    pub fn enable_sync_markers(&mut self) {
+        self.markers = true;
     }
 
     /// The LSN the next record will get.
@@ -183,7 +212,7 @@ impl JournalWriter {
         let seq = self.next_seq;
         let salt = segment_salt(self.cfg.salt_seed, seq);
         let header = SegmentHeader {
-            flags: if self.cfg.steal { FLAG_STEAL } else { 0 },
+            flags: if self.cfg.steal { FLAG_STEAL } else { 0 } | if self.markers { FLAG_SYNC_MARKERS } else { 0 },
             block_size: self.cfg.block_size,
             segment_seq: seq,
             salt,
@@ -193,13 +222,35 @@ impl JournalWriter {
             segment_blocks: self.cfg.segment_blocks as u32,
         };
         let path = self.dir.join(segment_file_name(seq));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, "create segment", e))?;
-        let pending = header.encode();
+        let mut pending = header.encode();
         let len = pending.len() as u64;
+        let file = if self.markers {
+            // The segment appears whole-headered or not at all: written and synced under a
+            // temporary name, then renamed into place.
+            let tmp = self.dir.join(format!("{}.tmp", segment_file_name(seq)));
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)
+                .map_err(|e| Error::io(&tmp, "create segment", e))?;
+            f.write_all(&pending).map_err(|e| Error::io(&tmp, "write segment header", e))?;
+            f.sync_data().map_err(|e| Error::io(&tmp, "fsync segment", e))?;
+            if path.exists() {
+                return Err(Error::io(&path, "create segment", std::io::ErrorKind::AlreadyExists.into()));
+            }
+            std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, "rename segment into place", e))?;
+            let d = File::open(&self.dir).map_err(|e| Error::io(&self.dir, "open journal directory", e))?;
+            d.sync_all().map_err(|e| Error::io(&self.dir, "fsync journal directory", e))?;
+            pending.clear();
+            f
+        } else {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(|e| Error::io(&path, "create segment", e))?
+        };
         self.current = Some(OpenSegment {
             file,
             info: SegmentInfo { seq, path, base: self.next_base, len: 0, salt },
@@ -213,6 +264,9 @@ impl JournalWriter {
     fn close_segment(&mut self) -> Result<()> {
         if let Some(mut seg) = self.current.take() {
             Self::write_pending(&mut seg)?;
+            if self.markers {
+                seg.file.sync_data().map_err(|e| Error::io(&seg.info.path, "fsync segment", e))?;
+            }
             seg.info.len = seg.len;
             self.next_base = seg.info.base + seg.len;
             self.done.push(seg.info);
@@ -230,6 +284,15 @@ impl JournalWriter {
 
     /// Appends one record of transaction `txid` and returns where it landed.
     pub fn append(&mut self, txid: u64, record: &Record<'_>) -> Result<Appended> {
+        if self.markers && self.sync_due {
+            self.sync_due = false;
+            let mut scratch = std::mem::take(&mut self.scratch);
+            scratch.clear();
+            super::record::encode_sync(self.next_lsn, self.synced.0, self.synced.1, &mut scratch);
+            let r = self.append_encoded(&scratch);
+            self.scratch = scratch;
+            r?;
+        }
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
         record.encode_into(self.next_lsn, txid, &mut scratch);
@@ -297,6 +360,8 @@ impl JournalWriter {
         if let Some(seg) = self.current.as_mut() {
             Self::write_pending(seg)?;
             seg.file.sync_data().map_err(|e| Error::io(&seg.info.path, "fsync segment", e))?;
+            self.synced = (seg.info.seq, seg.len);
+            self.sync_due = true;
         }
         Ok(())
     }
