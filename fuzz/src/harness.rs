@@ -744,6 +744,7 @@ pub fn recover_dir(data: &[u8]) {
     let original = files.iter().find(|(p, _)| p == "image.img").map(|(_, b)| b.clone());
     let modes = [RecoveryMode::Absolute, RecoveryMode::TolerateTail, RecoveryMode::SkipCorrupt];
     let mut outcomes: Vec<[Outcome; 2]> = Vec::new();
+    let mut trusted_home = false;
     for mode in modes {
         let mut pair: [Outcome; 2] = [Ok(None), Ok(None)];
         for (slot, workers) in [1usize, 2].into_iter().enumerate() {
@@ -752,6 +753,7 @@ pub fn recover_dir(data: &[u8]) {
             let what = format!("{mode} with {workers} worker(s), options {:#04x}", input.options);
             pair[slot] = match recovery::recover(dir, &opts) {
                 Ok(report) => {
+                    trusted_home |= report.checkpoint.as_ref().is_some_and(|c| c.records_home > 0);
                     let image = read_image(dir);
                     if mode == RecoveryMode::TolerateTail && workers == 1 && !report.already_recovered {
                         let again = recovery::recover(dir, &RecoverOptions { force: true, ..opts })
@@ -790,8 +792,12 @@ pub fn recover_dir(data: &[u8]) {
     // loser's records, the others replay and then undo them: the same image only while undo
     // images agree with the history before them). Forged checksums let the fuzzer write such
     // journals, so images are compared across modes only for inputs without them: inputs whose
-    // fix-ups change nothing (a valid seed) or touch only the image and the pointer.
-    let forged = input.forges();
+    // fix-ups change nothing (a valid seed) or touch only the image and the pointer. Nor when a
+    // recovery skipped changes because a checkpoint's dirty block table says they were home:
+    // an image the fuzzer changed breaks that claim (a writer's image keeps it), and a mode
+    // that redoes them anyway (skip-corrupt taking transactions out) then differs from one
+    // that trusts it, on blocks whose content no recovery can check.
+    let forged = input.forges() || trusted_home;
     for (i, pair) in outcomes.windows(2).enumerate() {
         let (strict, tolerant) = (modes[i], modes[i + 1]);
         if let (Ok(stricter), next) = (&pair[0][0], &pair[1][0]) {

@@ -1701,7 +1701,8 @@ impl<'p> Gen<'p> {
         self.cost.last_checkpoint_dirty = record.dirty.len() as u64;
         let w = recovery::checkpoint::write(&self.dir, record)?;
         if let Some(trace) = self.live.as_mut().and_then(|l| l.trace.as_mut()) {
-            trace.push(Traced { pos, event: TraceEvent::Checkpoint { seq: w.record.seq } });
+            let bytes = std::fs::read(&w.path).map_err(|e| GenError::io(&w.path, "read checkpoint record", e))?;
+            trace.push(Traced { pos, event: TraceEvent::Checkpoint { seq: w.record.seq, bytes } });
         }
         recovery::checkpoint::prune(&self.dir, plan.retain, false)?;
         if self.image_file.is_some() {
@@ -2274,6 +2275,8 @@ pub enum TraceEvent {
     Checkpoint {
         /// The record's sequence number.
         seq: u64,
+        /// The record file's bytes (retention may delete the file later in the run).
+        bytes: Vec<u8>,
     },
 }
 
