@@ -32,6 +32,9 @@ exhaustive="${counts[3]:-3}"
 
 cargo build -q --release --bin fastrec
 bin=target/release/fastrec
+# Provenance as of the build the trials run (results/ changes do not count as code changes).
+sha="$(git rev-parse HEAD)"
+dirty="$(git status --porcelain --untracked-files=no -- . ':(exclude)results' | head -1)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 nd="$work/trials.ndjson"
@@ -68,8 +71,6 @@ if [ "$exhaustive" -gt 0 ]; then
   run exhaustive --kind exhaustive --preset small --trials "$exhaustive" --seed "$seed"
 fi
 
-sha="$(git rev-parse HEAD)"
-dirty="$(git status --porcelain --untracked-files=no | head -1)"
 python3 - "$nd" "$out" "$sha" "${dirty:+ (with uncommitted changes)}" "$(nproc)" "$(uname -r)" \
   "$(ls -d /sys/devices/system/node/node* 2>/dev/null | wc -l)" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)" \
   "$sigkill $images $rkill $exhaustive" "$seed" <<'EOF'

@@ -118,19 +118,20 @@ struct WriterArgs {
 struct TrialsArgs {
     /// Which trials: sigkill (a live writer killed, recovered, resumed and killed again),
     /// images (simulated power-loss crash images), recovery-kill (recovery killed, then
-    /// recovered again).
+    /// recovered again), exhaustive (every crash state of small writers).
     #[arg(long, value_enum)]
     kind: trials::TrialKind,
-    /// Number of trials.
+    /// Number of trials (for exhaustive: of writers, each with all its crash states).
     #[arg(long, default_value_t = 100)]
     trials: u64,
-    /// Seed; trial i uses derived seeds, so a failing trial is reproduced by its line's seed.
+    /// Seed: the same seed and arguments give the same workloads and crash choices (kill
+    /// timings are real time and vary); each trial's line names the seed of its workload.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Workload preset.
     #[arg(long, default_value = "small")]
     preset: String,
-    /// Transactions per writer run (default: the preset's).
+    /// Transactions per writer run (default: the preset's; exhaustive: 4).
     #[arg(long)]
     txns: Option<u64>,
     /// Scratch directory (default: a new folder under the system's temporary directory).

@@ -1305,7 +1305,13 @@ impl<'p> Gen<'p> {
     fn sync(&mut self) -> Result<(), GenError> {
         if self.live.is_some() {
             // A live writer's group commit: the bytes reach the segment file and the device.
+            // Logged at once: the write-backs below happen after it, and a crash between the
+            // two must see the journal durable.
             self.writer.sync()?;
+            let pos = self.writer.position();
+            if let Some(live) = self.live.as_mut() {
+                live.durable(pos)?;
+            }
         }
         self.durable_pos = self.writer.position();
         self.durable_lsn = self.writer.next_lsn() - 1;
@@ -1332,10 +1338,6 @@ impl<'p> Gen<'p> {
                     self.eligible_list.push(b);
                 }
             }
-        }
-        let pos = self.writer.position();
-        if let Some(live) = self.live.as_mut() {
-            live.durable(pos)?;
         }
         Ok(())
     }
