@@ -76,3 +76,39 @@ fn every_crash_state_of_a_tiny_writer_recovers() {
     assert_eq!(summary["violations"], 0);
     assert!(summary["states"].as_u64().expect("states") > 100, "{summary}");
 }
+
+/// After a recovery and a resumed writer, the journal still holds the first crash's losers,
+/// settled by that recovery: replaying the journal from its start would undo them again. The
+/// normal recovery (from the checkpoint record recovery wrote) gives the writer's last commit.
+#[test]
+fn a_resumed_steal_journal_is_not_replayed_from_its_start() {
+    use recovery::{recover, Error, RecoverOptions};
+    use workloads::{GenParams, Policy, Preset};
+    let tmp = tempfile::tempdir().expect("scratch");
+    let dir = tmp.path().join("w");
+    let mut p = Preset::Small.params(9);
+    p.policy = Policy::Steal;
+    p.unlogged_write_rate = 0.0;
+    p.txns = 60;
+    workloads::run_live(&dir, &p, &tmp.path().join("first.log"), false).expect("first writer");
+    let first = recover(&dir, &RecoverOptions::default()).expect("first recovery");
+    assert!(first.final_checkpoint.is_some(), "recovery wrote its record at the journal's end");
+    let p2 = GenParams { seed: 10, ..p.clone() };
+    let log = tmp.path().join("second.log");
+    workloads::run_live(&dir, &p2, &log, true).expect("resumed writer");
+    let image = dir.join("image.img");
+    let before = std::fs::read(&image).expect("image");
+    let opts = RecoverOptions { use_checkpoints: false, ..RecoverOptions::default() };
+    match recover(&dir, &opts) {
+        Err(Error::Checkpoint { reason, .. }) => assert!(reason.contains("settled"), "{reason}"),
+        other => panic!("replaying a resumed steal journal from its start: {:?}", other.map(|_| ())),
+    }
+    assert_eq!(std::fs::read(&image).expect("image"), before, "a refused recovery left the image as it was");
+    recover(&dir, &RecoverOptions::default()).expect("recovery from the checkpoint records");
+    let text = std::fs::read_to_string(&log).expect("log");
+    let last = text.lines().rev().find(|l| l.starts_with("c ")).expect("a commit");
+    let want = last.split(' ').nth(3).expect("digest");
+    let img = std::fs::read(&image).expect("image");
+    let got = workloads::digest::image_digest(&workloads::digest::block_digests(&img, p.block_size as usize));
+    assert_eq!(got, want, "the recovered image is the state after the resumed writer's last commit");
+}

@@ -1072,6 +1072,49 @@ fn start_point_pinned(dir: &Path, layout: &Layout, journal: &mut Journal, pin: P
 /// than the copy once the copy lies before the redo start of both of its two newest
 /// checkpoint records (DESIGN.md, "Logical operations"), so a replay from the newest or the
 /// one before reads every source as the copy did, and a replay from further back might not.
+/// Recovering from the journal's start (`--no-checkpoints`, or no usable record) under steal:
+/// refuses when a transaction with no end began before a checkpoint record that lists no open
+/// transaction. A writer's record lists every transaction open when it was taken, so such a
+/// transaction was settled there by an earlier recovery (its changes undone, the record
+/// written at the journal's end: DESIGN.md, "The writer after recovery"), and a writer resumed
+/// after it may have reused its blocks: undoing it again would overwrite their later changes.
+/// Only when the journal goes on after that record: a rerun over the journal the earlier
+/// recovery saw repeats its history and its undo exactly.
+fn check_settled_losers(dir: &Path, layout: &Layout, analysis: &Analysis, last_lsn: u64) -> Result<()> {
+    if !analysis.steal {
+        // No-steal losers are never applied, so reading them again changes nothing.
+        return Ok(());
+    }
+    let records = checkpoint::list(dir)?;
+    let Some((path, rec)) = records
+        .iter()
+        .rev()
+        .filter_map(|(_, p)| checkpoint::read(p, layout).ok().map(|r| (p, r)))
+        .find(|(_, r)| r.open.is_empty() && r.lsn < last_lsn)
+    else {
+        return Ok(());
+    };
+    let settled = analysis
+        .txns
+        .iter()
+        .filter(|(_, t)| t.outcome == TxnOutcome::InFlight && t.first_seen() > 0 && t.first_seen() <= rec.lsn)
+        .min_by_key(|(_, t)| t.first_seen());
+    match settled {
+        None => Ok(()),
+        Some((txid, t)) => Err(Error::Checkpoint {
+            path: path.clone(),
+            offset: None,
+            reason: format!(
+                "transaction {txid} (first record LSN {}) has no end, yet this record (LSN {}) lists no open \
+                 transaction: an earlier recovery settled it, and replaying the journal from its start would undo \
+                 it again over later changes; recover from the checkpoint records (without --no-checkpoints)",
+                t.first_seen(),
+                rec.lsn
+            ),
+        }),
+    }
+}
+
 fn check_copy_start(sp: &StartPoint, analysis: &Analysis, dir: &Path) -> Result<()> {
     if analysis.counts.copies == 0 || sp.snapshot.is_some() {
         return Ok(());
@@ -1692,6 +1735,9 @@ impl<'a, 't> Run<'a, 't> {
         inp.journal.check_unchanged()?;
         if self.copy_log.is_none() {
             check_copy_start(start, &analysis, self.dir)?;
+        }
+        if start.checkpoint.is_none() && start.snapshot.is_none() {
+            check_settled_losers(self.dir, &inp.layout, &analysis, outcome.last_lsn)?;
         }
         if let Some(c) = &start.checkpoint {
             // A segment's header names the LSN its first record gets: records below it were
