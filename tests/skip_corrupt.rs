@@ -192,74 +192,6 @@ fn check(p: &GenParams, pick: u64, base: RecoverOptions) {
         if got[range.clone()] == expected[range.clone()] {
             continue;
         }
-        if std::env::var_os("FASTREC_TEST_DEBUG").is_some() {
-            let d: Vec<usize> = (0..bs).filter(|&i| got[range.start + i] != expected[range.start + i]).collect();
-            eprintln!(
-                "block {b}: {} bytes differ from {:?} (got {:x?}, expected {:x?}); redo start {redo_start}, checkpoint LSN {ck_lsn}",
-                d.len(),
-                d.first(),
-                d.iter().take(4).map(|&i| got[range.start + i]).collect::<Vec<_>>(),
-                d.iter().take(4).map(|&i| expected[range.start + i]).collect::<Vec<_>>()
-            );
-            let watch: Vec<u64> = std::env::var("WATCH")
-                .ok()
-                .map(|v| v.split(',').filter_map(|x| x.parse().ok()).collect())
-                .unwrap_or_default();
-            for r in recs.iter().filter(|r| {
-                r.block == Some(b)
-                    || r.src == Some(b)
-                    || r.block.is_some_and(|x| watch.contains(&x))
-                    || r.src.is_some_and(|x| watch.contains(&x))
-                    || excluded.contains(&r.txid)
-            }) {
-                eprintln!(
-                    "  rec lsn {} txid {} block {:?} src {:?} revoke {}",
-                    r.lsn, r.txid, r.block, r.src, r.revoke
-                );
-            }
-            let io = IoOptions::with(IoBackend::Read);
-            let intact = tmp.path().join(format!("intact{b}"));
-            common::generate(&intact, p);
-            let crash_img = common::image(&intact);
-            let (_, full) =
-                workloads::generate_with_expected_image(&tmp.path().join(format!("full{b}")), p).expect("full");
-            for ex in [excluded.clone(), vec![]] {
-                let (_, e) = workloads::generate_with_expected_image(
-                    &tmp.path().join(format!("ex{b}-{}", ex.len())),
-                    &GenParams { exclude_txns: ex.clone(), ..p.clone() },
-                )
-                .expect("ex");
-                eprintln!(
-                    "  oracle excluding {ex:?}: {:x?}",
-                    d.iter().take(4).map(|&i| e[range.start + i]).collect::<Vec<_>>()
-                );
-            }
-            eprintln!(
-                "  crash {:x?} full oracle {:x?}",
-                d.iter().take(4).map(|&i| crash_img[range.start + i]).collect::<Vec<_>>(),
-                d.iter().take(4).map(|&i| full[range.start + i]).collect::<Vec<_>>()
-            );
-            let (lay, journal) = recovery::recover::open_dir(&intact, RecoveryMode::TolerateTail, &io).expect("open");
-            recovery::scan::scan(&journal, RecoveryMode::TolerateTail, |_, h, rec| {
-                if let Record::Bitmap { target, index, set, .. } = rec {
-                    let region = match target {
-                        recovery::format::record::AllocTarget::Block => recovery::image::BitRegion::Blocks,
-                        recovery::format::record::AllocTarget::Inode => recovery::image::BitRegion::Inodes,
-                    };
-                    if let Some(pos) = lay.bit(region, *index) {
-                        if pos.block == b && d.contains(&pos.byte) {
-                            eprintln!(
-                                "  bit lsn {} txid {} index {index} set {set} mask {:#x}",
-                                h.lsn, h.txid, pos.mask
-                            );
-                        }
-                    }
-                }
-                Ok(())
-            })
-            .expect("scan");
-            eprintln!("{report}");
-        }
         assert!(
             unresolved.contains(&b) || lost.contains(&b),
             "{what}: block {b} differs from the oracle without the dropped transactions {excluded:?}, and the report \
@@ -302,7 +234,7 @@ fn workers(n: usize) -> RecoverOptions {
     RecoverOptions { workers: Some(n), ..RecoverOptions::default() }
 }
 
-/// Seeds per test: `FASTREC_TRIALS` (scripts/reliability.sh raises it), else a CI-sized default.
+/// Seeds per test: `FASTREC_TRIALS` (e.g. 250 for a long run), else a CI-sized default.
 fn seeds(default: u64) -> std::ops::RangeInclusive<u64> {
     1..=std::env::var("FASTREC_TRIALS").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -344,28 +276,4 @@ fn lost_records_with_copies_windows_and_checkpoints() {
             check(&ck, seed * 11 + 7, workers(1));
         }
     }
-}
-
-#[test]
-#[ignore]
-fn debug_one() {
-    // SEED PICK STEAL(0/1) CK(0/1): rerun one checkpoint case of the suite with more output.
-    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    let policy = if env("STEAL") == 1 { Policy::Steal } else { Policy::NoSteal };
-    let preset = if env("DEPS") == 1 { Preset::Deps } else { Preset::Small };
-    let mut p = GenParams { policy, ..preset.params(env("SEED")) };
-    if env("CK") == 1 {
-        p.checkpoints = Some(CheckpointPlan { every: Cadence::Txns(60), ..CheckpointPlan::default() });
-    }
-    std::env::set_var("FASTREC_TEST_DEBUG", "1");
-    let opts = if env("W") == 1 {
-        RecoverOptions {
-            image_io: ImageIo::Pwrite,
-            memory_budget_bytes: recovery::recover::MEMORY_BUDGET_MIN,
-            ..workers(1)
-        }
-    } else {
-        workers(1)
-    };
-    check(&p, env("PICK"), opts);
 }
