@@ -503,32 +503,16 @@ pub fn undo_losers(
 pub fn suspect_blocks(layout: &Layout, journal: &Journal, analysis: &Analysis, damage_lsn: u64) -> Result<Vec<u64>> {
     let mut blocks = std::collections::BTreeSet::new();
     let mut first_dropped: std::collections::BTreeMap<u64, u64> = std::collections::BTreeMap::new();
-    let mut loaded: Option<(u32, SegmentBytes)> = None;
     let locs: Vec<UndoLoc> =
         if analysis.steal { analysis.undo.clone() } else { analysis.suspects.iter().map(|&(u, _)| u).collect() };
-    for loc in locs {
-        if loaded.as_ref().is_none_or(|(s, _)| *s != loc.segment) {
-            loaded = Some((loc.segment, journal.load(loc.segment as usize)?));
-        }
-        let Some((_, bytes)) = loaded.as_ref() else { continue };
-        let meta = &journal.segments[loc.segment as usize];
-        let mut dec = SegmentDecoder::new(bytes, meta.header.block_size, meta.header.salt);
-        dec.seek(loc.start as usize, false);
-        let corrupt = |offset: u64, kind| Error::Corrupt { path: meta.path.clone(), offset, kind };
-        let rec_bytes = match dec.next_step() {
-            Step::Record { bytes, .. } => bytes,
-            Step::Damage { offset, kind } => return Err(corrupt(offset as u64, kind)),
-            Step::End { offset } => return Err(corrupt(offset as u64, crate::error::CorruptKind::RecordTruncated)),
-        };
-        let (h, body) = decode_header(rec_bytes).map_err(|(o, k)| corrupt(loc.start + o as u64, k))?;
-        let rec = decode_body(&h, body).map_err(|(o, k)| corrupt(loc.start + o as u64, k))?;
+    for_each_record(journal, &locs, |h, rec| {
         let maybe_committed = analysis.dropped.contains(&h.txid)
             && match analysis.txns.get(&h.txid) {
                 Some(t) if t.outcome == crate::analysis::TxnOutcome::Damaged => true,
                 Some(t) if t.outcome == crate::analysis::TxnOutcome::InFlight => t.first_seen() < damage_lsn,
                 _ => false,
             };
-        let Some(block) = crate::analysis::target_block(layout, &rec) else { continue };
+        let Some(block) = crate::analysis::target_block(layout, rec) else { return };
         let revoked = analysis.revoked_at(block, h.lsn);
         let left = if analysis.steal { revoked } else { revoked || !analysis.superseded(block, h.lsn) };
         if maybe_committed && left {
@@ -538,7 +522,7 @@ pub fn suspect_blocks(layout: &Layout, journal: &Journal, analysis: &Analysis, d
             let first = first_dropped.entry(block).or_insert(h.lsn);
             *first = (*first).min(h.lsn);
         }
-    }
+    })?;
     // A copy redo does not apply (its destination is revoked later) leaves the destination as
     // the crash image has it: made, perhaps, from a source a dropped change had touched.
     for &(src, dst, lsn) in &analysis.copy_edges {
