@@ -57,6 +57,14 @@ struct Line {
     policy: &'static str,
     checkpoints: bool,
     workers: usize,
+    #[serde(flatten)]
+    outcome: Outcome,
+    ms: f64,
+}
+
+/// What a trial's recovery gave, judged.
+#[derive(Debug, Serialize)]
+struct Outcome {
     /// ok: the recovered image is an allowed one; trivial: nothing to recover (killed before
     /// the writer began); violation: anything else.
     verdict: &'static str,
@@ -67,9 +75,9 @@ struct Line {
     k_max: u64,
     k_got: Option<u64>,
     /// How the recovered journal ended: clean, torn (damage or zero fill, nothing valid
-    /// after), unsynced (valid records after damage that no sync marker covers).
+    /// after), unsynced (valid records after damage that no sync marker covers); none when
+    /// recovery did not run or failed.
     tail: &'static str,
-    ms: f64,
 }
 
 /// The tally [`run`] returns.
@@ -92,7 +100,7 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn emit(&mut self, line: Line) -> Result<()> {
-        match line.verdict {
+        match line.outcome.verdict {
             "ok" => self.tally.ok += 1,
             "trivial" => self.tally.trivial += 1,
             _ => {
@@ -242,15 +250,6 @@ fn match_k(digests: &[String], k_min: u64, k_max: u64, got: &str) -> Option<u64>
 
 // ---- SIGKILL trials --------------------------------------------------------------------------
 
-struct Round {
-    verdict: &'static str,
-    detail: String,
-    k_min: u64,
-    k_max: u64,
-    k_got: Option<u64>,
-    tail: &'static str,
-}
-
 /// Runs `fastrec writer` with `args` and kills it with SIGKILL after `delay`; returns whether
 /// it was still running (the kill landed).
 fn spawn_and_kill(exe: &Path, args: &[String], delay: Duration) -> Result<bool> {
@@ -284,9 +283,9 @@ fn spawn_and_kill(exe: &Path, args: &[String], delay: Duration) -> Result<bool> 
 }
 
 /// Recovers `dir` after a kill of the writer that logged to `log`, and judges the result.
-fn check_round(dir: &Path, log: &Path, workers: usize, block_size: usize) -> Result<Round> {
+fn check_round(dir: &Path, log: &Path, workers: usize, block_size: usize) -> Result<Outcome> {
     let v = read_log(log)?;
-    let mut r = Round { verdict: "ok", detail: String::new(), k_min: v.durable, k_max: 0, k_got: None, tail: "none" };
+    let mut r = Outcome { verdict: "ok", detail: String::new(), k_min: v.durable, k_max: 0, k_got: None, tail: "none" };
     if v.digests.is_empty() {
         r.verdict = "trivial";
         r.detail = "killed before the writer logged its base".into();
@@ -416,12 +415,7 @@ fn sigkill(cx: &mut Ctx<'_>) -> Result<()> {
             policy: policy_name(&p),
             checkpoints,
             workers,
-            verdict: r.verdict,
-            detail: r.detail,
-            k_min: r.k_min,
-            k_max: r.k_max,
-            k_got: r.k_got,
-            tail: r.tail,
+            outcome: r,
             ms: ms(t.elapsed()),
         })?;
         if !keep {
@@ -619,12 +613,7 @@ fn images(cx: &mut Ctx<'_>) -> Result<()> {
         fresh_dir(&src)?;
         let (_, trace) = workloads::run_traced(&src, &p).with_context(|| format!("traced writer, seed {seed}"))?;
         let segments = load_segments(&src)?;
-        let mut digests = vec![trace.base_digest.clone()];
-        for e in &trace.events {
-            if let TraceEvent::Commit { digest, .. } = &e.event {
-                digests.push(digest.clone());
-            }
-        }
+        let digests = commit_digests(&trace);
         for _ in 0..STATES_PER_RUN.min(o.trials - i) {
             let t = Instant::now();
             let at = rng.below(trace.events.len() as u64 + 1) as usize;
@@ -633,23 +622,8 @@ fn images(cx: &mut Ctx<'_>) -> Result<()> {
             let dst = o.work.join(format!("image-{i}"));
             let mut pick = |n: u64| rng.below(n);
             let (k_min, k_max, desc) = build_state(&trace, &segments, at, fate, &mut pick, &dst)?;
-            let mut tail = "none";
-            let (verdict, detail, k_got) = match recovery::recover(&dst, &recover_opts(workers)) {
-                Err(e) => ("violation", format!("{desc}; recovery failed: {e}"), None),
-                Ok(rep) => {
-                    tail = tail_kind(&rep);
-                    let got = digest_of_image(&dst, trace.block_size)?;
-                    match match_k(&digests, k_min, k_max, &got) {
-                        Some(k) => ("ok", desc, Some(k)),
-                        None => match match_k(&digests, 0, k_max, &got) {
-                            Some(k) => {
-                                ("violation", format!("{desc}; recovered {k} commits, {k_min} were durable"), None)
-                            }
-                            None => ("violation", format!("{desc}; the image is no prefix of the history"), None),
-                        },
-                    }
-                }
-            };
+            let (verdict, detail, k_got, tail) =
+                judge_state(&dst, &digests, k_min, k_max, workers, trace.block_size, desc)?;
             let keep = verdict == "violation" && o.keep_failures;
             cx.emit(Line {
                 kind: "images",
@@ -659,12 +633,7 @@ fn images(cx: &mut Ctx<'_>) -> Result<()> {
                 policy: policy_name(&p),
                 checkpoints,
                 workers,
-                verdict,
-                detail,
-                k_min,
-                k_max,
-                k_got,
-                tail,
+                outcome: Outcome { verdict, detail, k_min, k_max, k_got, tail },
                 ms: ms(t.elapsed()),
             })?;
             if !keep {
@@ -932,12 +901,7 @@ fn recovery_kill(cx: &mut Ctx<'_>) -> Result<()> {
             policy: policy_name(p),
             checkpoints: *checkpoints,
             workers,
-            verdict,
-            detail,
-            k_min: 0,
-            k_max: 0,
-            k_got: None,
-            tail,
+            outcome: Outcome { verdict, detail, k_min: 0, k_max: 0, k_got: None, tail },
             ms: ms(t.elapsed()),
         })?;
         if !keep {

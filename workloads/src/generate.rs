@@ -2354,20 +2354,10 @@ fn live_writer(
     std::fs::create_dir_all(dir).map_err(|e| GenError::io(dir, "create directory", e))?;
     let jdir = dir.join(JOURNAL_DIR);
     let from = if resume {
-        let mut image_id = None;
-        for entry in std::fs::read_dir(&jdir).map_err(|e| GenError::io(&jdir, "list journal", e))? {
-            let entry = entry.map_err(|e| GenError::io(&jdir, "list journal", e))?;
-            if image_id.is_none() && parse_segment_file_name(&entry.file_name().to_string_lossy()).is_some() {
-                let bytes = std::fs::read(entry.path()).map_err(|e| GenError::io(entry.path(), "read segment", e))?;
-                image_id = recovery::format::segment::SegmentHeader::decode(&bytes).ok().map(|h| h.image_id);
-            }
-        }
-        let Some(image_id) = image_id else {
-            return Err(GenError::BadInput { path: jdir, what: "no segment with a readable header to resume" });
-        };
-        let geometry =
-            Geometry { block_size: p.block_size, block_count: p.block_count, inode_count: p.inode_count, image_id };
-        let at = recovery::recover::resume_journal(dir, &Layout::new(geometry)?)?;
+        // The image's own header names its identity, which the resumed journal keeps.
+        let layout = Layout::read_from(&dir.join(IMAGE_FILE))?;
+        let image_id = layout.geometry.image_id;
+        let at = recovery::recover::resume_journal(dir, &layout)?;
         let ipath = dir.join(IMAGE_FILE);
         let base = std::fs::read(&ipath).map_err(|e| GenError::io(&ipath, "read image", e))?;
         Some(Resume { base, image_id, next_seq: at.next_seq, next_lsn: at.next_lsn })
