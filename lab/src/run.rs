@@ -557,6 +557,12 @@ fn checkpoint(
                 if let Some(secs) = g.writer.checkpoint_secs {
                     r.metric("writer_checkpoint_ms", secs * 1e3, "ms");
                 }
+                // The flush with checkpoints (writing back the blocks not home, the fdatasync and
+                // the marker) is work no start point can avoid: over the time without, it is the
+                // lowest ratio any checkpoint could reach on this crash image.
+                if let Some(flush_ms) = m.with_phase_ms.get("flush") {
+                    r.metric("floor_ratio", flush_ms / (without * 1e3), "x");
+                }
                 // Where the time goes, both ways (medians of the operator's phases).
                 for (way, phases) in [("with", &m.with_phase_ms), ("without", &m.without_phase_ms)] {
                     for (phase, v) in phases.iter().filter(|(_, v)| **v >= 0.05) {

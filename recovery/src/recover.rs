@@ -1882,6 +1882,7 @@ impl<'a, 't> Run<'a, 't> {
             return self.replay_windows(inp, start, analysis, outcome, image).map(|()| Replayed::Written);
         }
         let map = crate::shadow::ImageMap::new(image, &self.image_path, layout)?;
+        map.prefetch(&analysis.touched);
         self.timer.lap("map");
         let mut shadow = match (parallel, &routed) {
             (Some(setup), Some(routed)) => {

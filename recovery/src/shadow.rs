@@ -84,6 +84,20 @@ impl ImageMap {
         Ok(unsafe { std::slice::from_raw_parts(self.ptr.add(at), self.block_size) })
     }
 
+    /// Asks the kernel to start reading `blocks` (ascending) into the page cache now, all at
+    /// once: replay would otherwise fault them in one at a time, one disk read per block, when
+    /// the image is not cached. Best effort: a refusal only loses the overlap.
+    pub fn prefetch(&self, blocks: &[u64]) {
+        let bs = self.block_size as u64;
+        for (first, last) in block_ranges(blocks.iter().copied().filter(|&b| b < self.block_count)) {
+            let _ = self.map.advise_range(
+                memmap2::Advice::WillNeed,
+                (first * bs) as usize,
+                ((last - first + 1) * bs) as usize,
+            );
+        }
+    }
+
     /// Stores `bytes` (one block) as block `b`.
     ///
     /// Callers store each block from one thread only, and hold no slice of it from
@@ -109,6 +123,20 @@ impl ImageMap {
     pub fn block_count(&self) -> u64 {
         self.block_count
     }
+}
+
+/// Ascending `blocks` as inclusive ranges, nearby blocks joined: reading a short gap along
+/// costs less than another request.
+fn block_ranges(blocks: impl Iterator<Item = u64>) -> Vec<(u64, u64)> {
+    const GAP_BLOCKS: u64 = 8;
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for b in blocks {
+        match out.last_mut() {
+            Some((_, last)) if b <= *last + GAP_BLOCKS => *last = (*last).max(b),
+            _ => out.push((b, b)),
+        }
+    }
+    out
 }
 
 enum SlotIndex {
@@ -461,6 +489,15 @@ impl ImageBlocks for ShadowImage {
 mod tests {
     use super::*;
     use crate::image::Geometry;
+
+    #[test]
+    fn prefetch_ranges_join_near_blocks_only() {
+        assert_eq!(block_ranges([].into_iter()), vec![]);
+        assert_eq!(block_ranges([5].into_iter()), vec![(5, 5)]);
+        // A gap of up to 8 blocks is read along; a longer one starts a new range.
+        assert_eq!(block_ranges([1, 2, 10, 19, 30].into_iter()), vec![(1, 10), (19, 19), (30, 30)]);
+        assert_eq!(block_ranges([3, 3, 4].into_iter()), vec![(3, 4)]);
+    }
 
     #[test]
     fn only_blocks_that_end_different_are_written() {

@@ -608,7 +608,19 @@ fn checkpoint_scope_and_time(run: &Run, rs: &[&Record]) -> Claim {
                 x(t)
             ));
         } else if !time_ok(r) {
-            findings.push(format!("{}: {} less scope but only {} less time", crash_text(r), pct(sc), pct(1.0 - t)));
+            let floor = match r.get("floor_ratio") {
+                Some(f) => format!(
+                    " (the flush of the blocks not home, which no start point avoids, alone takes {} the time without)",
+                    x(f)
+                ),
+                None => String::new(),
+            };
+            findings.push(format!(
+                "{}: {} less scope but only {} less time{floor}",
+                crash_text(r),
+                pct(sc),
+                pct(1.0 - t)
+            ));
         }
     }
     let cells: Vec<String> = rs
