@@ -253,6 +253,7 @@ pub(crate) fn checkpoint_records(before_ratio: f64) -> Vec<Record> {
                 r.metric("time_with_ms", with, "ms");
                 r.metric("time_without_ms", without, "ms");
                 r.metric("time_ratio", ratio, "x");
+                r.metric("floor_ratio", ratio * 0.5, "x");
                 r.metric("bytes_skipped", 1.0 - frac, "fraction");
                 r.metric("records_skipped", 1.0 - frac * 0.9, "fraction");
                 r.metric("distance_bytes", (journal * frac).round(), "bytes");

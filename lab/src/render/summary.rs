@@ -575,10 +575,10 @@ mod tests {
         for needle in [
             "The `default` preset with checkpoint records (dirty block table",
             "| cadence (txns) | crash | cache | n | distance (MiB) | journal bytes not read (%) | records not replayed \
-             (%) | time with (ms) | time without (ms) | with / without (x) |",
-            "| 3,000 (default) | before | cold (resident 0.000-0.013) | 3 | 8.00 | 87.5 | 88.8 | 60.0 | 400 | 0.15 | 512 \
-             | 4,000 | 0.310 | 1,200 | 12.0 |",
-            "| 12,000 | after | warm (resident 1.000) | 3 | 0.128 | 99.8 | 99.8 | 5.00 | 100 | 0.0500 |",
+             (%) | time with (ms) | time without (ms) | with / without (x) | flush floor (x) |",
+            "| 3,000 (default) | before | cold (resident 0.000-0.013) | 3 | 8.00 | 87.5 | 88.8 | 60.0 | 400 | 0.15 | \
+             0.0750 | 512 | 4,000 | 0.310 | 1,200 | 12.0 |",
+            "| 12,000 | after | warm (resident 1.000) | 3 | 0.128 | 99.8 | 99.8 | 5.00 | 100 | 0.0500 | 0.0250 |",
             "| label | txns | style | samples with (ms) | samples without (ms) | journal_bytes (bytes) | \
              checkpoints_written (count) |",
             "| every-3000-before cold | 21,010 | incremental | 59.4-61.2 | 392-404 | 67,108,864 | 8 | 500 | 300 |",
