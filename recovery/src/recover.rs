@@ -2084,6 +2084,11 @@ impl<'a, 't> Run<'a, 't> {
                     wb.written, wb.unchanged
                 ));
                 image.sync_data().map_err(|e| Error::io(&self.image_path, "fdatasync image", e))?;
+                // Freeing the stores and unmapping the image took 13 ms of the default
+                // preset's 50 ms recovery from a checkpoint, and nothing waits for it: off the
+                // path, as the journal's unmapping is. The image is durable by now, and the
+                // mapping is only unmapped there, never read or written.
+                let _ = std::thread::Builder::new().name("fastrec-drop".into()).spawn(move || drop(shadow));
                 self.timer.lap("flush");
             }
             Replayed::Written => {
