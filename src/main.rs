@@ -47,8 +47,12 @@ enum Command {
     },
     /// Summarise segments, transactions and the crash point, without changing anything.
     Inspect {
-        /// The directory.
+        /// The directory (with --format jbd2: the ext4 image file).
         dir: PathBuf,
+        /// fastrec (default) or jbd2 (an ext4 image: its journal's transactions, revokes and
+        /// where the log ends and why, as `debugfs -R logdump` tells but summarised).
+        #[arg(long, value_enum, default_value = "fastrec")]
+        format: FormatArg,
         /// Damage handling while scanning (as for `recover`).
         #[arg(long, default_value = "tolerate-tail")]
         mode: ModeArg,
@@ -243,9 +247,22 @@ enum TargetArg {
 
 #[derive(clap::Args)]
 struct GenArgs {
-    /// Directory to create (must not hold a journal already).
+    /// Directory to create (must not hold a journal already); with --format jbd2, the image
+    /// file to write.
     #[arg(long)]
     out: PathBuf,
+    /// fastrec (default) or jbd2: an ext4 image made with mkfs.ext4 whose journal debugfs
+    /// filled with seeded transactions (needs e2fsprogs; --seed picks block size, 64bit,
+    /// checksums, transactions and revokes, --txns overrides the count, --jbd2-journal-mib and
+    /// --jbd2-max-blocks make large journals for benchmarks).
+    #[arg(long, value_enum, default_value = "fastrec")]
+    format: FormatArg,
+    /// With --format jbd2: journal size in MiB (the file system is made 4x as large).
+    #[arg(long)]
+    jbd2_journal_mib: Option<u64>,
+    /// With --format jbd2: most blocks per transaction.
+    #[arg(long)]
+    jbd2_max_blocks: Option<usize>,
     /// Named parameter set: small, default, large, skewed, steal, cpu-bound, memory-bound, physical, deps.
     #[arg(long, default_value = "default")]
     preset: String,
@@ -346,8 +363,13 @@ struct LabArgs {
 
 #[derive(clap::Args)]
 struct RecoverArgs {
-    /// The directory to recover.
+    /// The directory to recover (with --format jbd2: the ext4 image file).
     dir: PathBuf,
+    /// fastrec (default): a fastrec directory. jbd2: an ext4 image file whose internal journal
+    /// is replayed as e2fsck replays it, then reset, with needs_recovery cleared (only
+    /// --workers and --report apply; docs/JBD2.md).
+    #[arg(long, value_enum, default_value = "fastrec")]
+    format: FormatArg,
     /// tolerate-tail (default): cut a torn tail; absolute: any damage is an error and the
     /// image is untouched; skip-corrupt: skip damaged records, leave out every transaction
     /// that may have lost one, and report what is in doubt (docs/DESIGN.md, "Skip-corrupt").
@@ -551,6 +573,30 @@ fn gen_params(a: &GenArgs) -> Result<GenParams> {
 }
 
 fn run_gen(a: &GenArgs) -> Result<()> {
+    if a.format == FormatArg::Jbd2 {
+        let mut p = workloads::jbd2gen::Jbd2Params::small(a.seed);
+        if let Some(t) = a.txns {
+            p.txns = usize::try_from(t).context("--txns is too large")?;
+        }
+        if let Some(m) = a.jbd2_journal_mib {
+            p.journal_mib = m;
+            p.fs_mib = p.fs_mib.max(m * 4);
+            p.block_size = 4096;
+            p.pool_blocks = usize::try_from(m * 256).context("--jbd2-journal-mib is too large")?;
+            // A benchmark journal: checksums v3 (which debugfs writes only with 64bit and
+            // metadata_csum), so that what is timed includes verifying every block.
+            p.bit64 = true;
+            p.metadata_csum = true;
+            p.csum = workloads::jbd2gen::Jbd2Csum::V3;
+            p.uncommitted_last = false;
+        }
+        if let Some(b) = a.jbd2_max_blocks {
+            p.max_blocks = b;
+        }
+        let img = workloads::jbd2gen::generate(&a.out, &p).map_err(|e| anyhow::anyhow!(e))?;
+        println!("{}", serde_json::to_string_pretty(&img)?);
+        return Ok(());
+    }
     let params = gen_params(a)?;
     let summary = workloads::generate(&a.out, &params).with_context(|| format!("generating {}", a.out.display()))?;
     println!("{}", summary);
@@ -635,7 +681,79 @@ fn run_lab(a: &LabArgs) -> Result<()> {
     Ok(())
 }
 
+/// Journal formats `recover` and `inspect` read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum FormatArg {
+    /// A fastrec directory: image, journal segments, checkpoints.
+    Fastrec,
+    /// An ext4 image with an internal jbd2 journal.
+    Jbd2,
+}
+
+fn run_recover_jbd2(a: &RecoverArgs) -> Result<()> {
+    let workers = a.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let r = recovery::jbd2::recover(&a.dir, workers)?;
+    if let Some(path) = &a.report {
+        std::fs::write(path, serde_json::to_vec_pretty(&r)?)
+            .with_context(|| format!("{}: write report", path.display()))?;
+    }
+    println!("recovered {} (ext4 journal)", a.dir.display());
+    print_jbd2_log(&r.log);
+    println!(
+        "  written    {} blocks by {} workers; journal reset at sequence {}",
+        r.log.blocks, r.workers, r.new_sequence
+    );
+    println!("  time       read {:.1} ms, write {:.1} ms, finish {:.1} ms", r.read_ms, r.write_ms, r.finish_ms);
+    Ok(())
+}
+
+fn print_jbd2_log(l: &recovery::jbd2::LogSummary) {
+    println!(
+        "  log        {} transactions, {} block tags, {} revoke records ({} tags revoked), {} bad data checksums",
+        l.transactions, l.tags, l.revoke_records, l.revoked, l.bad_data_checksums
+    );
+    match &l.end {
+        Some(e) => println!(
+            "  end        log block {}, transaction {}: {}",
+            e.block,
+            e.transaction,
+            if e.reason.is_empty() { "-" } else { &e.reason }
+        ),
+        None => println!("  end        the journal is empty (s_start = 0)"),
+    }
+    if let Some(t) = l.failed_commit {
+        println!("  failed     transaction {t}'s commit block fails its checksum: replay stops before it");
+    }
+}
+
+fn run_inspect_jbd2(path: &Path, json: bool) -> Result<()> {
+    let j = recovery::jbd2::Jbd2::open(path)?;
+    let log = j.inspect()?;
+    if json {
+        let v = serde_json::json!({ "fs": j.fs, "journal": j.sb, "log": log });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!(
+        "{}: ext4, {} blocks of {} bytes, needs_recovery {}",
+        path.display(),
+        j.fs.blocks_count,
+        j.fs.block_size,
+        j.fs.needs_recovery
+    );
+    println!(
+        "  journal    inode {}, v{}, {} blocks, first {}, start {}, sequence {}, features compat {:#x} incompat {:#x}",
+        j.fs.journal_inum, j.sb.version, j.sb.maxlen, j.sb.first, j.sb.start, j.sb.sequence, j.sb.compat, j.sb.incompat
+    );
+    print_jbd2_log(&log);
+    println!("  replay     would write {} blocks", log.blocks);
+    Ok(())
+}
+
 fn run_recover(a: &RecoverArgs) -> Result<()> {
+    if a.format == FormatArg::Jbd2 {
+        return run_recover_jbd2(a);
+    }
     let opts = RecoverOptions {
         mode: a.mode.into(),
         io: IoOptions {
@@ -954,7 +1072,8 @@ fn main() -> ExitCode {
         Command::Lab(a) => run_lab(a).map(|()| true),
         Command::Recover(a) => run_recover(a).map(|()| true),
         Command::Verify { dir } => run_verify(dir),
-        Command::Inspect { dir, mode, json } => run_inspect(dir, (*mode).into(), *json).map(|()| true),
+        Command::Inspect { dir, format: FormatArg::Jbd2, json, .. } => run_inspect_jbd2(dir, *json).map(|()| true),
+        Command::Inspect { dir, mode, json, .. } => run_inspect(dir, (*mode).into(), *json).map(|()| true),
         Command::Corrupt { dir, target, flips, seed } => run_corrupt(dir, *target, *flips, *seed).map(|()| true),
         Command::Checkpoint(a) => run_checkpoint(a).map(|()| true),
         Command::Snapshot(a) => run_snapshot(a).map(|()| true),

@@ -11,6 +11,7 @@ pub mod args;
 pub mod checkpoint;
 pub mod gate;
 pub mod io;
+pub mod jbd2;
 pub mod scaling;
 
 use std::alloc::{GlobalAlloc, Layout, System};

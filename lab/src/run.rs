@@ -18,7 +18,7 @@ use recovery::{Executor, ImageIo, IoBackend, IoOptions, Monitor, RecoverOptions,
 use crate::record::{Cache, Env, Record};
 
 /// Every experiment, in the order a run does them.
-pub const EXPERIMENTS: [&str; 7] = ["scaling", "deps", "io", "checkpoint", "progress", "latency", "bandwidth"];
+pub const EXPERIMENTS: [&str; 8] = ["scaling", "deps", "io", "checkpoint", "jbd2", "progress", "latency", "bandwidth"];
 
 /// Presets of the scaling experiment: `physical` has per-record work and no cross-block
 /// dependency (what parallel replay scales best on, so the fair test of the speedup claim),
@@ -69,6 +69,8 @@ struct Plan {
     crashes: &'static [bench::checkpoint::Phase],
     /// Transactions of each `deps` workload; `None`: the `cpu-bound` preset's own.
     deps_txns: Option<u64>,
+    /// Journal size of the `jbd2` experiment's ext4 image, MiB.
+    jbd2_journal_mib: u64,
 }
 
 const QUICK: Plan = Plan {
@@ -80,6 +82,7 @@ const QUICK: Plan = Plan {
     // A third of the preset's transactions: five workloads of the full size would double the
     // quick lab's time on 2 cores, which cannot show what the density does to many workers.
     deps_txns: Some(50_000),
+    jbd2_journal_mib: 128,
 };
 
 const FULL: Plan = Plan {
@@ -89,6 +92,7 @@ const FULL: Plan = Plan {
     cadences: &[24_000, 12_000, 6_000, 3_000, 1_500, 750],
     crashes: &[bench::checkpoint::Phase::After, bench::checkpoint::Phase::Before],
     deps_txns: None,
+    jbd2_journal_mib: 512,
 };
 
 /// Same-run ceilings.
@@ -175,6 +179,7 @@ pub fn run(o: &LabOptions, log: &mut dyn FnMut(&str)) -> Result<PathBuf, String>
             "deps" => deps(o, &plan, work.path(), env.cpus, &mut sink, log),
             "io" => io(o, &plan, &ceil, work.path(), &mut sink, log),
             "checkpoint" => checkpoint(o, &plan, work.path(), &mut sink, log),
+            "jbd2" => jbd2(o, &plan, work.path(), env.cpus, &mut sink, log),
             "progress" | "latency" | "bandwidth" => {
                 if shared.is_none() {
                     log("generating the default preset");
@@ -214,6 +219,84 @@ fn write_env(dir: &Path, env: &Env) -> Result<(), String> {
 fn residency_of(dir: &Path) -> Option<f64> {
     let r = recovery::io::cache::residency_of_journal(&dir.join(recovery::dir::JOURNAL_DIR));
     (r.total_pages > 0).then(|| r.fraction())
+}
+
+/// e2fsck against fastrec on one ext4 journal (docs/JBD2.md): e2fsck, fastrec with one
+/// worker and with one per CPU take turns on the same crash image, restored in between, warm
+/// and cold; both finish with their flush to disk. The recovered blocks are compared once per
+/// cache state: the two must agree.
+fn jbd2(
+    o: &LabOptions,
+    plan: &Plan,
+    work: &Path,
+    cpus: usize,
+    sink: &mut Sink,
+    log: &mut dyn FnMut(&str),
+) -> Result<(), String> {
+    use bench::jbd2::Tool;
+    let params = bench::jbd2::params(o.seed, plan.jbd2_journal_mib);
+    log(&format!("jbd2: generating an ext4 image with a {} MiB journal", plan.jbd2_journal_mib));
+    let p = bench::jbd2::prepare(&params, Some(work))?;
+    let ws = serial_and_all(cpus);
+    let tools: Vec<Tool> = std::iter::once(Tool::E2fsck).chain(ws.iter().map(|&w| Tool::Fastrec(w))).collect();
+    for cold in [false, true] {
+        let cache = if cold { "cold" } else { "warm" };
+        // Untimed: each tool once (which also warms the cache), and their results compared.
+        let mut digests = Vec::new();
+        for &t in &tools {
+            p.run(t, false)?;
+            digests.push(p.digest()?);
+        }
+        if digests.iter().any(|d| *d != digests[0]) {
+            return Err(format!("jbd2: fastrec's recovered blocks differ from e2fsck's ({digests:x?})"));
+        }
+        let mut secs: Vec<Vec<f64>> = vec![Vec::new(); tools.len()];
+        let mut reports: Vec<Vec<recovery::jbd2::Jbd2Report>> = vec![Vec::new(); tools.len()];
+        for rep in 0..plan.reps {
+            // The order turns every repetition, so drift lands on every tool alike.
+            for k in 0..tools.len() {
+                let i = (k + rep) % tools.len();
+                let (s, r) = p.run(tools[i], cold)?;
+                secs[i].push(s);
+                reports[i].extend(r);
+            }
+        }
+        let e2fsck = median(&secs[0]);
+        for (i, &w) in ws.iter().enumerate() {
+            let k = i + 1;
+            let m = median(&secs[k]);
+            let mut r = Record::new("jbd2", &format!("fastrec w={w} {cache}"), o.seed)
+                .param("workers", w)
+                .param("journal_mib", plan.jbd2_journal_mib)
+                .param("csum", "v3");
+            r.cache = Cache { state: cache.into(), resident_min: None, resident_max: None };
+            r.samples_ms = ms(&secs[k]);
+            r.baseline_samples_ms = ms(&secs[0]);
+            r.metric("time_ms", m * 1e3, "ms");
+            r.metric("e2fsck_ms", e2fsck * 1e3, "ms");
+            r.metric("vs_e2fsck", e2fsck / m, "x");
+            r.metric("log_bytes", p.log_bytes as f64, "bytes");
+            r.metric("blocks_written", p.blocks as f64, "count");
+            r.metric("transactions", p.transactions as f64, "count");
+            r.metric("throughput_mb_s", p.log_bytes as f64 / m / 1e6, "MB/s");
+            for (name, f) in [
+                ("read_ms", (|x: &recovery::jbd2::Jbd2Report| x.read_ms) as fn(&recovery::jbd2::Jbd2Report) -> f64),
+                ("write_ms", |x| x.write_ms),
+                ("finish_ms", |x| x.finish_ms),
+            ] {
+                let v: Vec<f64> = reports[k].iter().map(f).collect();
+                r.metric(name, median(&v), "ms");
+            }
+            log(&format!(
+                "jbd2: {cache}, {w} worker(s): {:.1} ms, e2fsck {:.1} ms ({:.2}x)",
+                m * 1e3,
+                e2fsck * 1e3,
+                e2fsck / m
+            ));
+            sink.push(&r)?;
+        }
+    }
+    Ok(())
 }
 
 fn warm_cache(res: &[Option<f64>]) -> Cache {

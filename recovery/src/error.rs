@@ -209,6 +209,16 @@ pub enum Error {
         /// The segment probed.
         path: PathBuf,
     },
+    /// An ext4 image or its jbd2 journal that cannot be recovered as it is.
+    #[error("{}{}: ext4 journal: {reason}", path.display(), offset.map_or(String::new(), |o| format!(" at offset {o}")))]
+    Jbd2 {
+        /// The image.
+        path: PathBuf,
+        /// Byte offset in the image, when the problem is at one place.
+        offset: Option<u64>,
+        /// What is wrong.
+        reason: String,
+    },
     /// An invalid configuration value.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -261,6 +271,7 @@ impl Error {
             Error::Snapshot { .. } => "snapshot",
             Error::NotRecovered { .. } => "not-recovered",
             Error::JournalStartsLate { .. } => "journal-starts-late",
+            Error::Jbd2 { .. } => "jbd2",
             Error::Config(_) => "config",
             Error::Cancelled { .. } => "cancelled",
             Error::InjectedFault(_) => "injected-fault",

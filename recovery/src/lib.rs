@@ -37,6 +37,7 @@ pub mod error;
 pub mod format;
 pub mod image;
 pub mod io;
+pub mod jbd2;
 pub mod journal;
 pub mod parallel;
 pub mod progress;

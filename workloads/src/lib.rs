@@ -57,6 +57,7 @@ pub mod digest;
 pub mod dist;
 pub mod error;
 pub mod generate;
+pub mod jbd2gen;
 pub mod oracle;
 pub mod params;
 pub mod rng;

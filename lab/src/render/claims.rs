@@ -101,8 +101,58 @@ pub fn judge_claims(runs: &[Run]) -> Vec<Claim> {
         mmap_3_5x(&runs),
         checkpoint_scope(&runs),
         checkpoint_find(&runs),
+        jbd2_vs_e2fsck(&runs),
         progress_subsecond(&runs),
     ]
+}
+
+/// fastrec's speed over e2fsck's that the jbd2 front end is built to reach (docs/JBD2.md).
+const JBD2_VS_E2FSCK_MIN: f64 = 5.0;
+
+fn jbd2_vs_e2fsck(runs: &[&Run]) -> Claim {
+    const CLAIM: &str = "ext4 (jbd2) journal recovery at least 5x faster than e2fsck, with the identical result";
+    let base = "jbd2: an ext4 image made by mkfs.ext4 whose journal debugfs filled (checksums v3), recovered by \
+                `e2fsck -y -E journal_only` and by fastrec taking turns from the same crash image, both including \
+                their final flush to disk; the recovered blocks compared (equal, or the run fails); vs e2fsck = \
+                e2fsck's median over fastrec's, with the most workers measured, warm and cold; >= 5x needed in both";
+    let Some(run) = runs.iter().copied().find(|r| !of(r, "jbd2").is_empty()) else {
+        return not_measurable(CLAIM, "no committed run measured the jbd2 front end", base);
+    };
+    let rs = of(run, "jbd2");
+    let most = rs.iter().map(|r| workers(r)).fold(0.0, f64::max);
+    let judged: Vec<&Record> =
+        rs.iter().copied().filter(|r| workers(r) == most && r.get("vs_e2fsck").is_some()).collect();
+    let measured = rs
+        .iter()
+        .map(|r| {
+            format!(
+                "{}, {}: {} ({} ms, e2fsck {} ms)",
+                r.cache.state,
+                workers_text(workers(r)),
+                x(r.get("vs_e2fsck").unwrap_or(f64::NAN)),
+                fmt::value(r.get("time_ms").unwrap_or(f64::NAN), "ms"),
+                fmt::value(r.get("e2fsck_ms").unwrap_or(f64::NAN), "ms")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let states: BTreeSet<&str> = judged.iter().map(|r| r.cache.state.as_str()).collect();
+    let verdict = if judged.iter().any(|r| r.get("vs_e2fsck").is_some_and(|v| v < JBD2_VS_E2FSCK_MIN)) {
+        Verdict::DoesNotHold
+    } else if !(states.contains("warm") && states.contains("cold")) {
+        Verdict::NotMeasurable("needs warm and cold measurements".into())
+    } else {
+        Verdict::Holds
+    };
+    let journal = rs.first().and_then(|r| r.p_num("journal_mib")).map_or("-".into(), |m| fmt::grouped(m, 0));
+    Claim {
+        claim: CLAIM.into(),
+        measured,
+        conditions: format!("{base}; {journal} MiB journal; {}", machine(run)),
+        verdict,
+        run: run.dir_name.clone(),
+        plot: None,
+    }
 }
 
 fn of<'a>(run: &'a Run, experiment: &str) -> Vec<&'a Record> {
@@ -1369,10 +1419,47 @@ mod tests {
         );
     }
 
+    fn jbd2_records(warm: f64, cold: f64) -> Vec<Record> {
+        let mut out = Vec::new();
+        for (cache, ratio) in [("warm", warm), ("cold", cold)] {
+            for w in [1usize, 2] {
+                let mut r = Record::new("jbd2", &format!("fastrec w={w} {cache}"), 1)
+                    .param("workers", w)
+                    .param("journal_mib", 128);
+                r.cache = crate::record::Cache { state: cache.into(), resident_min: None, resident_max: None };
+                // One worker is always slower; only the most workers are judged.
+                let v = if w == 2 { ratio } else { 1.0 };
+                r.metric("vs_e2fsck", v, "x");
+                r.metric("time_ms", 100.0 / v, "ms");
+                r.metric("e2fsck_ms", 100.0, "ms");
+                out.push(r);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn jbd2_claim_needs_5x_warm_and_cold_with_the_most_workers() {
+        let verdict = |warm, cold| {
+            let claims = judge_claims(&[run_of(2, "2026-11-26T10:00:00Z", jbd2_records(warm, cold))]);
+            claim(&claims, "ext4 (jbd2)").verdict.clone()
+        };
+        assert_eq!(verdict(6.0, 5.0), Verdict::Holds);
+        assert_eq!(verdict(6.0, 4.9), Verdict::DoesNotHold);
+        assert_eq!(verdict(2.2, 1.4), Verdict::DoesNotHold);
+        let mut warm_only = jbd2_records(6.0, 6.0);
+        warm_only.retain(|r| r.cache.state == "warm");
+        let claims = judge_claims(&[run_of(2, "2026-11-26T10:00:00Z", warm_only)]);
+        assert!(matches!(claim(&claims, "ext4 (jbd2)").verdict, Verdict::NotMeasurable(_)));
+        let c =
+            claim(&judge_claims(&[run_of(2, "2026-11-26T10:00:00Z", jbd2_records(2.2, 1.4))]), "ext4 (jbd2)").clone();
+        assert!(c.measured.contains("warm, 2 workers: 2.20x (45.5 ms, e2fsck 100 ms)"), "{}", c.measured);
+    }
+
     #[test]
     fn nothing_measured() {
         let claims = judge_claims(&[]);
-        assert_eq!(claims.len(), 7);
+        assert_eq!(claims.len(), 8);
         for c in &claims {
             assert!(matches!(c.verdict, Verdict::NotMeasurable(_)), "{c:?}");
             assert_eq!(c.run, "-");
@@ -1387,7 +1474,7 @@ mod tests {
         assert!(md.starts_with("# Claims\n\nGenerated by `fastrec lab --render` from results/runs/ (2 run(s): "));
         assert!(md.contains("do not edit"));
         assert!(md.contains("| claim | measured | conditions | verdict | run |"));
-        assert_eq!(md.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| claim")).count(), 7);
+        assert_eq!(md.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| claim")).count(), 8);
         assert!(
             md.contains(
                 "[`2026-11-26-test2-70888f6`](runs/2026-11-26-test2-70888f6/summary.md) · \

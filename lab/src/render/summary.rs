@@ -68,6 +68,13 @@ pub(crate) fn describe(experiment: &str, records: &[&Record]) -> &'static str {
             "Recovery throughput of the `default` preset over the same run's memcpy bandwidth with as many \
              threads as workers."
         }
+        "jbd2" => {
+            "An ext4 image (mkfs.ext4) whose journal debugfs filled with transactions (checksums v3), recovered \
+             by `e2fsck -y -E journal_only` and by fastrec (`recover --format jbd2`) taking turns from the same \
+             crash image, restored in between; both include their final flush to disk. Each cache state starts \
+             with one untimed recovery by each, whose recovered blocks must be equal. `vs_e2fsck` is e2fsck's \
+             median over fastrec's; `baseline` samples are e2fsck's."
+        }
         _ => "An experiment this renderer does not know; its records are listed as they are.",
     }
 }
@@ -82,6 +89,7 @@ fn param_order(experiment: &str) -> &'static [&'static str] {
         "progress" => &["preset", "shape", "interval_ms", "workers", "io", "image_io"],
         "latency" => &["preset", "workers", "batch_ops"],
         "bandwidth" => &["preset", "workers", "journal_bytes"],
+        "jbd2" => &["workers", "journal_mib", "csum"],
         _ => &[],
     }
 }
@@ -119,6 +127,7 @@ fn metric_order(experiment: &str) -> &'static [&'static str] {
             "segment_read_count",
         ],
         "bandwidth" => &["time_ms", "throughput_mb_s", "of_memcpy"],
+        "jbd2" => &["time_ms", "e2fsck_ms", "vs_e2fsck", "throughput_mb_s", "read_ms", "write_ms", "finish_ms"],
         _ => &[],
     }
 }
