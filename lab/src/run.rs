@@ -252,7 +252,8 @@ fn jbd2(
         }
         let mut secs: Vec<Vec<f64>> = vec![Vec::new(); tools.len()];
         let mut reports: Vec<Vec<recovery::jbd2::Jbd2Report>> = vec![Vec::new(); tools.len()];
-        for rep in 0..plan.reps {
+        // A repetition takes about a second: five even in a quick run, for the medians.
+        for rep in 0..plan.reps.max(5) {
             // The order turns every repetition, so drift lands on every tool alike.
             for k in 0..tools.len() {
                 let i = (k + rep) % tools.len();

@@ -613,19 +613,19 @@ impl Jbd2 {
             end_block = next;
             let b = self.log_block(next)?;
             next = self.wrap(next + 1);
-            if be32(&b, 0) != JBD2_MAGIC {
+            if be32(b, 0) != JBD2_MAGIC {
                 end_reason = "no journal magic".into();
                 break;
             }
-            let blocktype = be32(&b, 4);
-            let sequence = be32(&b, 8);
+            let blocktype = be32(b, 4);
+            let sequence = be32(b, 8);
             if sequence != next_commit {
                 end_reason = format!("sequence {sequence}, expected {next_commit}");
                 break;
             }
             match blocktype {
                 BT_DESCRIPTOR => {
-                    if !self.tail_csum_ok(&b) {
+                    if !self.tail_csum_ok(b) {
                         if pass != Pass::Scan {
                             return Err(bad(
                                 &self.img.path,
@@ -635,10 +635,10 @@ impl Jbd2 {
                         }
                         need_check_commit_time = true;
                     }
-                    let tags = self.tags(&b);
+                    let tags = self.tags(b);
                     if pass != Pass::Replay {
                         if pass == Pass::Scan && v1_csum && !need_check_commit_time && st.end_transaction.is_none() {
-                            crc_sum = crc32_be(crc_sum, &b);
+                            crc_sum = crc32_be(crc_sum, b);
                             for _ in 0..tags.len() {
                                 crc_sum = crc32_be(crc_sum, self.log_block(next)?);
                                 next = self.wrap(next + 1);
@@ -657,7 +657,7 @@ impl Jbd2 {
                             continue;
                         }
                         let data = self.log_block(io_block)?;
-                        if !self.tag_csum_ok(tag, &data, sequence) {
+                        if !self.tag_csum_ok(tag, data, sequence) {
                             st.summary.bad_data_checksums += 1;
                             continue;
                         }
@@ -665,7 +665,7 @@ impl Jbd2 {
                     }
                 }
                 BT_COMMIT => {
-                    let commit_time = be64(&b, 48);
+                    let commit_time = be64(b, 48);
                     let mut v1_bad = false;
                     if pass == Pass::Scan && v1_csum {
                         if st.end_transaction.is_some() {
@@ -673,7 +673,7 @@ impl Jbd2 {
                             end_reason = "a commit after a transaction whose checksum failed".into();
                             break;
                         }
-                        let found = be32(&b, 16);
+                        let found = be32(b, 16);
                         let (kind, size) = (b[12], b[13]);
                         if (crc_sum == found && kind == 1 && size == 4) || (kind == 0 && size == 0 && found == 0) {
                             crc_sum = !0;
@@ -681,7 +681,7 @@ impl Jbd2 {
                             v1_bad = true;
                         }
                     }
-                    if v1_bad || (pass == Pass::Scan && !self.commit_csum_ok(&b)) {
+                    if v1_bad || (pass == Pass::Scan && !self.commit_csum_ok(b)) {
                         // recovery.c compares the time of the commit before this one with
                         // itself here, so a bad commit checksum always ends the log.
                         st.end_transaction = Some(next_commit);
@@ -711,13 +711,13 @@ impl Jbd2 {
                     next_commit = next_commit.wrapping_add(1);
                 }
                 BT_REVOKE => {
-                    if pass == Pass::Scan && !self.tail_csum_ok(&b) {
+                    if pass == Pass::Scan && !self.tail_csum_ok(b) {
                         need_check_commit_time = true;
                     }
                     if pass != Pass::Revoke {
                         continue;
                     }
-                    let count = be32(&b, 12) as usize;
+                    let count = be32(b, 12) as usize;
                     let csum_size = if self.sb.csum { 4 } else { 0 };
                     if count > b.len() - csum_size {
                         return Err(bad(
@@ -729,7 +729,7 @@ impl Jbd2 {
                     let rl = if self.sb.has(J_INCOMPAT_64BIT) { 8 } else { 4 };
                     let mut at = 16;
                     while at + rl <= count {
-                        let block = if rl == 8 { be64(&b, at) } else { u64::from(be32(&b, at)) };
+                        let block = if rl == 8 { be64(b, at) } else { u64::from(be32(b, at)) };
                         at += rl;
                         st.summary.revoke_records += 1;
                         let e = st.revokes.entry(block).or_insert(sequence);
