@@ -158,7 +158,7 @@ fn a_large_transaction_with_every_feature() {
 /// discards or half-applies the journal.
 #[test]
 fn damaged_journals_match_e2fsck_or_refuse() {
-    for (seed, damage) in [(3u64, "descriptor"), (4, "commit"), (5, "jsb"), (6, "data")] {
+    for (seed, damage) in [(3u64, "descriptor"), (4, "commit"), (5, "jsb"), (6, "data"), (7, "torn commit")] {
         let mut p = Jbd2Params::small(seed);
         p.csum = Jbd2Csum::V3;
         p.bit64 = true;
@@ -185,7 +185,13 @@ fn damaged_journals_match_e2fsck_or_refuse() {
             "jsb" => jsb as usize + 16,
             _ => log((2..400).find(|&n| is(&bytes, n, 2)).expect("a commit block")) + 60,
         };
-        bytes[target] ^= 0x5A;
+        if damage == "torn commit" {
+            // The commit block never reached the disk: its sector is zeros.
+            let at = target - 60;
+            bytes[at..at + 512].fill(0);
+        } else {
+            bytes[target] ^= 0x5A;
+        }
         std::fs::write(&img, &bytes).expect("write");
         let reference = dir.path().join("e2fsck.img");
         let ours = dir.path().join("fastrec.img");
@@ -208,6 +214,12 @@ fn damaged_journals_match_e2fsck_or_refuse() {
                 let e = result.expect_err("refused");
                 assert_eq!(e.kind_name(), "jbd2", "{damage}: {e}");
                 assert_eq!(std::fs::read(&ours).expect("read"), bytes, "{damage}: refused ({e}) but changed the image");
+            }
+            // Without its commit the first transaction is not replayed, nor anything after it.
+            "torn commit" => {
+                let r = result.expect("recovered");
+                assert_eq!((r.log.transactions, r.log.failed_commit), (0, None), "{r:?}");
+                assert_same(&c, "torn commit");
             }
             // The log ends before the transaction whose commit fails: as e2fsck.
             "commit" => {
@@ -279,4 +291,27 @@ fn random_damage_never_panics() {
         ok > 0 && refused > 0,
         "damage that is never refused or always refused tests nothing: {ok} ok, {refused} refused"
     );
+}
+
+/// The CLI end to end: gen, inspect, recover, then e2fsck -fn finds the image clean.
+#[test]
+fn cli_gen_inspect_recover() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let img = dir.path().join("x.img");
+    let bin = env!("CARGO_BIN_EXE_fastrec");
+    let run = |args: &[&str]| {
+        let out = Command::new(bin).args(args).output().expect("run fastrec");
+        assert!(out.status.success(), "fastrec {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let p = img.to_str().expect("utf-8 path");
+    run(&["gen", "--format", "jbd2", "--seed", "5", "--txns", "6", "--out", p]);
+    let inspected = run(&["inspect", p, "--format", "jbd2"]);
+    assert!(inspected.contains("needs_recovery true") && inspected.contains("would write"), "{inspected}");
+    let recovered = run(&["recover", p, "--format", "jbd2", "--workers", "2"]);
+    assert!(recovered.contains("journal reset at sequence"), "{recovered}");
+    let again = run(&["inspect", p, "--format", "jbd2"]);
+    assert!(again.contains("needs_recovery false") && again.contains("the journal is empty"), "{again}");
+    let (rc, out) = e2fsck(&["-fn"], &img);
+    assert_eq!(rc, 0, "{out}");
 }

@@ -236,8 +236,8 @@ fn jbd2(
     use bench::jbd2::Tool;
     let params = bench::jbd2::params(o.seed, plan.jbd2_journal_mib);
     log(&format!("jbd2: generating an ext4 image with a {} MiB journal", plan.jbd2_journal_mib));
-    let p = bench::jbd2::prepare(&params, Some(work))?;
-    let ws = serial_and_all(cpus);
+    let mut p = bench::jbd2::prepare(&params, Some(work))?;
+    let (ws, _) = bench::scaling::worker_counts(cpus);
     let tools: Vec<Tool> = std::iter::once(Tool::E2fsck).chain(ws.iter().map(|&w| Tool::Fastrec(w))).collect();
     for cold in [false, true] {
         let cache = if cold { "cold" } else { "warm" };
@@ -250,19 +250,27 @@ fn jbd2(
         if digests.iter().any(|d| *d != digests[0]) {
             return Err(format!("jbd2: fastrec's recovered blocks differ from e2fsck's ({digests:x?})"));
         }
-        let mut secs: Vec<Vec<f64>> = vec![Vec::new(); tools.len()];
-        let mut reports: Vec<Vec<recovery::jbd2::Jbd2Report>> = vec![Vec::new(); tools.len()];
+        p.capture()?;
+        // Slot tools.len() is the write floor.
+        let n = tools.len() + 1;
+        let mut secs: Vec<Vec<f64>> = vec![Vec::new(); n];
+        let mut reports: Vec<Vec<recovery::jbd2::Jbd2Report>> = vec![Vec::new(); n];
         // A repetition takes about a second: five even in a quick run, for the medians.
         for rep in 0..plan.reps.max(5) {
             // The order turns every repetition, so drift lands on every tool alike.
-            for k in 0..tools.len() {
-                let i = (k + rep) % tools.len();
+            for k in 0..n {
+                let i = (k + rep) % n;
+                if i == tools.len() {
+                    secs[i].push(p.write_floor(cold)?);
+                    continue;
+                }
                 let (s, r) = p.run(tools[i], cold)?;
                 secs[i].push(s);
                 reports[i].extend(r);
             }
         }
         let e2fsck = median(&secs[0]);
+        let floor = median(&secs[tools.len()]);
         for (i, &w) in ws.iter().enumerate() {
             let k = i + 1;
             let m = median(&secs[k]);
@@ -276,6 +284,9 @@ fn jbd2(
             r.metric("time_ms", m * 1e3, "ms");
             r.metric("e2fsck_ms", e2fsck * 1e3, "ms");
             r.metric("vs_e2fsck", e2fsck / m, "x");
+            r.metric("floor_ms", floor * 1e3, "ms");
+            r.metric("e2fsck_over_floor", e2fsck / floor, "x");
+            r.metric("speedup", median(&secs[1]) / m, "x");
             r.metric("log_bytes", p.log_bytes as f64, "bytes");
             r.metric("blocks_written", p.blocks as f64, "count");
             r.metric("transactions", p.transactions as f64, "count");
@@ -289,10 +300,11 @@ fn jbd2(
                 r.metric(name, median(&v), "ms");
             }
             log(&format!(
-                "jbd2: {cache}, {w} worker(s): {:.1} ms, e2fsck {:.1} ms ({:.2}x)",
+                "jbd2: {cache}, {w} worker(s): {:.1} ms, e2fsck {:.1} ms ({:.2}x); writing the blocks alone {:.1} ms",
                 m * 1e3,
                 e2fsck * 1e3,
-                e2fsck / m
+                e2fsck / m,
+                floor * 1e3
             ));
             sink.push(&r)?;
         }
