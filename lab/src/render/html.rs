@@ -132,11 +132,20 @@ pub(crate) fn render_index(
     }
     let no_plot: Vec<&str> =
         EXPERIMENTS.iter().copied().filter(|e| !plots.iter().any(|p| p.experiment == *e)).collect();
-    if !no_plot.is_empty() {
+    let ran = |e: &str| newest.records.iter().any(|r| r.experiment == e);
+    let (tables_only, not_run): (Vec<&str>, Vec<&str>) = no_plot.into_iter().partition(|e| ran(e));
+    if !tables_only.is_empty() {
+        let _ = writeln!(
+            out,
+            "<p>Run without a plot (its tables are in the run's summary): {}.</p>",
+            fmt::html(&tables_only.join(", "))
+        );
+    }
+    if !not_run.is_empty() {
         let _ = writeln!(
             out,
             "<p>Not run in this run (no plot): {}. Older runs may have them; see below.</p>",
-            fmt::html(&no_plot.join(", "))
+            fmt::html(&not_run.join(", "))
         );
     }
     if let Some((run, ps)) = checkpoint {
