@@ -935,3 +935,26 @@ pub fn recover(path: &Path, workers: usize) -> Result<Jbd2Report> {
         finish_ms: t2.elapsed().as_secs_f64() * 1e3,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksums_match_their_published_check_values() {
+        // CRC-32/MPEG-2 (the kernel's crc32_be from all ones) of "123456789".
+        assert_eq!(crc32_be(!0, b"123456789"), 0x0376_E6E7);
+        // The kernel's crc32c from all ones leaves the final inversion out of CRC-32C's
+        // 0xE3069283.
+        assert_eq!(crc_raw(!0, b"123456789"), !0xE306_9283);
+        // Continuing a raw sum equals summing the whole.
+        assert_eq!(crc_raw(crc_raw(7, b"1234"), b"56789"), crc_raw(7, b"123456789"));
+    }
+
+    #[test]
+    fn sequence_comparisons_wrap() {
+        assert!(tid_gt(5, 4) && !tid_gt(4, 4) && tid_geq(4, 4));
+        assert!(tid_gt(1, u32::MAX), "1 follows 2^32 - 1");
+        assert!(!tid_geq(u32::MAX, 1));
+    }
+}
