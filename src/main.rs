@@ -691,8 +691,7 @@ enum FormatArg {
 }
 
 fn run_recover_jbd2(a: &RecoverArgs) -> Result<()> {
-    let workers = a.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let r = recovery::jbd2::recover(&a.dir, workers)?;
+    let r = recovery::jbd2::recover(&a.dir, a.workers)?;
     if let Some(path) = &a.report {
         std::fs::write(path, serde_json::to_vec_pretty(&r)?)
             .with_context(|| format!("{}: write report", path.display()))?;

@@ -28,7 +28,8 @@ fn be32(b: &[u8], at: usize) -> u32 {
 }
 
 struct Case {
-    _dir: tempfile::TempDir,
+    /// The directory the images are in, when the case owns it.
+    _dir: Option<tempfile::TempDir>,
     reference: PathBuf,
     ours: PathBuf,
     jsb_offset: u64,
@@ -49,8 +50,8 @@ fn case(p: &Jbd2Params, workers: usize) -> (Case, jbd2::Jbd2Report) {
     let (jsb_offset, block_size) = (j.journal_superblock_offset(), j.fs.block_size);
     let (rc, out) = e2fsck(&["-y", "-E", "journal_only"], &reference);
     assert!(rc == 0 || rc == 1, "seed {}: e2fsck exit {rc}: {out}", p.seed);
-    let report = jbd2::recover(&ours, workers).unwrap_or_else(|e| panic!("seed {} ({p:?}): {e}", p.seed));
-    (Case { _dir: dir, reference, ours, jsb_offset, block_size }, report)
+    let report = jbd2::recover(&ours, Some(workers)).unwrap_or_else(|e| panic!("seed {} ({p:?}): {e}", p.seed));
+    (Case { _dir: Some(dir), reference, ours, jsb_offset, block_size }, report)
 }
 
 /// Block-for-block equality outside the superblocks, and their recovery fields.
@@ -199,14 +200,8 @@ fn damaged_journals_match_e2fsck_or_refuse() {
         std::fs::copy(&img, &ours).expect("copy");
         let (rc, out) = e2fsck(&["-y", "-E", "journal_only"], &reference);
         assert!(rc <= 1, "{damage}: e2fsck exit {rc}: {out}");
-        let result = jbd2::recover(&ours, 2);
-        let c = Case {
-            _dir: tempfile::tempdir().expect("tempdir"),
-            reference,
-            ours: ours.clone(),
-            jsb_offset: jsb,
-            block_size: bs,
-        };
+        let result = jbd2::recover(&ours, Some(2));
+        let c = Case { _dir: None, reference, ours: ours.clone(), jsb_offset: jsb, block_size: bs };
         match damage {
             // e2fsck drops the whole journal (a bad descriptor checksum in a transaction that
             // commits; a journal superblock out of range); fastrec keeps it for a decision.

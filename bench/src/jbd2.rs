@@ -63,13 +63,7 @@ pub fn prepare(p: &Jbd2Params, parent: Option<&Path>) -> Result<Prepared, String
     let j = recovery::jbd2::Jbd2::open(&image).map_err(|e| e.to_string())?;
     let log = j.inspect().map_err(|e| e.to_string())?;
     let bs = j.fs.block_size;
-    let mut saved = Vec::new();
-    let f = std::fs::File::open(&image).map_err(|e| e.to_string())?;
-    for b in j.blocks_written().map_err(|e| e.to_string())? {
-        let mut buf = vec![0u8; bs as usize];
-        std::os::unix::fs::FileExt::read_exact_at(&f, &mut buf, b * bs).map_err(|e| e.to_string())?;
-        saved.push((b, buf));
-    }
+    let saved = read_blocks(&image, bs, j.blocks_written().map_err(|e| e.to_string())?)?;
     Ok(Prepared {
         _tmp: tmp,
         image,
@@ -96,11 +90,7 @@ pub enum Tool {
 impl Prepared {
     /// Puts the crash state back (every block a recovery writes) and syncs it.
     pub fn restore(&self) -> Result<(), String> {
-        let f = std::fs::OpenOptions::new().write(true).open(&self.image).map_err(|e| e.to_string())?;
-        for (b, bytes) in &self.saved {
-            std::os::unix::fs::FileExt::write_all_at(&f, bytes, b * self.block_size).map_err(|e| e.to_string())?;
-        }
-        f.sync_all().map_err(|e| e.to_string())
+        write_blocks(&self.image, self.block_size, &self.saved)?.sync_all().map_err(|e| e.to_string())
     }
 
     /// One recovery from the restored crash state (evicted first when `cold`); seconds, and
@@ -123,24 +113,14 @@ impl Prepared {
                 }
                 None
             }
-            Tool::Fastrec(w) => Some(recovery::jbd2::recover(&self.image, w).map_err(|e| e.to_string())?),
+            Tool::Fastrec(w) => Some(recovery::jbd2::recover(&self.image, Some(w)).map_err(|e| e.to_string())?),
         };
         Ok((t.elapsed().as_secs_f64(), report))
     }
 
     /// Keeps the blocks as the last recovery left them, for [`Prepared::write_floor`].
     pub fn capture(&mut self) -> Result<(), String> {
-        let f = std::fs::File::open(&self.image).map_err(|e| e.to_string())?;
-        self.recovered = self
-            .saved
-            .iter()
-            .map(|(b, _)| {
-                let mut buf = vec![0u8; self.block_size as usize];
-                std::os::unix::fs::FileExt::read_exact_at(&f, &mut buf, b * self.block_size)
-                    .map(|()| (*b, buf))
-                    .map_err(|e| e.to_string())
-            })
-            .collect::<Result<_, String>>()?;
+        self.recovered = read_blocks(&self.image, self.block_size, self.saved.iter().map(|(b, _)| *b))?;
         Ok(())
     }
 
@@ -156,30 +136,43 @@ impl Prepared {
             recovery::io::cache::evict(&self.image).map_err(|e| e.to_string())?;
         }
         let t = Instant::now();
-        let f = std::fs::OpenOptions::new().write(true).open(&self.image).map_err(|e| e.to_string())?;
-        for (b, bytes) in &self.recovered {
-            std::os::unix::fs::FileExt::write_all_at(&f, bytes, b * self.block_size).map_err(|e| e.to_string())?;
-        }
-        f.sync_data().map_err(|e| e.to_string())?;
+        write_blocks(&self.image, self.block_size, &self.recovered)?.sync_data().map_err(|e| e.to_string())?;
         Ok(t.elapsed().as_secs_f64())
     }
 
     /// The image's blocks a recovery wrote, hashed, superblock blocks left out: equal for the
     /// two tools when they agree.
     pub fn digest(&self) -> Result<u64, String> {
-        let f = std::fs::File::open(&self.image).map_err(|e| e.to_string())?;
         let skip = [1024 / self.block_size, self.jsb_block];
-        let mut h = fnv::new();
-        for (b, _) in &self.saved {
-            if skip.contains(b) {
-                continue;
-            }
-            let mut buf = vec![0u8; self.block_size as usize];
-            std::os::unix::fs::FileExt::read_exact_at(&f, &mut buf, b * self.block_size).map_err(|e| e.to_string())?;
-            h = fnv::add(h, *b, &buf);
-        }
-        Ok(h)
+        let blocks = self.saved.iter().map(|(b, _)| *b).filter(|b| !skip.contains(b));
+        Ok(read_blocks(&self.image, self.block_size, blocks)?
+            .iter()
+            .fold(fnv::new(), |h, (b, buf)| fnv::add(h, *b, buf)))
     }
+}
+
+/// `blocks` of the image as they are now.
+fn read_blocks(image: &Path, bs: u64, blocks: impl IntoIterator<Item = u64>) -> Result<Vec<(u64, Vec<u8>)>, String> {
+    let f = std::fs::File::open(image).map_err(|e| format!("{}: {e}", image.display()))?;
+    blocks
+        .into_iter()
+        .map(|b| {
+            let mut buf = vec![0u8; bs as usize];
+            std::os::unix::fs::FileExt::read_exact_at(&f, &mut buf, b * bs)
+                .map(|()| (b, buf))
+                .map_err(|e| format!("{}: block {b}: {e}", image.display()))
+        })
+        .collect()
+}
+
+/// Writes `blocks` into the image; returns the file for the caller's sync.
+fn write_blocks(image: &Path, bs: u64, blocks: &[(u64, Vec<u8>)]) -> Result<std::fs::File, String> {
+    let f = std::fs::OpenOptions::new().write(true).open(image).map_err(|e| format!("{}: {e}", image.display()))?;
+    for (b, bytes) in blocks {
+        std::os::unix::fs::FileExt::write_all_at(&f, bytes, b * bs)
+            .map_err(|e| format!("{}: block {b}: {e}", image.display()))?;
+    }
+    Ok(f)
 }
 
 /// An order-sensitive 64-bit hash (FNV-1a) of (block, bytes) pairs.

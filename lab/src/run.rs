@@ -221,10 +221,10 @@ fn residency_of(dir: &Path) -> Option<f64> {
     (r.total_pages > 0).then(|| r.fraction())
 }
 
-/// e2fsck against fastrec on one ext4 journal (docs/JBD2.md): e2fsck, fastrec with one
-/// worker and with one per CPU take turns on the same crash image, restored in between, warm
-/// and cold; both finish with their flush to disk. The recovered blocks are compared once per
-/// cache state: the two must agree.
+/// e2fsck against fastrec on one ext4 journal (docs/JBD2.md): e2fsck, fastrec with 1, 2, 4,
+/// ... workers and the write floor take turns on the same crash image, restored in between,
+/// warm and cold; all finish with their flush to disk. The recovered blocks are compared once
+/// per cache state: the tools must agree.
 fn jbd2(
     o: &LabOptions,
     plan: &Plan,

@@ -101,16 +101,19 @@ fn crc32_be(mut crc: u32, data: &[u8]) -> u32 {
 
 /// Reads fixed-size pieces of the image at file offsets, with errors naming the offset.
 struct Image {
-    file: File,
     path: PathBuf,
     len: u64,
-    /// The whole file, read-only: log blocks are read through it without a copy or a system
-    /// call each (the image is not truncated while recovery holds it open, as for journal
-    /// segments).
+    /// The whole file, read-only (`None` when it is empty): everything is read through it,
+    /// log blocks without a copy or a system call each (the image is not truncated while
+    /// recovery holds it open, as for journal segments).
     map: Option<memmap2::Mmap>,
 }
 
 impl Image {
+    fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        self.slice(offset, len).map(<[u8]>::to_vec)
+    }
+
     fn slice(&self, offset: u64, len: usize) -> Result<&[u8]> {
         match &self.map {
             Some(m) if offset.checked_add(len as u64).is_some_and(|end| end <= self.len) => {
@@ -131,19 +134,6 @@ impl Image {
                 let _ = m.advise_range(memmap2::Advice::WillNeed, offset as usize, len as usize);
             }
         }
-    }
-
-    fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
-        if offset.checked_add(len as u64).is_none_or(|end| end > self.len) {
-            return Err(bad(
-                &self.path,
-                Some(offset),
-                format!("{len} bytes wanted past the image's end ({} bytes)", self.len),
-            ));
-        }
-        let mut buf = vec![0u8; len];
-        self.file.read_exact_at(&mut buf, offset).map_err(|e| Error::io(&self.path, "read", e))?;
-        Ok(buf)
     }
 }
 
@@ -428,8 +418,12 @@ impl Jbd2 {
         let file = File::open(path).map_err(|e| Error::io(path, "open", e))?;
         let len = file.metadata().map_err(|e| Error::io(path, "stat", e))?.len();
         // SAFETY: read-only; see `Image::map`.
-        let map = if len > 0 { unsafe { memmap2::Mmap::map(&file) }.ok() } else { None };
-        let img = Image { file, path: path.to_path_buf(), len, map };
+        let map = if len > 0 {
+            Some(unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, "map", e))?)
+        } else {
+            None
+        };
+        let img = Image { path: path.to_path_buf(), len, map };
         let fs = ext4_super(&img)?;
         let map = journal_blocks(&img, &fs)?;
         let raw_sb = img.read(map[0] * fs.block_size, 1024)?;
@@ -825,9 +819,10 @@ pub struct Jbd2Report {
     pub finish_ms: f64,
 }
 
-/// Recovers the ext4 image at `path` in place: replays its journal with `workers` threads,
-/// then resets the journal and clears `needs_recovery` as e2fsck does.
-pub fn recover(path: &Path, workers: usize) -> Result<Jbd2Report> {
+/// Recovers the ext4 image at `path` in place: replays its journal with `workers` threads
+/// (`None`: one per CPU, as the engine's default), then resets the journal and clears
+/// `needs_recovery` as e2fsck does.
+pub fn recover(path: &Path, workers: Option<usize>) -> Result<Jbd2Report> {
     let t0 = std::time::Instant::now();
     let j = Jbd2::open(path)?;
     let st = j.read_log()?;
@@ -849,7 +844,7 @@ pub fn recover(path: &Path, workers: usize) -> Result<Jbd2Report> {
     // still read: then every copy is read before any is written.
     let journal_set: std::collections::HashSet<u64> = j.map.iter().copied().collect();
     let staged = copies.iter().any(|c| journal_set.contains(&c.target));
-    let workers = workers.max(1);
+    let workers = crate::recover::default_workers(workers);
     let write_one = |c: &Copy, data: Option<&[u8]>| -> Result<()> {
         let src = match data {
             Some(d) => d,

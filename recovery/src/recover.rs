@@ -1160,6 +1160,20 @@ fn available_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// Workers for a front end without the pinning plan (the jbd2 one): as asked, else one per
+/// available CPU, capped as [`RecoverOptions::workers_max`] caps them by default.
+pub(crate) fn default_workers(asked: Option<usize>) -> usize {
+    asked.unwrap_or_else(available_cpus).min(RecoverOptions::default().workers_max).max(1)
+}
+
+/// Drops `value` on a thread of its own: unmapping and freeing hundreds of MiB costs
+/// milliseconds of page-table work that nothing waits for. Only what is never read again
+/// belongs here (a mapping is unmapped there, not read, so a file changed meanwhile cannot
+/// fault); if no thread can be started it is dropped here.
+pub(crate) fn drop_off_path<T: Send + 'static>(value: T) {
+    let _ = std::thread::Builder::new().name("fastrec-drop".into()).spawn(move || drop(value));
+}
+
 /// Resolves the worker count and pinning plan. One worker runs the same chunked pipeline as
 /// many (chunked scan, routed replay: it measured faster than replaying record by record in
 /// the scan's order, because the routed replay skips moot changes unread and prefetches);
@@ -1341,10 +1355,7 @@ fn recover_inner(
     run.mark(&inp, &pass1.outcome)?;
     run.final_checkpoint(&inp, &pass1.outcome)?;
     let report = run.report(&start, &analysis, pass1.outcome);
-    // Unmapping a few hundred MiB of journal (and freeing the tables) costs milliseconds of
-    // page-table work that nothing waits for: done off the recovery's path. The mappings are
-    // only unmapped there, never read, so a file changed meanwhile cannot fault.
-    let _ = std::thread::Builder::new().name("fastrec-drop".into()).spawn(move || drop((inp, analysis)));
+    drop_off_path((inp, analysis));
     Ok(report)
 }
 
@@ -2084,11 +2095,8 @@ impl<'a, 't> Run<'a, 't> {
                     wb.written, wb.unchanged
                 ));
                 image.sync_data().map_err(|e| Error::io(&self.image_path, "fdatasync image", e))?;
-                // Freeing the stores and unmapping the image took 13 ms of the default
-                // preset's 50 ms recovery from a checkpoint, and nothing waits for it: off the
-                // path, as the journal's unmapping is. The image is durable by now, and the
-                // mapping is only unmapped there, never read or written.
-                let _ = std::thread::Builder::new().name("fastrec-drop".into()).spawn(move || drop(shadow));
+                // The image is durable by now: its stores and mapping are never used again.
+                drop_off_path(shadow);
                 self.timer.lap("flush");
             }
             Replayed::Written => {
